@@ -1,0 +1,71 @@
+# Humanline: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PORT ?= 8000
+export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/humanline
+export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
+
+.PHONY: install run serve test lint format bench browser clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: the whole platform, embedded (SQLite, in-memory layer, in-process work, demo data)
+run: install
+	@mkdir -p var
+	@env -u DATABASE_URL -u REDIS_URL $(PY) manage.py migrate --noinput -v0
+	@env -u DATABASE_URL -u REDIS_URL $(PY) manage.py load_demo
+	@echo ""
+	@echo "  Humanline is running (embedded default: SQLite, in-memory channels, in-process work)"
+	@echo "    Home            http://127.0.0.1:$(PORT)/"
+	@echo "    Apply as agent  http://127.0.0.1:$(PORT)/apply/"
+	@echo "    Staff review    http://127.0.0.1:$(PORT)/staff/review/"
+	@echo "    API docs        http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "    Django admin    http://127.0.0.1:$(PORT)/django-admin/"
+	@echo "  Demo sign-ins (password: humanline-demo)"
+	@echo "    ops@example.com (staff) · agent@example.com (agent) · customer@example.com (customer)"
+	@echo ""
+	@env -u DATABASE_URL -u REDIS_URL $(PY) -m daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+
+## make serve: production-like local mode, separate processes on DATABASE_URL / REDIS_URL
+serve: install
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make serve needs DATABASE_URL and REDIS_URL (see README)"; exit 2; }
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py collectstatic --noinput -v0
+	@PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+
+## make test: the whole suite against the real PostgreSQL and Redis
+test: install browser
+	@DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) -m config.preflight
+	@DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) HUMANLINE_TESTING=1 \
+	  CELERY_TASK_ALWAYS_EAGER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests, installed when missing
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: install
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+bench: install
+	@test ! -d bench || ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+	@for b in bench/*.py; do echo "== $$b"; DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,242 @@
+"""HTTP API for people: token sign-in, sign-up, applications, documents, review."""
+
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.generics import get_object_or_404
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from agents import selectors, services
+from agents.models import AgentStatus
+from agents.serializers import (
+    AgentReviewOutput,
+    ApplicantOutput,
+    ApplicationInput,
+    ApplicationOutput,
+    CustomerSignUpInput,
+    DecisionInput,
+    DocumentInput,
+    DocumentOutput,
+    SkillInput,
+    SkillOutput,
+    TokenInput,
+    UserOutput,
+)
+from config.api import error_body
+from config.permissions import IsAgentUser, IsOperations
+
+
+class TokenView(APIView):
+    """Exchange an e-mail address and password for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_in"
+
+    @extend_schema(request=TokenInput, responses={200: dict}, tags=["auth"])
+    def post(self, request):
+        from django.contrib.auth import authenticate
+
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"].strip(),
+            password=data.validated_data["password"],
+        )
+        if user is None:
+            return Response(
+                error_body("invalid_credentials", "Unknown e-mail address or wrong password."),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class CustomerSignUpView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_up"
+
+    @extend_schema(request=CustomerSignUpInput, responses={201: UserOutput}, tags=["customers"])
+    def post(self, request):
+        data = CustomerSignUpInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.customer_sign_up(**data.validated_data)
+        return Response(UserOutput(user).data, status=status.HTTP_201_CREATED)
+
+
+class ApplicationView(APIView):
+    """Apply to become an agent.  The answer carries a token for the next steps."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_up"
+
+    @extend_schema(request=ApplicationInput, responses={201: ApplicationOutput}, tags=["agents"])
+    def post(self, request):
+        data = ApplicationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        agent = services.agent_apply(application=services.Application(**data.validated_data))
+        agent.token = Token.objects.create(user=agent.user).key
+        return Response(ApplicationOutput(agent).data, status=status.HTTP_201_CREATED)
+
+
+class MyApplicationView(APIView):
+    """The applicant's own application and its status."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: ApplicantOutput}, tags=["agents"])
+    def get(self, request):
+        agent = selectors.agent_for_user(user=request.user)
+        return Response(ApplicantOutput(agent).data)
+
+
+class MyDocumentsView(APIView):
+    permission_classes = [IsAgentUser]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": DocumentInput},
+        responses={201: DocumentOutput},
+        tags=["agents"],
+    )
+    def post(self, request):
+        data = DocumentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        agent = selectors.agent_for_user(user=request.user)
+        document = services.agent_document_upload(agent=agent, upload=data.validated_data["file"])
+        return Response(DocumentOutput(document).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewQueueView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=AgentStatus.values, required=False)],
+        responses={200: AgentReviewOutput(many=True)},
+        tags=["admin"],
+    )
+    def get(self, request):
+        wanted = request.query_params.get("status") or None
+        if wanted and wanted not in AgentStatus.values:
+            return Response(
+                error_body(
+                    "invalid",
+                    f"Unknown status '{wanted}'.",
+                    {"status": [f"Choose one of: {', '.join(AgentStatus.values)}."]},
+                ),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        from config.api import Pagination
+
+        paginator = Pagination()
+        page = paginator.paginate_queryset(
+            selectors.agent_review_queue(status=wanted), request, view=self
+        )
+        return paginator.get_paginated_response(AgentReviewOutput(page, many=True).data)
+
+
+class ReviewDetailView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: AgentReviewOutput}, tags=["admin"])
+    def get(self, request, agent_id: int):
+        agent = get_object_or_404(selectors.agent_review_queue(), pk=agent_id)
+        return Response(AgentReviewOutput(agent).data)
+
+
+def _decision_view(action, summary: str):
+    class DecisionView(APIView):
+        permission_classes = [IsOperations]
+
+        @extend_schema(
+            request=DecisionInput,
+            responses={200: AgentReviewOutput},
+            tags=["admin"],
+            summary=summary,
+        )
+        def post(self, request, agent_id: int):
+            get_object_or_404(selectors.agent_review_queue(), pk=agent_id)
+            data = DecisionInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            action(
+                actor=request.user, agent_id=agent_id, reason=data.validated_data.get("reason", "")
+            )
+            agent = selectors.agent_review_queue().get(pk=agent_id)
+            return Response(AgentReviewOutput(agent).data)
+
+    DecisionView.__name__ = f"{action.__name__.title().replace('_', '')}View"
+    return DecisionView
+
+
+ApproveView = _decision_view(services.agent_approve, "Approve an application in review")
+RejectView = _decision_view(services.agent_reject, "Reject an application (reason required)")
+SuspendView = _decision_view(services.agent_suspend, "Suspend an approved agent (reason required)")
+ReinstateView = _decision_view(services.agent_reinstate, "Reinstate a suspended agent")
+
+
+class DocumentDownloadView(APIView):
+    """Staff read an identity document; there is no other way to reach the file."""
+
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["admin"])
+    def get(self, request, document_id):
+        try:
+            document = selectors.document_for_staff(document_id=document_id)
+        except Exception as exc:
+            raise Http404 from exc
+        return document_response(document)
+
+
+def document_response(document) -> FileResponse:
+    extension = document.storage_name.rsplit(".", 1)[-1]
+    response = FileResponse(
+        services.agent_document_open(document=document),
+        content_type=document.content_type,
+        as_attachment=False,
+        filename=f"identity-document-{document.agent_id}.{extension}",
+    )
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    return response
+
+
+class SkillsView(APIView):
+    """The skills catalog: anyone may read it, staff add to it."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else [IsOperations()]
+
+    @extend_schema(responses={200: SkillOutput(many=True)}, tags=["skills"])
+    def get(self, request):
+        return Response(SkillOutput(selectors.skill_catalog(), many=True).data)
+
+    @extend_schema(request=SkillInput, responses={201: SkillOutput}, tags=["admin"])
+    def post(self, request):
+        data = SkillInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        skill = services.skill_create(**data.validated_data)
+        return Response(SkillOutput(skill).data, status=status.HTTP_201_CREATED)
+
+
+class RealtimeTicketView(APIView):
+    """A one-time ticket for a WebSocket connect: ``/ws/...?ticket=<ticket>``."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={201: dict}, tags=["realtime"])
+    def post(self, request):
+        value, ticket = services.realtime_ticket_issue(user=request.user)
+        return Response(
+            {"ticket": value, "expires_at": ticket.expires_at}, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,215 @@
+"""People: the user account (customers, agents, staff) and the agent's application.
+
+Every field that changes a person's standing (an agent's ``status``) is changed
+by a function in ``agents.services`` only, which writes an ``AgentReviewEvent``.
+"""
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    AGENT = "agent", "Agent"
+    STAFF = "staff", "Operations staff"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        # Sign-in names are e-mail addresses, matched without regard to case.
+        return self.get(email__iexact=username)
+
+    def _create(self, email, password, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("role", Role.CUSTOMER)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.update(role=Role.STAFF, is_staff=True, is_superuser=True)
+        return self._create(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CUSTOMER)
+    language = models.CharField(max_length=8, default="en")
+    is_active = models.BooleanField(default=True)
+    # Access to the Django admin; true for operations staff.
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+    @property
+    def is_operations(self) -> bool:
+        return self.is_active and (self.role == Role.STAFF or self.is_superuser)
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role == Role.AGENT
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role == Role.CUSTOMER
+
+
+class Skill(models.Model):
+    """The staff-managed catalog of skills; a ticket's category is one of these slugs."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class AgentStatus(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class Cohort(models.TextChoices):
+    STUDENT = "student", "Student"
+    RURAL = "rural", "Rural"
+    POWER_USER = "power_user", "Power user"
+    OTHER = "other", "Other"
+
+
+class Agent(models.Model):
+    """An agent's application and standing; one per agent user."""
+
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="agent")
+    status = models.CharField(
+        max_length=16, choices=AgentStatus.choices, default=AgentStatus.APPLIED, db_index=True
+    )
+    cohort = models.CharField(max_length=16, choices=Cohort.choices)
+    skills = models.ManyToManyField(Skill, related_name="agents")
+    country = models.CharField(max_length=2)
+    time_zone = models.CharField(max_length=64)
+    capacity = models.PositiveSmallIntegerField(default=2)
+    motivation = models.TextField(blank=True, max_length=1000)
+    applied_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["applied_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(capacity__gte=1) & models.Q(capacity__lte=20),
+                name="agent_capacity_bounded",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user.email} ({self.status})"
+
+    @property
+    def language_codes(self) -> list[str]:
+        return [row.code for row in self.languages.all()]
+
+
+class AgentLanguage(models.Model):
+    # A row per language (not a JSON list) so that dispatch can filter by it on
+    # SQLite and PostgreSQL alike, with an index.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="languages")
+    code = models.CharField(max_length=2)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "code"], name="agent_language_unique"),
+        ]
+        indexes = [models.Index(fields=["code", "agent"])]
+
+    def __str__(self):
+        return self.code
+
+
+class AgentDocument(models.Model):
+    """An identity document, stored under a random name in private storage."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="documents")
+    storage_name = models.CharField(max_length=80, unique=True, editable=False)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    original_name = models.CharField(max_length=200, blank=True)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+
+    def __str__(self):
+        return f"{self.content_type} for {self.agent_id}"
+
+
+class AgentReviewEvent(models.Model):
+    """Audit row for every change of an agent's status: who, when, from, to, why."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="review_events")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_status = models.CharField(max_length=16, choices=AgentStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=AgentStatus.choices)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.agent_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class RealtimeTicket(models.Model):
+    """A one-time, short-lived credential for opening a WebSocket (``?ticket=``).
+
+    Only the SHA-256 of the value is stored; redeeming is a conditional update,
+    so a ticket opens at most one connection even when two race.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"realtime ticket for {self.user_id}"

@@ -1,0 +1,14 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from agents import views
+
+urlpatterns = [
+    path("apply/", views.apply, name="apply"),
+    path("apply/status/", views.apply_status, name="apply-status"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("staff/review/", views.staff_review, name="staff-review"),
+    path("staff/review/<int:agent_id>/<slug:decision>/", views.staff_decide, name="staff-decide"),
+    path("staff/documents/<uuid:document_id>/", views.staff_document, name="staff-document"),
+]

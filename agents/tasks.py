@@ -1,0 +1,17 @@
+"""Thin Celery tasks: fetch by id, call one function."""
+
+from celery import shared_task
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_decision_email(event_id: int) -> None:
+    from agents.notifications import send_decision_email as send
+
+    send(event_id=event_id)
+
+
+@shared_task(ignore_result=True)
+def purge_realtime_tickets() -> None:
+    from agents.services import realtime_tickets_purge
+
+    realtime_tickets_purge()

@@ -1,0 +1,20 @@
+"""The Celery app.  Tasks are thin wrappers around services (see STYLE.md)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("humanline")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# The beat schedule: periodic sweeps that repair what a lost message or a dead
+# worker left behind.  Each entry is a thin task calling one service.
+app.conf.beat_schedule = {
+    "agents-expire-realtime-tickets": {
+        "task": "agents.tasks.purge_realtime_tickets",
+        "schedule": 300.0,
+    },
+}

@@ -1,0 +1,39 @@
+"""WebSocket authentication: session cookie or one-time realtime ticket.
+
+Browsers on our own pages use their session.  Other clients (mobile apps,
+benchmarks, integrations' widgets) first ``POST /api/v1/realtime/tickets/``
+with their token and connect with ``?ticket=<value>``: a ticket is valid for
+60 seconds and usable once, so a URL that leaks into a log is worthless.
+"""
+
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.security.websocket import AllowedHostsOriginValidator
+
+
+class RealtimeTicketMiddleware:
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        query = parse_qs(scope.get("query_string", b"").decode())
+        values = query.get("ticket")
+        if values:
+            user = await _redeem(values[0])
+            if user is not None:
+                scope = dict(scope, user=user)
+        return await self.inner(scope, receive, send)
+
+
+@database_sync_to_async
+def _redeem(value: str):
+    from agents.services import realtime_ticket_redeem
+
+    return realtime_ticket_redeem(value=value)
+
+
+def websocket_stack(inner):
+    # Order matters: the session sets scope["user"], a ticket may then replace it.
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(RealtimeTicketMiddleware(inner)))

@@ -1,0 +1,133 @@
+"""The platform's ground: schema, docs, token sign-in, customer sign-up, health."""
+
+import pytest
+from django.core.management import call_command
+
+from agents.models import Role, User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_openapi_schema_and_docs_are_public(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/agents/applications/" in schema.content
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger" in docs.content.lower()
+
+
+def test_token_sign_in_returns_a_token_for_the_right_password(api, customer, password):
+    response = api.post(
+        "/api/v1/auth/token/", {"username": "CARLA@example.org", "password": password}
+    )
+    assert response.status_code == 200
+    assert len(response.json()["token"]) == 40
+
+
+def test_token_sign_in_with_a_wrong_password_is_a_clear_400(api, customer):
+    response = api.post("/api/v1/auth/token/", {"username": customer.email, "password": "nope"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_token_sign_in_is_throttled_against_guessing(api, customer, settings):
+    codes = [
+        api.post(
+            "/api/v1/auth/token/", {"username": customer.email, "password": f"x{i}"}
+        ).status_code
+        for i in range(12)
+    ]
+    assert codes[:10] == [400] * 10
+    assert codes[10] == 429
+
+
+def test_customer_sign_up_creates_a_customer(api):
+    response = api.post(
+        "/api/v1/customers/",
+        {
+            "email": "New@Example.org",
+            "password": "a-long-secret-phrase",
+            "name": "Nia",
+            "language": "pt",
+        },
+    )
+    assert response.status_code == 201, response.json()
+    user = User.objects.get(email="new@example.org")
+    assert user.role == Role.CUSTOMER and user.language == "pt"
+    assert user.check_password("a-long-secret-phrase")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "not-an-email", "password": "a-long-secret-phrase", "name": "N"}, "email"),
+        ({"email": "n@example.org", "password": "123", "name": "N"}, "password"),
+        (
+            {
+                "email": "n@example.org",
+                "password": "a-long-secret-phrase",
+                "name": "N",
+                "language": "xx",
+            },
+            "language",
+        ),
+        ({"email": "n@example.org", "password": "a-long-secret-phrase"}, "name"),
+    ],
+)
+def test_customer_sign_up_rejects_bad_input_naming_the_field(api, body, field):
+    response = api.post("/api/v1/customers/", body)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert not User.objects.filter(email="n@example.org").exists()
+
+
+def test_customer_sign_up_with_a_taken_email_is_a_400(api, customer):
+    response = api.post(
+        "/api/v1/customers/",
+        {"email": customer.email.upper(), "password": "a-long-secret-phrase", "name": "Copy"},
+    )
+    assert response.status_code == 400
+    assert "email" in response.json()["error"]["fields"]
+    assert User.objects.filter(email__iexact=customer.email).count() == 1
+
+
+def test_default_skill_catalog_exists(api):
+    response = api.get("/api/v1/skills/")
+    slugs = [row["slug"] for row in response.json()]
+    assert slugs == ["account", "disputes", "general", "payments", "refunds", "technical"]
+
+
+def test_staff_add_to_the_skill_catalog_and_others_may_not(api, staff, customer):
+    assert (
+        api.as_(customer).post("/api/v1/skills/", {"slug": "crypto", "name": "Crypto"}).status_code
+        == 403
+    )
+    response = api.as_(staff).post("/api/v1/skills/", {"slug": "crypto", "name": "Crypto"})
+    assert response.status_code == 201
+    again = api.as_(staff).post("/api/v1/skills/", {"slug": "crypto", "name": "Crypto"})
+    assert again.status_code == 400 and "slug" in again.json()["error"]["fields"]
+
+
+def test_demo_data_is_idempotent(settings):
+    call_command("load_demo", "--force")
+    call_command("load_demo", "--force")
+    assert (
+        User.objects.filter(
+            email__in=["ops@example.com", "agent@example.com", "customer@example.com"]
+        ).count()
+        == 3
+    )
+    assert User.objects.get(email="agent@example.com").agent.status == "approved"
+
+
+def test_demo_data_refuses_outside_the_embedded_default(settings):
+    from django.core.management.base import CommandError
+
+    settings.HUMANLINE = {**settings.HUMANLINE, "DEMO_DATA": False}
+    with pytest.raises(CommandError):
+        call_command("load_demo")
+
+
+def test_health_endpoint_checks_the_database(client):
+    assert client.get("/healthz").json() == {"status": "ok"}

@@ -1,0 +1,202 @@
+"""Shared fixtures: personas, API clients, a live ASGI server and a real browser.
+
+Personas read like the people of the brief: ``customer`` and ``other_customer``,
+``agent`` and ``other_agent`` (approved), ``applicant`` (applied), ``staff``.
+"""
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from agents.models import AgentStatus, Role
+from tests.factories import PASSWORD, AgentFactory, StaffFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
+
+
+@pytest.fixture(autouse=True)
+def _no_throttle_state():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory(email="carla@example.org", name="Carla Customer", role=Role.CUSTOMER)
+
+
+@pytest.fixture
+def other_customer(db):
+    return UserFactory(email="oscar@example.org", name="Oscar Outsider", role=Role.CUSTOMER)
+
+
+@pytest.fixture
+def agent(db):
+    return AgentFactory(
+        user__email="aisha@example.org",
+        user__name="Aisha Agent",
+        languages=["en", "pt"],
+        skills=["general", "payments"],
+    )
+
+
+@pytest.fixture
+def other_agent(db):
+    return AgentFactory(user__email="bruno@example.org", user__name="Bruno Agent")
+
+
+@pytest.fixture
+def applicant(db):
+    return AgentFactory(
+        user__email="april@example.org", user__name="April Applicant", status=AgentStatus.APPLIED
+    )
+
+
+@pytest.fixture
+def staff(db):
+    return StaffFactory(email="ops@example.org", name="Olivia Ops")
+
+
+@pytest.fixture
+def api():
+    """An API client; ``api.as_(user)`` signs it in with a token."""
+
+    client = APIClient()
+
+    def as_(user):
+        if user is None:
+            client.credentials()
+        else:
+            token, _ = Token.objects.get_or_create(user=getattr(user, "user", user))
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    client.as_ = as_
+    return client
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+# --- a live ASGI server (HTTP and WebSockets) for browser tests --------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveASGIServer:
+    def __init__(self):
+        import uvicorn
+
+        from config.asgi import application
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ASGI test server did not start")
+            time.sleep(0.02)  # waiting for a thread to bind a port, not for app behaviour
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_asgi(transactional_db, settings):
+    """Humanline served over HTTP and WebSockets on a free loopback port."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+    server = LiveASGIServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- a real browser ----------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def _playwright():
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is required for browser tests: {CHROMIUM} (make browser)")
+    browser = _playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def new_page(browser, live_asgi):
+    """Open a fresh browser context (its own cookies) on the live server."""
+    contexts = []
+
+    def make(viewport=None):
+        context = browser.new_context(
+            base_url=live_asgi.url, viewport=viewport or {"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login/")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
