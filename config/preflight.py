@@ -21,14 +21,23 @@ def main() -> int:
         import psycopg2
 
         parsed = urlparse(database_url)
-        psycopg2.connect(
+        server = psycopg2.connect(
             host=parsed.hostname,
             port=parsed.port or 5432,
             user=parsed.username,
             password=parsed.password,
             dbname="postgres",
             connect_timeout=5,
-        ).close()
+        )
+        server.autocommit = True
+        name = parsed.path.lstrip("/")
+        with server.cursor() as cursor:
+            # The suite creates test_<name> itself; <name> is created here so that
+            # checks which connect to the configured database find it.
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if name and cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        server.close()
     except Exception as exc:
         problems.append(("PostgreSQL", database_url, exc))
     try:

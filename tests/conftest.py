@@ -22,12 +22,45 @@ def _private_media(settings, tmp_path):
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
 
 
+DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_asgi"}
+
+
+@pytest.fixture(autouse=True)
+def _default_skills(request):
+    """Transactional tests flush the database, data migrations included; put the
+    default skills catalog back for every test that touches the database."""
+    if not (
+        DB_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker("django_db")
+    ):
+        return
+    request.getfixturevalue("_django_db_helper")
+    from agents.catalog import ensure_default_skills
+
+    ensure_default_skills()
+
+
 @pytest.fixture(autouse=True)
 def _no_throttle_state():
     from django.core.cache import cache
 
     cache.clear()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup, django_db_blocker):
+    """Async tests and server threads leave connections open in their own threads;
+    end them so that the test database can be dropped at the end."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture
@@ -146,7 +179,14 @@ def live_asgi(transactional_db, settings):
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API keeps an event loop running in the main thread while
+    # it is open, which async (Channels) tests cannot share: browser tests run
+    # last, and each module closes its browser.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(scope="module")
 def _playwright():
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
@@ -155,7 +195,7 @@ def _playwright():
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_playwright):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium is required for browser tests: {CHROMIUM} (make browser)")

@@ -1,0 +1,85 @@
+"""Settings come from the environment; production-like settings pass `check --deploy`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args, **env):
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_production_like_settings_pass_the_deploy_check():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        REDIS_URL=os.environ["REDIS_URL"],
+        SECRET_KEY="k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
+        ALLOWED_HOSTS="humanline.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = run_manage(
+        "check", DATABASE_URL=os.environ["DATABASE_URL"], REDIS_URL=os.environ["REDIS_URL"]
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_embedded_default_uses_sqlite_memory_layer_and_eager_tasks():
+    probe = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'],"
+        " s.CELERY_TASK_ALWAYS_EAGER, s.HUMANLINE['DEMO_DATA'])"
+    )
+    result = run_manage("shell", "--no-imports", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "channels.layers.InMemoryChannelLayer",
+        "True",
+        "True",
+    ]
+
+
+def test_database_and_redis_urls_select_the_production_stack():
+    probe = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'],"
+        " s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, s.HUMANLINE['DEMO_DATA'])"
+    )
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        probe,
+        DATABASE_URL="postgres://u@db.internal:5432/hl",
+        REDIS_URL="redis://cache.internal:6379/0",
+        SECRET_KEY="s" * 60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "channels_redis.core.RedisChannelLayer",
+        "redis://cache.internal:6379/0",
+        "False",
+        "False",
+    ]
