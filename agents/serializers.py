@@ -138,3 +138,16 @@ class ApplicationOutput(AgentOutput):
 
     class Meta(AgentOutput.Meta):
         fields = [*AgentOutput.Meta.fields, "token"]
+
+
+# --- presence ----------------------------------------------------------------
+
+
+class PresenceInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["online", "away", "offline"])
+
+
+class PresenceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Agent
+        fields = ["presence", "presence_changed_at", "last_seen_at"]
