@@ -4,8 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents.urls import api_urlpatterns as agents_api
 from config import pages
+from marketplace.urls import api_urlpatterns as marketplace_api
 
-api_v1 = [*agents_api]
+api_v1 = [*agents_api, *marketplace_api]
 
 urlpatterns = [
     path("", pages.home, name="home"),
