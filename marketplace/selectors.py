@@ -1,6 +1,6 @@
 """Reads about shifts, always scoped to the caller."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
@@ -14,7 +14,7 @@ def _zone(name: str):
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.UTC
+        return UTC
 
 
 def _day_bounds(day: date, zone) -> tuple[datetime, datetime]:
@@ -94,9 +94,9 @@ def staff_slots(
     if not include_past and not date_from:
         queryset = queryset.filter(ends_at__gt=timezone.now())
     if date_from:
-        queryset = queryset.filter(starts_at__gte=_day_bounds(date_from, timezone.UTC)[0])
+        queryset = queryset.filter(starts_at__gte=_day_bounds(date_from, UTC)[0])
     if date_to:
-        queryset = queryset.filter(starts_at__lt=_day_bounds(date_to, timezone.UTC)[1])
+        queryset = queryset.filter(starts_at__lt=_day_bounds(date_to, UTC)[1])
     if status:
         queryset = queryset.filter(status=status)
     return queryset.order_by("starts_at", "id")

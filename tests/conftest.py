@@ -225,3 +225,19 @@ def clock():
 
     with time_machine.travel(datetime(2030, 1, 7, 9, 0, tzinfo=UTC), tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def short_lived_db_connections():
+    """Close each thread's DB connection after use (sockets, live server threads).
+
+    Otherwise a worker thread keeps its connection (CONN_MAX_AGE) and the test
+    database cannot be dropped at the end of the run.
+    """
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    before = settings_dict["CONN_MAX_AGE"]
+    settings_dict["CONN_MAX_AGE"] = 0
+    yield
+    settings_dict["CONN_MAX_AGE"] = before

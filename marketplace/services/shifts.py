@@ -15,7 +15,7 @@ Invariants and what holds them:
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,11 +63,11 @@ class SlotSpec:
 
 
 def _aware(value: datetime) -> datetime:
-    return timezone.make_aware(value, timezone.UTC) if timezone.is_naive(value) else value
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
 
 
 def on_grid(value: datetime) -> bool:
-    value = value.astimezone(timezone.UTC)
+    value = value.astimezone(UTC)
     return value.second == 0 and value.microsecond == 0 and value.minute % GRID_MINUTES == 0
 
 
@@ -246,7 +246,7 @@ def _week_specs(template: WeekTemplate, *, now: datetime) -> tuple[list[SlotSpec
         end = datetime.combine(day, template.day_end)
         while local < end:
             headcount = by_hour.get(local.hour, template.headcount)
-            starts_at = local.replace(tzinfo=zone).astimezone(timezone.UTC)
+            starts_at = local.replace(tzinfo=zone).astimezone(UTC)
             local += step
             if headcount == 0:
                 continue
@@ -373,7 +373,7 @@ def _week_bounds(moment: datetime, zone_name: str) -> tuple[datetime, datetime]:
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        zone = timezone.UTC
+        zone = UTC
     local = moment.astimezone(zone)
     monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), zone)
     return monday, monday + timedelta(days=7)

@@ -34,6 +34,7 @@ class ShiftBookingFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = ShiftBooking
+        skip_postgeneration_save = True
 
     slot = factory.SubFactory(ShiftSlotFactory)
     agent = factory.SubFactory(AgentFactory)
