@@ -408,7 +408,7 @@ def shift_book(*, agent_id: int, slot_id: int) -> ShiftBooking:
     now = timezone.now()
     # Lock order: agent, then slot (see the module docstring).
     agent = Agent.objects.select_for_update().get(pk=agent_id)
-    slot = ShiftSlot.objects.select_for_update().select_related("skill").get(pk=slot_id)
+    slot = ShiftSlot.objects.select_for_update(of=("self",)).select_related("skill").get(pk=slot_id)
     _refuse_unless_eligible(agent=agent, slot=slot)
     if slot.status != SlotStatus.PUBLISHED:
         raise InvalidTransition("This slot has been cancelled.", code="slot_cancelled")
