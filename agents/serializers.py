@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from agents.models import Agent, AgentDocument, AgentReviewEvent, Cohort, Skill, User
+from agents.models import Agent, AgentDocument, AgentReviewEvent, Cohort, Presence, Skill, User
 
 # --- input ------------------------------------------------------------------
 
@@ -144,7 +144,7 @@ class ApplicationOutput(AgentOutput):
 
 
 class PresenceInput(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["online", "away", "offline"])
+    status = serializers.ChoiceField(choices=Presence.choices)
 
 
 class PresenceOutput(serializers.ModelSerializer):

@@ -212,6 +212,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "PresenceEnum": "agents.models.Presence",
+        "SlotStatusEnum": "marketplace.models.SlotStatus",
+        "BookingStatusEnum": "marketplace.models.BookingStatus",
+    },
 }
 
 # --- Humanline policy (each overridable from the environment) ---------------

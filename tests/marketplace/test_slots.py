@@ -328,3 +328,13 @@ def test_the_database_refuses_an_incentive_without_an_amount(staff):
             created_by=staff,
             incentive_kind="bonus",
         )
+
+
+def test_demo_data_publishes_shifts_once(settings):
+    from django.core.management import call_command
+
+    call_command("load_demo", "--force")
+    first = ShiftSlot.objects.count()
+    call_command("load_demo", "--force")
+    assert first > 0
+    assert ShiftSlot.objects.count() == first
