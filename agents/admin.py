@@ -4,7 +4,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from agents import services
-from agents.models import Agent, AgentDocument, AgentLanguage, AgentReviewEvent, Skill, User
+from agents.models import (
+    Agent,
+    AgentDocument,
+    AgentLanguage,
+    AgentReviewEvent,
+    PresenceInterval,
+    Skill,
+    User,
+)
 from config.errors import DomainError
 
 
@@ -87,11 +95,19 @@ def _decision_action(service, label, needs_reason):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["user", "status", "cohort", "country", "capacity", "applied_at"]
-    list_filter = ["status", "cohort", "country", "skills"]
+    list_display = ["user", "status", "presence", "cohort", "country", "capacity", "applied_at"]
+    list_filter = ["status", "presence", "cohort", "country", "skills"]
     search_fields = ["user__email", "user__name"]
     # Status changes only through the review services (audited), never by editing.
-    readonly_fields = ["user", "status", "applied_at", "status_changed_at"]
+    readonly_fields = [
+        "user",
+        "status",
+        "applied_at",
+        "status_changed_at",
+        "presence",
+        "presence_changed_at",
+        "last_seen_at",
+    ]
     inlines = [LanguageInline, DocumentInline, EventInline]
     actions = [
         _decision_action(services.agent_approve, "Approve selected applications", False),
@@ -114,6 +130,22 @@ class AgentReviewEventAdmin(admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PresenceInterval)
+class PresenceIntervalAdmin(admin.ModelAdmin):
+    list_display = ["agent", "status", "started_at", "ended_at", "ended_reason"]
+    list_filter = ["status", "ended_reason"]
+    search_fields = ["agent__user__email"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from agents import selectors, services
+from agents import presence, selectors, services
 from agents.models import AgentStatus
 from agents.serializers import (
     AgentReviewOutput,
@@ -22,6 +22,8 @@ from agents.serializers import (
     DecisionInput,
     DocumentInput,
     DocumentOutput,
+    PresenceInput,
+    PresenceOutput,
     SkillInput,
     SkillOutput,
     TokenInput,
@@ -240,3 +242,23 @@ class RealtimeTicketView(APIView):
         return Response(
             {"ticket": value, "expires_at": ticket.expires_at}, status=status.HTTP_201_CREATED
         )
+
+
+class MyPresenceView(APIView):
+    """The agent's presence: ``online`` (receives offers), ``away`` or ``offline``."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: PresenceOutput}, tags=["presence"])
+    def get(self, request):
+        agent = selectors.agent_for_user(user=request.user)
+        return Response(PresenceOutput(agent).data)
+
+    @extend_schema(request=PresenceInput, responses={200: PresenceOutput}, tags=["presence"])
+    def post(self, request):
+        data = PresenceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        agent = presence.agent_presence_set(
+            agent_id=request.user.agent.pk, status=data.validated_data["status"]
+        )
+        return Response(PresenceOutput(agent).data)

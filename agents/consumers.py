@@ -1,6 +1,9 @@
 """WebSocket consumers for people.  Transport only: authenticate, forward, never write."""
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from agents import events, presence, selectors
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):
@@ -23,3 +26,65 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
         else:
             await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
+
+
+class AgentConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/agent/``: an approved agent's live channel (presence now; offers and assignments next).
+
+    On connect it joins the agent's group *before* building the snapshot, so an
+    event raised in between is delivered rather than lost; the snapshot then
+    gives the client the whole state, which is how a reconnect catches up on
+    whatever Redis dropped.  Pings keep the connection row fresh so that the
+    presence sweeper can tell a quiet agent from a vanished one.
+    """
+
+    group: str | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        agent = await database_sync_to_async(selectors.agent_for_socket)(user=user)
+        if agent is None:
+            await self.close(code=4403)
+            return
+        self.agent_id = agent.pk
+        self.group = events.agent_group(agent.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(presence.agent_connection_open)(
+            agent_id=agent.pk, channel_name=self.channel_name
+        )
+        snapshot = await database_sync_to_async(selectors.agent_snapshot)(agent_id=agent.pk)
+        await self.send_json(snapshot)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await database_sync_to_async(presence.agent_connection_seen)(
+                channel_name=self.channel_name
+            )
+            await self.send_json({"type": "pong"})
+        elif kind == "resync":
+            snapshot = await database_sync_to_async(selectors.agent_snapshot)(
+                agent_id=self.agent_id
+            )
+            await self.send_json(snapshot)
+        else:
+            await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
+
+    async def disconnect(self, code):
+        if self.group is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await database_sync_to_async(presence.agent_connection_close)(
+            channel_name=self.channel_name
+        )
+
+    async def agent_event(self, event):
+        message = event["message"]
+        await self.send_json(message)
+        if message.get("type") == "presence.changed" and message.get("reason") == "suspended":
+            # A suspended agent keeps no live channel; reconnecting is refused.
+            await self.close(code=4403)

@@ -1,7 +1,78 @@
-"""Side effects of agent changes, built in one place and run after commit."""
+"""Side effects of agent changes, built in one place and run after commit.
+
+Every message pushed to an agent's socket is built here (``*_message``) and
+sent through ``push_to_agent``, so a test can capture exactly what a service
+emitted.  Redis may lose a push; the socket's snapshot on (re)connect is the
+recovery path, so a failed push is logged, never raised into the caller.
+"""
+
+import logging
+from datetime import datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
 from agents import tasks
+
+logger = logging.getLogger(__name__)
 
 
 def decision_made(*, event_id: int) -> None:
     tasks.send_decision_email.delay(event_id)
+
+
+# --- the agent socket --------------------------------------------------------
+
+
+def agent_group(agent_id: int) -> str:
+    return f"agent.{agent_id}"
+
+
+def push_to_agent(*, agent_id: int, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            agent_group(agent_id), {"type": "agent.event", "message": message}
+        )
+    except Exception:
+        logger.exception("push to agent %s failed; the client resyncs on reconnect", agent_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def presence_message(*, presence: str, reason: str, changed_at: datetime | None) -> dict:
+    return {
+        "type": "presence.changed",
+        "presence": presence,
+        "reason": reason,
+        "changed_at": _iso(changed_at),
+    }
+
+
+def snapshot_message(*, agent, pending_offers: list, assigned_tickets: list, now: datetime) -> dict:
+    return {
+        "type": "agent.snapshot",
+        "agent": {
+            "id": agent.pk,
+            "status": agent.status,
+            "presence": agent.presence,
+            "presence_changed_at": _iso(agent.presence_changed_at),
+            "capacity": agent.capacity,
+        },
+        "pending_offers": pending_offers,
+        "assigned_tickets": assigned_tickets,
+        "server_time": _iso(now),
+    }
+
+
+def presence_changed(
+    *, agent_id: int, presence: str, reason: str, changed_at: datetime | None
+) -> None:
+    push_to_agent(
+        agent_id=agent_id,
+        message=presence_message(presence=presence, reason=reason, changed_at=changed_at),
+    )

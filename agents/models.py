@@ -111,8 +111,19 @@ class Cohort(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class Presence(models.TextChoices):
+    ONLINE = "online", "Online"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
 class Agent(models.Model):
-    """An agent's application and standing; one per agent user."""
+    """An agent's application and standing; one per agent user.
+
+    ``presence`` is the cheap current state that dispatch filters on; the
+    history of every stretch is in ``PresenceInterval``.  Both change only in
+    ``agents.presence``.
+    """
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="agent")
     status = models.CharField(
@@ -126,9 +137,20 @@ class Agent(models.Model):
     motivation = models.TextField(blank=True, max_length=1000)
     applied_at = models.DateTimeField(default=timezone.now)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    presence = models.CharField(max_length=8, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["applied_at", "id"]
+        indexes = [
+            # "Who is online now" is dispatch's hottest read; keep it an index scan.
+            models.Index(
+                fields=["presence", "status"],
+                name="agent_online_idx",
+                condition=~models.Q(presence="offline"),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(capacity__gte=1) & models.Q(capacity__lte=20),
@@ -213,3 +235,61 @@ class RealtimeTicket(models.Model):
 
     def __str__(self):
         return f"realtime ticket for {self.user_id}"
+
+
+class PresenceInterval(models.Model):
+    """One stretch of an agent being online or away: [started_at, ended_at).
+
+    Offline is the absence of an open interval.  Attendance, engaged time and
+    pay floors are computed from these rows, so they are never edited after
+    they close; at most one is open per agent (partial unique index).
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="presence_intervals")
+    status = models.CharField(max_length=8, choices=Presence.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Why the stretch ended: "agent", "suspended", "sweeper", "fatigue".
+    ended_reason = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["agent", "started_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=models.Q(ended_at__isnull=True),
+                name="presence_one_open_interval_per_agent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True)
+                | models.Q(ended_at__gte=models.F("started_at")),
+                name="presence_interval_not_inverted",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="offline"), name="presence_interval_not_offline"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.agent_id} {self.status} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class AgentConnection(models.Model):
+    """One open agent WebSocket, so that a sweeper can tell a dead agent from a quiet one.
+
+    A socket that closed cleanly has ``closed_at``; one whose worker died
+    simply stops being seen (``last_seen_at`` grows old).
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="connections")
+    channel_name = models.CharField(max_length=200, unique=True)
+    connected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "closed_at"])]
+
+    def __str__(self):
+        return f"socket of {self.agent_id}"

@@ -1,8 +1,20 @@
 """Reads about people, always scoped to the caller."""
 
-from django.db.models import Prefetch, QuerySet
+from datetime import datetime
 
-from agents.models import Agent, AgentDocument, AgentReviewEvent, AgentStatus, Skill, User
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from agents.models import (
+    Agent,
+    AgentDocument,
+    AgentReviewEvent,
+    AgentStatus,
+    Presence,
+    PresenceInterval,
+    Skill,
+    User,
+)
 
 
 def _agents() -> QuerySet[Agent]:
@@ -41,3 +53,74 @@ def review_counts() -> dict[str, int]:
     counts = {status: 0 for status in AgentStatus.values}
     counts.update({row["status"]: row["n"] for row in rows})
     return counts
+
+
+# --- presence ----------------------------------------------------------------
+
+
+def online_agents() -> QuerySet[Agent]:
+    """Approved agents online now: dispatch's candidate pool (a partial index scan)."""
+    return Agent.objects.filter(presence=Presence.ONLINE, status=AgentStatus.APPROVED)
+
+
+def online_seconds_by_agent(
+    *, agent_ids, start: datetime, end: datetime, status: str = Presence.ONLINE
+) -> dict[int, int]:
+    """Seconds each agent spent in ``status`` within [start, end); an open stretch runs to now."""
+    now = timezone.now()
+    totals: dict[int, int] = {}
+    rows = (
+        PresenceInterval.objects.filter(agent_id__in=agent_ids, status=status, started_at__lt=end)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+        .values_list("agent_id", "started_at", "ended_at")
+    )
+    for agent_id, started_at, ended_at in rows:
+        stop = min(ended_at or now, end)
+        seconds = (stop - max(started_at, start)).total_seconds()
+        if seconds > 0:
+            totals[agent_id] = totals.get(agent_id, 0) + int(seconds)
+    return totals
+
+
+def online_seconds(*, agent_id: int, start: datetime, end: datetime) -> int:
+    return online_seconds_by_agent(agent_ids=[agent_id], start=start, end=end).get(agent_id, 0)
+
+
+def presence_history(*, agent: Agent, since: datetime) -> QuerySet[PresenceInterval]:
+    return PresenceInterval.objects.filter(agent=agent).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=since)
+    )
+
+
+# What an agent's socket sends on (re)connect, so that a reconnect loses nothing.
+# The two lists below are hook points: the dispatch issue (offers) and the
+# tickets issue (assignments) fill them in; until then they are empty.
+
+
+def agent_pending_offers(*, agent: Agent) -> list[dict]:
+    """The agent's pending ticket offers, as pushed in ``offer.created``.  Dispatch fills this."""
+    return []
+
+
+def agent_assigned_tickets(*, agent: Agent) -> list[dict]:
+    """The tickets assigned to the agent and not yet resolved.  The tickets issue fills this."""
+    return []
+
+
+def agent_snapshot(*, agent_id: int) -> dict:
+    from agents import events
+
+    agent = Agent.objects.get(pk=agent_id)
+    return events.snapshot_message(
+        agent=agent,
+        pending_offers=agent_pending_offers(agent=agent),
+        assigned_tickets=agent_assigned_tickets(agent=agent),
+        now=timezone.now(),
+    )
+
+
+def agent_for_socket(*, user: User) -> Agent | None:
+    """The approved agent behind a socket's user, or None (the socket is refused)."""
+    if not (user and user.is_authenticated and user.is_agent):
+        return None
+    return Agent.objects.filter(user=user, status=AgentStatus.APPROVED).first()

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from agents.models import Agent, AgentDocument, AgentReviewEvent, Cohort, Skill, User
+from agents.models import Agent, AgentDocument, AgentReviewEvent, Cohort, Presence, Skill, User
 
 # --- input ------------------------------------------------------------------
 
@@ -138,3 +138,16 @@ class ApplicationOutput(AgentOutput):
 
     class Meta(AgentOutput.Meta):
         fields = [*AgentOutput.Meta.fields, "token"]
+
+
+# --- presence ----------------------------------------------------------------
+
+
+class PresenceInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Presence.choices)
+
+
+class PresenceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Agent
+        fields = ["presence", "presence_changed_at", "last_seen_at"]

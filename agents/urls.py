@@ -9,6 +9,7 @@ api_urlpatterns = [
     path("agents/applications/", apis.ApplicationView.as_view(), name="api-agent-apply"),
     path("agents/me/", apis.MyApplicationView.as_view(), name="api-agent-me"),
     path("agents/me/documents/", apis.MyDocumentsView.as_view(), name="api-agent-documents"),
+    path("agents/me/presence/", apis.MyPresenceView.as_view(), name="api-agent-presence"),
     path("admin/agents/", apis.ReviewQueueView.as_view(), name="api-review-queue"),
     path("admin/agents/<int:agent_id>/", apis.ReviewDetailView.as_view(), name="api-review-detail"),
     path("admin/agents/<int:agent_id>/approve/", apis.ApproveView.as_view(), name="api-approve"),

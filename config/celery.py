@@ -17,4 +17,12 @@ app.conf.beat_schedule = {
         "task": "agents.tasks.purge_realtime_tickets",
         "schedule": 300.0,
     },
+    "agents-sweep-presence": {
+        "task": "agents.tasks.sweep_presence",
+        "schedule": 15.0,
+    },
+    "marketplace-settle-shift-attendance": {
+        "task": "marketplace.tasks.settle_shift_attendance",
+        "schedule": 60.0,
+    },
 }

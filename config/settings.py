@@ -212,7 +212,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"AgentStatusEnum": "agents.models.AgentStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "PresenceEnum": "agents.models.Presence",
+        "SlotStatusEnum": "marketplace.models.SlotStatus",
+        "BookingStatusEnum": "marketplace.models.BookingStatus",
+    },
 }
 
 # --- Humanline policy (each overridable from the environment) ---------------
@@ -223,6 +228,18 @@ HUMANLINE = {
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),
+    # Shifts (issue 4).  The 30-minute grid itself is fixed by the product.
+    "SHIFT_CANCEL_CUTOFF_HOURS": env.int("SHIFT_CANCEL_CUTOFF_HOURS", default=2),
+    "SHIFT_WEEKLY_HOURS_CAP": env.int("SHIFT_WEEKLY_HOURS_CAP", default=40),
+    "SHIFT_ATTENDANCE_PERCENT": env.int("SHIFT_ATTENDANCE_PERCENT", default=75),
+    "SHIFT_SLOT_MAX_HOURS": env.int("SHIFT_SLOT_MAX_HOURS", default=12),
+    "SHIFT_HEADCOUNT_MAX": env.int("SHIFT_HEADCOUNT_MAX", default=500),
+    "SHIFT_PUBLISH_HORIZON_DAYS": env.int("SHIFT_PUBLISH_HORIZON_DAYS", default=120),
+    "SHIFT_INCENTIVE_MAX": env.str("SHIFT_INCENTIVE_MAX", default="500.00"),
+    # Presence (issue 4).
+    "ONLINE_HOURS_PER_24H_CAP": env.int("ONLINE_HOURS_PER_24H_CAP", default=12),
+    "PRESENCE_GRACE_SECONDS": env.int("PRESENCE_GRACE_SECONDS", default=60),
+    "AGENT_SOCKET_STALE_SECONDS": env.int("AGENT_SOCKET_STALE_SECONDS", default=90),
 }
 
 LOGGING = {

@@ -240,3 +240,44 @@ def sign_in(page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+# --- pushes and time (shifts and presence) ------------------------------------
+
+
+@pytest.fixture
+def pushes(monkeypatch):
+    """Every message pushed to an agent's socket, as (agent_id, message) pairs."""
+    sent = []
+    monkeypatch.setattr(
+        "agents.events.push_to_agent",
+        lambda *, agent_id, message: sent.append((agent_id, message)),
+    )
+    return sent
+
+
+@pytest.fixture
+def clock():
+    """Time stands still at Monday 2030-01-07 09:00 UTC until the test moves it."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2030, 1, 7, 9, 0, tzinfo=UTC), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def short_lived_db_connections():
+    """Close each thread's DB connection after use (sockets, live server threads).
+
+    Otherwise a worker thread keeps its connection (CONN_MAX_AGE) and the test
+    database cannot be dropped at the end of the run.
+    """
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    before = settings_dict["CONN_MAX_AGE"]
+    settings_dict["CONN_MAX_AGE"] = 0
+    yield
+    settings_dict["CONN_MAX_AGE"] = before

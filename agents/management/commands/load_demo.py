@@ -18,6 +18,9 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         if not settings.HUMANLINE["DEMO_DATA"] and not force:
             raise CommandError("Demo data is only created in the embedded default.")
+        from marketplace.demo import load_demo_shifts
+
         with transaction.atomic():
             created = load_demo()
-        self.stdout.write(f"Demo data ready ({created} new users).")
+            slots = load_demo_shifts()
+        self.stdout.write(f"Demo data ready ({created} new users, {slots} new shift slots).")

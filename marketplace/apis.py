@@ -1,0 +1,223 @@
+"""HTTP API for shifts: staff publish and cancel slots; approved agents book and cancel."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.models import Agent, AgentStatus
+from config.api import Pagination
+from config.errors import Forbidden
+from config.permissions import IsAgentUser, IsOperations
+from marketplace import selectors
+from marketplace.models import ShiftSlot, SlotStatus
+from marketplace.serializers import (
+    AttendanceOutput,
+    BookingOutput,
+    SlotCancelInput,
+    SlotInput,
+    SlotOutput,
+    StaffSlotDetailOutput,
+    StaffSlotOutput,
+    WeekInput,
+    WeekOutput,
+)
+from marketplace.services import shifts as services
+
+
+def _paginated(request, view, queryset, serializer):
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _incentive(data) -> dict:
+    incentive = data.get("incentive") or {}
+    return {
+        "incentive_kind": incentive.get("kind", ""),
+        "incentive_amount": incentive.get("amount"),
+        "incentive_currency": incentive.get("currency", ""),
+    }
+
+
+def _approved_agent(request) -> Agent:
+    agent = request.user.agent
+    if agent.status != AgentStatus.APPROVED:
+        raise Forbidden(
+            f"The shift marketplace is for approved agents; you are {agent.status}.",
+            code="agent_not_approved",
+        )
+    return agent
+
+
+class _DateFilter(serializers.Serializer):
+    date = serializers.DateField(required=False)
+    language = serializers.CharField(required=False, max_length=8)
+    skill = serializers.CharField(required=False, max_length=40)
+
+
+class _StaffFilter(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    status = serializers.ChoiceField(choices=SlotStatus.choices, required=False)
+
+
+# --- staff ---------------------------------------------------------------------
+
+
+class AdminShiftsView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(
+        parameters=[_StaffFilter], responses={200: StaffSlotOutput(many=True)}, tags=["shifts"]
+    )
+    def get(self, request):
+        query = _StaffFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        slots = selectors.staff_slots(**query.validated_data)
+        return _paginated(request, self, slots, StaffSlotOutput)
+
+    @extend_schema(request=SlotInput, responses={201: StaffSlotOutput}, tags=["shifts"])
+    def post(self, request):
+        data = SlotInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        slot = services.shift_slot_publish(
+            actor=request.user,
+            spec=services.SlotSpec(
+                starts_at=values["starts_at"],
+                ends_at=values["ends_at"],
+                headcount=values["headcount"],
+                language=values["language"],
+                skill=values["skill"],
+                **_incentive(values),
+            ),
+        )
+        return Response(StaffSlotOutput(slot).data, status=status.HTTP_201_CREATED)
+
+
+class AdminShiftWeekView(APIView):
+    """Publish a week from a template in one action: 30-minute slots each chosen day."""
+
+    permission_classes = [IsOperations]
+
+    @extend_schema(request=WeekInput, responses={201: WeekOutput}, tags=["shifts"])
+    def post(self, request):
+        data = WeekInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.shift_week_publish(
+            actor=request.user,
+            template=services.WeekTemplate(
+                week_start=values["week_start"],
+                day_start=values["day_start"],
+                day_end=values["day_end"],
+                headcount=values["headcount"],
+                weekdays=tuple(values["weekdays"]),
+                headcount_by_hour=values.get("headcount_by_hour"),
+                time_zone=values["time_zone"],
+                language=values["language"],
+                skill=values["skill"],
+                **_incentive(values),
+            ),
+        )
+        body = {"created": len(result.created), "skipped": result.skipped, "slots": result.created}
+        return Response(WeekOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+class AdminShiftDetailView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: StaffSlotDetailOutput}, tags=["shifts"])
+    def get(self, request, slot_id: int):
+        get_object_or_404(ShiftSlot, pk=slot_id)
+        return Response(StaffSlotDetailOutput(selectors.slot_for_staff(slot_id=slot_id)).data)
+
+
+class AdminShiftCancelView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(request=SlotCancelInput, responses={200: StaffSlotDetailOutput}, tags=["shifts"])
+    def post(self, request, slot_id: int):
+        get_object_or_404(ShiftSlot, pk=slot_id)
+        data = SlotCancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.shift_slot_cancel(
+            actor=request.user, slot_id=slot_id, reason=data.validated_data["reason"]
+        )
+        return Response(StaffSlotDetailOutput(selectors.slot_for_staff(slot_id=slot_id)).data)
+
+
+class AdminAgentAttendanceView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: AttendanceOutput}, tags=["shifts"])
+    def get(self, request, agent_id: int):
+        agent = get_object_or_404(Agent, pk=agent_id)
+        return Response(AttendanceOutput(selectors.attendance_record(agent=agent)).data)
+
+
+# --- agents --------------------------------------------------------------------
+
+
+class ShiftBoardView(APIView):
+    """Open slots the agent could book, with free places; filter by date, language, skill."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(
+        parameters=[_DateFilter], responses={200: SlotOutput(many=True)}, tags=["shifts"]
+    )
+    def get(self, request):
+        agent = _approved_agent(request)
+        query = _DateFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        slots = selectors.shift_board(
+            agent=agent,
+            day=values.get("date"),
+            language=values.get("language"),
+            skill=values.get("skill"),
+        )
+        return _paginated(request, self, slots, SlotOutput)
+
+
+class MyShiftsView(APIView):
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: BookingOutput(many=True)}, tags=["shifts"])
+    def get(self, request):
+        bookings = selectors.agent_bookings(agent=request.user.agent)
+        return _paginated(request, self, bookings, BookingOutput)
+
+
+class ShiftBookView(APIView):
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=None, responses={201: BookingOutput}, tags=["shifts"])
+    def post(self, request, slot_id: int):
+        agent = _approved_agent(request)
+        get_object_or_404(ShiftSlot, pk=slot_id)
+        booking = services.shift_book(agent_id=agent.pk, slot_id=slot_id)
+        return Response(BookingOutput(booking).data, status=status.HTTP_201_CREATED)
+
+
+class ShiftCancelView(APIView):
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=None, responses={200: BookingOutput}, tags=["shifts"])
+    def post(self, request, slot_id: int):
+        agent = request.user.agent
+        get_object_or_404(ShiftSlot, pk=slot_id)
+        booking = services.shift_booking_cancel(agent_id=agent.pk, slot_id=slot_id)
+        return Response(BookingOutput(booking).data)
+
+
+class MyAttendanceView(APIView):
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: AttendanceOutput}, tags=["shifts"])
+    def get(self, request):
+        record = selectors.attendance_record(agent=request.user.agent)
+        return Response(AttendanceOutput(record).data)

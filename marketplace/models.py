@@ -1,0 +1,180 @@
+"""Where supply meets demand.  Issue 4: shift slots, bookings and their audit trail.
+
+Slots and bookings change only through ``marketplace.services.shifts``; every
+change writes a ``ShiftEvent``.  The rules that matter most are also database
+constraints (see docs/architecture.md, "Shifts").
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from agents.models import Agent, Skill
+
+
+class SlotStatus(models.TextChoices):
+    PUBLISHED = "published", "Published"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class IncentiveKind(models.TextChoices):
+    # A fixed amount for attending the slot.
+    BONUS = "bonus", "Attendance bonus"
+    # Pay for time online in the slot is topped up to at least this much per hour.
+    HOURLY_MINIMUM = "hourly_minimum", "Guaranteed hourly minimum"
+
+
+class ShiftSlot(models.Model):
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    headcount = models.PositiveIntegerField()
+    # Places held by bookings that are booked, attended or no_show; kept in step
+    # by the booking services under the slot's row lock, and bounded by the
+    # check constraint below, so the database itself refuses an overbooking.
+    booked_count = models.PositiveIntegerField(default=0)
+    language = models.CharField(max_length=2, blank=True)
+    skill = models.ForeignKey(
+        Skill, null=True, blank=True, on_delete=models.PROTECT, related_name="shift_slots"
+    )
+    incentive_kind = models.CharField(max_length=16, choices=IncentiveKind.choices, blank=True)
+    incentive_amount = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    incentive_currency = models.CharField(max_length=3, blank=True)
+    status = models.CharField(
+        max_length=12, choices=SlotStatus.choices, default=SlotStatus.PUBLISHED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["status", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="slot_ends_after_start"
+            ),
+            models.CheckConstraint(condition=models.Q(headcount__gte=1), name="slot_headcount_min"),
+            models.CheckConstraint(
+                condition=models.Q(booked_count__lte=models.F("headcount")),
+                name="slot_never_overbooked",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        incentive_kind="",
+                        incentive_amount__isnull=True,
+                        incentive_currency="",
+                    )
+                    | models.Q(
+                        incentive_kind__in=IncentiveKind.values,
+                        incentive_amount__gt=0,
+                    )
+                    & ~models.Q(incentive_currency="")
+                ),
+                name="slot_incentive_complete",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M} x{self.headcount}"
+
+    @property
+    def duration_seconds(self) -> int:
+        return int((self.ends_at - self.starts_at).total_seconds())
+
+    @property
+    def free_places(self) -> int:
+        return max(self.headcount - self.booked_count, 0) if self.is_open else 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == SlotStatus.PUBLISHED
+
+    @property
+    def fill_rate(self) -> float:
+        return round(self.booked_count / self.headcount, 4) if self.headcount else 0.0
+
+
+class BookingStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CANCELLED = "cancelled", "Cancelled"
+    LATE_CANCELLED = "late_cancelled", "Cancelled late"
+    ATTENDED = "attended", "Attended"
+    NO_SHOW = "no_show", "No-show"
+
+
+# Bookings that hold a place in their slot (and count against overlap and caps).
+HOLDING = (BookingStatus.BOOKED, BookingStatus.ATTENDED, BookingStatus.NO_SHOW)
+
+
+class ShiftBooking(models.Model):
+    slot = models.ForeignKey(ShiftSlot, on_delete=models.PROTECT, related_name="bookings")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="shift_bookings")
+    status = models.CharField(
+        max_length=16, choices=BookingStatus.choices, default=BookingStatus.BOOKED
+    )
+    # Copied from the slot so that overlap is one indexed range test per agent
+    # (and, on PostgreSQL, an exclusion constraint: see migration 0002).
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    booked_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Set when attendance is settled: seconds online within the slot.
+    online_seconds = models.PositiveIntegerField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["agent", "status", "starts_at"]),
+            models.Index(fields=["status", "ends_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "slot"],
+                condition=models.Q(status__in=HOLDING),
+                name="booking_one_active_per_agent_and_slot",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="booking_ends_after_start",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.agent_id} in slot {self.slot_id}: {self.status}"
+
+
+class ShiftEventKind(models.TextChoices):
+    SLOT_PUBLISHED = "slot_published", "Slot published"
+    SLOT_CANCELLED = "slot_cancelled", "Slot cancelled"
+    BOOKED = "booked", "Booked"
+    CANCELLED = "cancelled", "Cancelled by the agent"
+    LATE_CANCELLED = "late_cancelled", "Cancelled late by the agent"
+    RELEASED = "released", "Released by a slot cancellation"
+    ATTENDED = "attended", "Attended"
+    NO_SHOW = "no_show", "No-show"
+
+
+class ShiftEvent(models.Model):
+    """Audit row for every change to a slot or a booking: who, what, when."""
+
+    kind = models.CharField(max_length=16, choices=ShiftEventKind.choices)
+    slot = models.ForeignKey(ShiftSlot, on_delete=models.PROTECT, related_name="events")
+    booking = models.ForeignKey(
+        ShiftBooking, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.kind} slot {self.slot_id}"

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from marketplace import apis
+
+api_urlpatterns = [
+    path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
+    path("admin/shifts/week/", apis.AdminShiftWeekView.as_view(), name="api-admin-shifts-week"),
+    path(
+        "admin/shifts/<int:slot_id>/",
+        apis.AdminShiftDetailView.as_view(),
+        name="api-admin-shift",
+    ),
+    path(
+        "admin/shifts/<int:slot_id>/cancel/",
+        apis.AdminShiftCancelView.as_view(),
+        name="api-admin-shift-cancel",
+    ),
+    path(
+        "admin/agents/<int:agent_id>/attendance/",
+        apis.AdminAgentAttendanceView.as_view(),
+        name="api-admin-agent-attendance",
+    ),
+    path("shifts/", apis.ShiftBoardView.as_view(), name="api-shifts"),
+    path("shifts/mine/", apis.MyShiftsView.as_view(), name="api-my-shifts"),
+    path("shifts/<int:slot_id>/book/", apis.ShiftBookView.as_view(), name="api-shift-book"),
+    path("shifts/<int:slot_id>/cancel/", apis.ShiftCancelView.as_view(), name="api-shift-cancel"),
+    path("agents/me/attendance/", apis.MyAttendanceView.as_view(), name="api-my-attendance"),
+]

@@ -1,0 +1,191 @@
+"""The agent socket ``/ws/agent/`` against the real ASGI app and channel layer.
+
+With REDIS_URL set (as ``make test`` does) the layer is channels-redis on the
+real Redis; one test swaps in the in-memory layer of the embedded default.
+"""
+
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from agents import presence, services
+from agents.models import AgentConnection, Presence
+from config.asgi import application
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("short_lived_db_connections"),
+]
+
+ORIGIN = [(b"origin", b"http://testserver")]
+
+
+async def _open(user, *, origin=ORIGIN, with_ticket=True):
+    query = ""
+    if with_ticket:
+        value, _ = await database_sync_to_async(services.realtime_ticket_issue)(
+            user=getattr(user, "user", user)
+        )
+        query = f"?ticket={value}"
+    communicator = WebsocketCommunicator(application, f"/ws/agent/{query}", headers=origin)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def test_agent_gets_a_snapshot_of_their_state_on_connect(agent):
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="away")
+
+    socket, connected, _ = await _open(agent)
+
+    assert connected
+    snapshot = await socket.receive_json_from()
+    assert snapshot["type"] == "agent.snapshot"
+    assert snapshot["agent"]["id"] == agent.pk
+    assert snapshot["agent"]["presence"] == "away"
+    assert snapshot["pending_offers"] == []
+    assert snapshot["assigned_tickets"] == []
+    assert (
+        await database_sync_to_async(
+            AgentConnection.objects.filter(agent=agent, closed_at__isnull=True).count
+        )()
+        == 1
+    )
+    await socket.disconnect()
+
+
+async def test_ping_answers_pong_and_marks_the_socket_alive(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    long_ago = timezone.now() - timedelta(minutes=10)
+    await database_sync_to_async(AgentConnection.objects.filter(agent=agent).update)(
+        last_seen_at=long_ago
+    )
+
+    await socket.send_json_to({"type": "ping"})
+
+    assert await socket.receive_json_from() == {"type": "pong"}
+    connection = await database_sync_to_async(AgentConnection.objects.get)(agent=agent)
+    assert connection.last_seen_at > long_ago
+    await socket.disconnect()
+
+
+async def test_unknown_message_type_gets_an_error_not_a_crash(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "dance"})
+    assert (await socket.receive_json_from())["error"]["code"] == "unknown_type"
+    await socket.disconnect()
+
+
+async def test_presence_change_is_pushed_live_over_redis(agent, settings):
+    assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="online")
+
+    message = await socket.receive_json_from(timeout=5)
+    assert message["type"] == "presence.changed"
+    assert message["presence"] == "online"
+    await socket.disconnect()
+
+
+async def test_pushes_reach_only_the_agent_they_are_for(agent, other_agent):
+    mine, _, _ = await _open(agent)
+    theirs, _, _ = await _open(other_agent)
+    await mine.receive_json_from()
+    await theirs.receive_json_from()
+
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="online")
+
+    assert (await mine.receive_json_from(timeout=5))["type"] == "presence.changed"
+    assert await theirs.receive_nothing(timeout=0.3)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+async def test_reconnect_snapshot_carries_what_changed_while_away(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    await socket.disconnect()
+
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="online")
+    again, _, _ = await _open(agent)
+
+    assert (await again.receive_json_from())["agent"]["presence"] == "online"
+    await again.disconnect()
+
+
+async def test_disconnect_closes_the_connection_row(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    await socket.disconnect()
+
+    connection = await database_sync_to_async(AgentConnection.objects.get)(agent=agent)
+    assert connection.closed_at is not None
+
+
+async def test_suspension_pushes_offline_and_closes_the_socket(agent, staff):
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="online")
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+
+    await database_sync_to_async(services.agent_suspend)(
+        actor=staff, agent_id=agent.pk, reason="Policy breach."
+    )
+
+    message = await socket.receive_json_from(timeout=5)
+    assert (message["presence"], message["reason"]) == ("offline", "suspended")
+    closed = await socket.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    await agent.arefresh_from_db()
+    assert agent.presence == Presence.OFFLINE
+
+
+async def test_customer_is_refused(customer):
+    _, connected, code = await _open(customer)
+    assert (connected, code) == (False, 4403)
+
+
+async def test_applicant_is_refused(applicant):
+    _, connected, code = await _open(applicant)
+    assert (connected, code) == (False, 4403)
+
+
+async def test_staff_are_refused(staff):
+    _, connected, code = await _open(staff)
+    assert (connected, code) == (False, 4403)
+
+
+async def test_anonymous_is_refused():
+    _, connected, code = await _open(None, with_ticket=False)
+    assert (connected, code) == (False, 4401)
+
+
+async def test_a_used_ticket_does_not_open_a_second_socket(agent):
+    value, _ = await database_sync_to_async(services.realtime_ticket_issue)(user=agent.user)
+    first = WebsocketCommunicator(application, f"/ws/agent/?ticket={value}", headers=ORIGIN)
+    assert (await first.connect())[0]
+    second = WebsocketCommunicator(application, f"/ws/agent/?ticket={value}", headers=ORIGIN)
+    assert (await second.connect()) == (False, 4401)
+    await first.disconnect()
+
+
+async def test_a_foreign_origin_is_refused(agent):
+    _, connected, _ = await _open(agent, origin=[(b"origin", b"https://evil.example")])
+    assert not connected
+
+
+async def test_the_socket_works_on_the_in_memory_layer_of_the_embedded_default(agent, settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    socket, _, _ = await _open(agent)
+    assert (await socket.receive_json_from())["type"] == "agent.snapshot"
+
+    await database_sync_to_async(presence.agent_presence_set)(agent_id=agent.pk, status="online")
+
+    assert (await socket.receive_json_from(timeout=5))["presence"] == "online"
+    await socket.disconnect()
