@@ -17,4 +17,12 @@ app.conf.beat_schedule = {
         "task": "agents.tasks.purge_realtime_tickets",
         "schedule": 300.0,
     },
+    "tickets-close-after-reopen-window": {
+        "task": "tickets.tasks.close_resolved_tickets",
+        "schedule": 600.0,
+    },
+    "tickets-purge-idempotency-keys": {
+        "task": "tickets.tasks.purge_idempotency_keys",
+        "schedule": 3600.0,
+    },
 }

@@ -3,7 +3,9 @@
 from django.urls import path
 
 from agents.consumers import PingConsumer
+from tickets.consumers import TicketConsumer
 
 websocket_urlpatterns: list = [
     path("ws/ping/", PingConsumer.as_asgi()),
+    path("ws/tickets/<int:ticket_id>/", TicketConsumer.as_asgi()),
 ]

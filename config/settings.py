@@ -222,6 +222,14 @@ HUMANLINE = {
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),
+    # Tickets (see docs/architecture.md, "Tickets", for the formulas).
+    "TICKET_REOPEN_WINDOW_HOURS": env.int("TICKET_REOPEN_WINDOW_HOURS", default=72),
+    "IDEMPOTENCY_KEY_TTL_HOURS": env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24),
+    "QUEUE_ETA_WINDOW_MINUTES": env.int("QUEUE_ETA_WINDOW_MINUTES", default=30),
+    "QUEUE_ETA_MIN_SAMPLES": env.int("QUEUE_ETA_MIN_SAMPLES", default=3),
+    "QUEUE_ETA_FALLBACK_SECONDS": env.int("QUEUE_ETA_FALLBACK_SECONDS", default=180),
+    "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
+    "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
 }
 
 LOGGING = {
