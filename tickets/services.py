@@ -636,7 +636,11 @@ def message_post(*, ticket_id: int, caller, body: str) -> Message:
     if len(body) > MESSAGE_MAX:
         raise _invalid("body", f"Keep a message under {MESSAGE_MAX} characters.")
     # The lock orders messages against status changes: none lands after a resolve.
-    ticket = Ticket.objects.select_for_update().select_related("assigned_agent").get(pk=ticket_id)
+    ticket = (
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("assigned_agent")
+        .get(pk=ticket_id)
+    )
     if _is_owner(caller, ticket):
         author, role = ticket.customer, AuthorRole.CUSTOMER
         open_statuses = {*WAITING, TicketStatus.ASSIGNED}

@@ -157,11 +157,13 @@ def test_customer_reopens_within_the_window_and_goes_back_in_line(
 ):
     ticket = resolved(TicketFactory(customer=customer), agent)
 
-    with time_machine.travel(timezone.now() + timedelta(hours=71)):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api.as_(customer).post(
-                f"/api/v1/tickets/{ticket.pk}/reopen/", {"reason": "Still broken"}
-            )
+    with (
+        time_machine.travel(timezone.now() + timedelta(hours=71)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = api.as_(customer).post(
+            f"/api/v1/tickets/{ticket.pk}/reopen/", {"reason": "Still broken"}
+        )
 
     assert response.status_code == 200
     body = response.json()
