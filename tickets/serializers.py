@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tickets import selectors
@@ -141,14 +142,17 @@ class TicketOutput(serializers.ModelSerializer):
             cache[ticket.pk] = selectors.queue_place(ticket=ticket)
         return cache[ticket.pk]
 
-    def get_customer(self, ticket) -> PersonOutput:
+    @extend_schema_field(PersonOutput)
+    def get_customer(self, ticket) -> dict:
         return {"id": ticket.customer_id, "name": ticket.customer.name}
 
-    def get_agent(self, ticket) -> PersonOutput | None:
+    @extend_schema_field(PersonOutput(allow_null=True))
+    def get_agent(self, ticket) -> dict | None:
         agent = ticket.assigned_agent
         return {"id": agent.pk, "name": agent.user.name} if agent else None
 
-    def get_handoff(self, ticket) -> HandoffOutput | None:
+    @extend_schema_field(HandoffOutput(allow_null=True))
+    def get_handoff(self, ticket) -> dict | None:
         return HandoffOutput(ticket).data if ticket.has_handoff else None
 
     def get_queue_position(self, ticket) -> int | None:
@@ -171,7 +175,8 @@ class MessageOutput(serializers.ModelSerializer):
         model = Message
         fields = ["id", "ticket_id", "author", "author_role", "body", "created_at"]
 
-    def get_author(self, message) -> PersonOutput:
+    @extend_schema_field(PersonOutput)
+    def get_author(self, message) -> dict:
         return {"id": message.author_id, "name": message.author.name}
 
 
@@ -182,7 +187,8 @@ class FeedbackOutput(serializers.ModelSerializer):
         model = Feedback
         fields = ["id", "ticket_id", "agent", "area", "kind", "text", "created_at"]
 
-    def get_agent(self, feedback) -> PersonOutput:
+    @extend_schema_field(PersonOutput)
+    def get_agent(self, feedback) -> dict:
         return {"id": feedback.agent_id, "name": feedback.agent.user.name}
 
 
