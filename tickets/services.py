@@ -4,14 +4,11 @@ One function per transition.  Each locks the ticket row, refuses a change the
 current status does not allow (``InvalidTransition``, 409), writes a
 ``TicketEvent`` (who, when, from, to, why) and schedules pushes after commit.
 
-The state machine::
+The state machine (``TRANSITIONS``; docs/architecture.md has the table)::
 
-    queued ──offer──▶ offered ──assign──▶ assigned ──resolve──▶ resolved ──(window)──▶ closed
-      ▲ │  ◀─requeue──┘   │                  │ ▲                  │
-      │ └────────assign───┼──────────────────┘ └─────requeue──────┼──(to queued)
-      │                   │                                       │
-      └─────────────────────────────── reopen ◀───────────────────┘
-    queued | offered ──cancel──▶ cancelled
+    open -> queued -> offered -> assigned -> resolved -> closed (after the reopen window)
+    queued | offered -> assigned          offered | assigned -> queued (requeue)
+    queued | offered -> cancelled         resolved -> queued (reopen, within the window)
 
 Callers are a ``User`` or an ``IntegrationPrincipal`` (``tickets.principals``).
 """
