@@ -17,6 +17,13 @@ from agents.models import AgentStatus, Role
 from tests.factories import PASSWORD, AgentFactory, StaffFactory, UserFactory
 
 
+def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API leaves its event loop marked as running on the main
+    # thread for the rest of the session, which breaks every asyncio test
+    # (pytest-asyncio, async_to_sync) collected after it: browser tests go last.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path):
     settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"

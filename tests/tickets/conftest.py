@@ -1,6 +1,22 @@
+from importlib import import_module
+
 import pytest
 
+from agents.models import Skill
 from tickets import events
+
+DEFAULT_SKILLS = import_module("agents.migrations.0002_default_skills").DEFAULT_SKILLS
+
+
+@pytest.fixture(autouse=True)
+def _skill_catalog(db):
+    """The default catalog that migration 0002 seeds.
+
+    Transactional tests (threads, sockets, the browser) end by flushing every
+    table, seeded rows included; tickets need the catalog for their category.
+    """
+    for slug, name in DEFAULT_SKILLS:
+        Skill.objects.get_or_create(slug=slug, defaults={"name": name})
 
 
 @pytest.fixture

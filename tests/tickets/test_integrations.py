@@ -185,3 +185,17 @@ def test_staff_create_a_key_in_the_django_admin_and_see_it_once(client, staff):
     shown = [str(m) for m in response.context["messages"]]
     assert any(f"hl_{made.prefix}_" in text for text in shown)
     assert made.created_by == staff
+
+
+def test_an_integration_relays_its_customers_messages_and_reads_the_reply(bot, agent):
+    opened = bot.post("/api/v1/tickets/", new_ticket_body(customer={"external_id": "crm-7"}))
+    ticket = Ticket.objects.get(pk=opened.json()["id"])
+    services.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
+    services.message_post(ticket_id=ticket.pk, caller=agent.user, body="How can I help?")
+
+    sent = bot.post(f"/api/v1/tickets/{ticket.pk}/messages/", {"body": "It's about my card"})
+    read = bot.get(f"/api/v1/tickets/{ticket.pk}/messages/")
+
+    assert sent.status_code == 201
+    assert sent.json()["author"]["id"] == ticket.customer_id
+    assert [m["author_role"] for m in read.json()["results"]] == ["agent", "customer"]
