@@ -40,6 +40,18 @@ def _messages(value):
     return [str(value)]
 
 
+def _first_text(value) -> str | None:
+    # Nested serializers report {"handoff": {"transcript": {0: {"role": [...]}}}}.
+    if isinstance(value, str):
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        text = _first_text(item)
+        if text:
+            return text
+    return None
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
@@ -61,9 +73,10 @@ def exception_handler(exc, context):
             message = "; ".join(str(item) for item in exc.detail)
         else:
             first = next(iter(fields.items()), None)
-            message = f"{first[0]}: {first[1][0]}" if first and first[1] else "Invalid input."
+            text = _first_text(first[1]) if first else None
+            message = f"{first[0]}: {text}" if text else "Invalid input."
             if first and first[0] == "non_field_errors":
-                message = str(first[1][0])
+                message = str(text)
         response.data = error_body("invalid", message, fields)
     else:
         detail = getattr(exc, "detail", str(exc))

@@ -25,4 +25,12 @@ app.conf.beat_schedule = {
         "task": "marketplace.tasks.settle_shift_attendance",
         "schedule": 60.0,
     },
+    "tickets-close-after-reopen-window": {
+        "task": "tickets.tasks.close_resolved_tickets",
+        "schedule": 600.0,
+    },
+    "tickets-purge-idempotency-keys": {
+        "task": "tickets.tasks.purge_idempotency_keys",
+        "schedule": 3600.0,
+    },
 }

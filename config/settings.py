@@ -240,6 +240,14 @@ HUMANLINE = {
     "ONLINE_HOURS_PER_24H_CAP": env.int("ONLINE_HOURS_PER_24H_CAP", default=12),
     "PRESENCE_GRACE_SECONDS": env.int("PRESENCE_GRACE_SECONDS", default=60),
     "AGENT_SOCKET_STALE_SECONDS": env.int("AGENT_SOCKET_STALE_SECONDS", default=90),
+    # Tickets (see docs/architecture.md, "Tickets", for the formulas).
+    "TICKET_REOPEN_WINDOW_HOURS": env.int("TICKET_REOPEN_WINDOW_HOURS", default=72),
+    "IDEMPOTENCY_KEY_TTL_HOURS": env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24),
+    "QUEUE_ETA_WINDOW_MINUTES": env.int("QUEUE_ETA_WINDOW_MINUTES", default=30),
+    "QUEUE_ETA_MIN_SAMPLES": env.int("QUEUE_ETA_MIN_SAMPLES", default=3),
+    "QUEUE_ETA_FALLBACK_SECONDS": env.int("QUEUE_ETA_FALLBACK_SECONDS", default=180),
+    "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
+    "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
 }
 
 LOGGING = {

@@ -1,0 +1,20 @@
+import pytest
+
+from tickets import events
+
+
+@pytest.fixture
+def pushed(monkeypatch):
+    """Every event the services push, as ``(ticket_id, event)``, instead of the channel layer."""
+    sent: list[tuple[int, dict]] = []
+    monkeypatch.setattr(events, "push", lambda ticket_id, event: sent.append((ticket_id, event)))
+    return sent
+
+
+@pytest.fixture
+def queued_hook():
+    """The ticket ids handed to dispatch's hook (``events.QUEUED_HOOKS``)."""
+    calls: list[int] = []
+    events.QUEUED_HOOKS.append(calls.append)
+    yield calls
+    events.QUEUED_HOOKS.remove(calls.append)

@@ -1,0 +1,114 @@
+"""Place in line and estimated wait: lanes, priority then age, the recent service rate."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import AgentFactory
+from tests.tickets.factories import TicketFactory, assigned
+from tickets import selectors, services
+
+pytestmark = pytest.mark.django_db
+
+
+def _position(ticket) -> int:
+    ticket.refresh_from_db()
+    return selectors.queue_place(ticket=ticket).position
+
+
+def test_tickets_line_up_by_priority_then_waiting_time():
+    now = timezone.now()
+    oldest = TicketFactory(queued_at=now - timedelta(minutes=30))
+    newer = TicketFactory(queued_at=now - timedelta(minutes=5))
+    high = TicketFactory(queued_at=now - timedelta(minutes=1), priority="high")
+    urgent = TicketFactory(queued_at=now, priority="urgent")
+
+    assert [_position(t) for t in (urgent, high, oldest, newer)] == [1, 2, 3, 4]
+
+
+def test_only_tickets_of_the_same_language_and_category_compete():
+    now = timezone.now()
+    TicketFactory(queued_at=now - timedelta(minutes=9), language="pt")
+    TicketFactory(queued_at=now - timedelta(minutes=9), category="payments")
+    ahead = TicketFactory(queued_at=now - timedelta(minutes=9))
+    mine = TicketFactory(queued_at=now)
+
+    assert _position(ahead) == 1
+    assert _position(mine) == 2
+
+
+def test_tickets_no_longer_waiting_leave_the_line(customer):
+    now = timezone.now()
+    first = TicketFactory(queued_at=now - timedelta(minutes=9), customer=customer)
+    second = TicketFactory(queued_at=now - timedelta(minutes=5))
+    mine = TicketFactory(queued_at=now)
+    assert _position(mine) == 3
+
+    services.ticket_cancel(ticket_id=first.pk, caller=customer)
+    assigned(second, AgentFactory())
+
+    assert _position(mine) == 1
+    second.refresh_from_db()
+    assert selectors.queue_place(ticket=second) is None
+
+
+def test_the_estimate_falls_back_when_the_service_rate_is_unknown(settings):
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_ETA_FALLBACK_SECONDS": 120}
+    TicketFactory(queued_at=timezone.now() - timedelta(minutes=1))
+    mine = TicketFactory()
+
+    assert selectors.queue_place(ticket=mine).eta_seconds == 2 * 120
+
+
+def test_the_estimate_follows_the_recent_service_rate():
+    # given: 6 tickets of the lane were assigned in the last 30 minutes: one per 5 minutes
+    for _ in range(6):
+        assigned(TicketFactory(), AgentFactory())
+    # ... and 10 of another lane, which do not count
+    for _ in range(10):
+        assigned(TicketFactory(language="pt"), AgentFactory(languages=["pt"]))
+    TicketFactory(queued_at=timezone.now() - timedelta(minutes=2))
+    mine = TicketFactory()
+
+    place = selectors.queue_place(ticket=mine)
+
+    assert place.position == 2
+    assert place.eta_seconds == 2 * 300
+
+
+def test_positions_are_pushed_to_the_lane_when_a_ticket_leaves_it(
+    customer, pushed, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    first = TicketFactory(queued_at=now - timedelta(minutes=9), customer=customer)
+    second = TicketFactory(queued_at=now - timedelta(minutes=5))
+    elsewhere = TicketFactory(language="pt")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_cancel(ticket_id=first.pk, caller=customer)
+
+    positions = {
+        ticket_id: event["queue_position"]
+        for ticket_id, event in pushed
+        if event["type"] == "queue.position"
+    }
+    assert positions == {second.pk: 1}
+    assert elsewhere.pk not in positions
+    assert (first.pk, "ticket.status") in [(t, e["type"]) for t, e in pushed]
+
+
+def test_a_new_ticket_gets_its_position_pushed(
+    api, customer, pushed, django_capture_on_commit_callbacks
+):
+    TicketFactory(category="payments")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.as_(customer).post(
+            "/api/v1/tickets/", {"subject": "S", "body": "B", "category": "payments"}
+        )
+
+    mine = response.json()["id"]
+    assert [e for t, e in pushed if t == mine] == [
+        {"type": "queue.position", "ticket_id": mine, "queue_position": 2, "eta_seconds": 360}
+    ]

@@ -1,0 +1,230 @@
+"""The ticket's socket ``/ws/tickets/<id>/``: who may listen, live pushes, resync.
+
+These run the real ASGI application with the real channel layer (channels-redis
+on the test Redis), and one test on the in-memory layer.
+"""
+
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+
+from agents.services import realtime_ticket_issue
+from config.asgi import application
+from tests.tickets.factories import TicketFactory, assigned
+from tickets import services
+from tickets.models import Message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+ORIGIN = [(b"origin", b"http://testserver")]
+
+
+async def _open(person, ticket_id: int, since: int | None = None, origin=ORIGIN):
+    user = getattr(person, "user", person)
+    path = f"/ws/tickets/{ticket_id}/"
+    if user is not None:
+        value, _ = await database_sync_to_async(realtime_ticket_issue)(user=user)
+        path += f"?ticket={value}"
+        if since is not None:
+            path += f"&since={since}"
+    communicator = WebsocketCommunicator(application, path, headers=origin)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def _drain(communicator) -> list[dict]:
+    """What the socket sent so far (the connect snapshot, pushes already delivered)."""
+    received = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        received.append(await communicator.receive_json_from())
+    return received
+
+
+@pytest_asyncio.fixture
+async def _flush_layer():
+    yield
+    layer = get_channel_layer()
+    if hasattr(layer, "flush"):
+        await layer.flush()
+    # The consumers' database thread keeps a connection; the test database must drop cleanly.
+    await database_sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def person(request):
+    """A persona named by the test's parameter, resolved outside the event loop."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def ticket(customer, agent):
+    return assigned(TicketFactory(customer=customer), agent)
+
+
+@pytest.mark.parametrize("person", ["customer", "agent", "staff"], indirect=True)
+async def test_customer_assigned_agent_and_staff_may_listen(person, ticket, _flush_layer):
+    communicator, connected, _ = await _open(person, ticket.pk)
+
+    assert connected
+    snapshot = await _drain(communicator)
+    assert snapshot[0] == {
+        "type": "ticket.status",
+        "ticket_id": ticket.pk,
+        "status": "assigned",
+        "reason": "",
+    }
+    assert snapshot[1]["type"] == "ticket.assigned"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("person", ["other_customer", "other_agent", "applicant"], indirect=True)
+async def test_anyone_else_is_refused_at_the_handshake(person, ticket, _flush_layer):
+    _, connected, code = await _open(person, ticket.pk)
+
+    assert not connected
+    assert code == 4403
+
+
+async def test_an_anonymous_socket_is_refused(ticket, _flush_layer):
+    _, connected, code = await _open(None, ticket.pk)
+
+    assert not connected and code == 4401
+
+
+async def test_a_foreign_origin_is_refused(customer, ticket, _flush_layer):
+    _, connected, _ = await _open(customer, ticket.pk, origin=[(b"origin", b"http://evil.example")])
+
+    assert not connected
+
+
+async def test_a_waiting_customer_gets_the_place_in_line_on_connect(customer, _flush_layer):
+    waiting = await database_sync_to_async(TicketFactory)(customer=customer)
+
+    communicator, connected, _ = await _open(customer, waiting.pk)
+
+    assert connected
+    snapshot = await _drain(communicator)
+    assert [e["type"] for e in snapshot] == ["ticket.status", "queue.position"]
+    assert snapshot[1]["queue_position"] == 1 and snapshot[1]["eta_seconds"] == 180
+    await communicator.disconnect()
+
+
+async def test_an_agents_message_reaches_the_customer_live(customer, agent, ticket, _flush_layer):
+    listening, _, _ = await _open(customer, ticket.pk)
+    await _drain(listening)
+
+    message = await database_sync_to_async(services.message_post)(
+        ticket_id=ticket.pk, caller=agent.user, body="Hi Carla, I'm on it."
+    )
+
+    event = await listening.receive_json_from(timeout=3)
+    assert event["type"] == "ticket.message"
+    assert event["message"]["id"] == message.pk
+    assert event["message"]["body"] == "Hi Carla, I'm on it."
+    await listening.disconnect()
+
+
+async def test_a_message_sent_over_the_socket_is_stored_and_reaches_both(
+    customer, agent, ticket, _flush_layer
+):
+    customer_socket, _, _ = await _open(customer, ticket.pk)
+    agent_socket, _, _ = await _open(agent, ticket.pk)
+    await _drain(customer_socket)
+    await _drain(agent_socket)
+
+    await customer_socket.send_json_to({"type": "ticket.message", "body": "Still there?"})
+
+    for socket in (customer_socket, agent_socket):
+        event = await socket.receive_json_from(timeout=3)
+        assert event["type"] == "ticket.message"
+        assert event["message"]["body"] == "Still there?"
+        assert event["message"]["author_role"] == "customer"
+    stored = await database_sync_to_async(
+        lambda: list(Message.objects.values_list("body", "author"))
+    )()
+    assert stored == [("Still there?", customer.pk)]
+    await customer_socket.disconnect()
+    await agent_socket.disconnect()
+
+
+async def test_staff_sending_over_the_socket_get_an_error_and_nothing_is_stored(
+    staff, ticket, _flush_layer
+):
+    socket, _, _ = await _open(staff, ticket.pk)
+    await _drain(socket)
+
+    await socket.send_json_to({"type": "ticket.message", "body": "I'm staff"})
+
+    event = await socket.receive_json_from(timeout=3)
+    assert event["type"] == "error" and event["error"]["code"] == "forbidden"
+    assert not await database_sync_to_async(Message.objects.exists)()
+    await socket.disconnect()
+
+
+async def test_ping_is_answered(customer, ticket, _flush_layer):
+    socket, _, _ = await _open(customer, ticket.pk)
+    await _drain(socket)
+
+    await socket.send_json_to({"type": "ping"})
+
+    assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_a_client_that_reconnects_loses_nothing(customer, agent, ticket, _flush_layer):
+    # given: the customer saw the first message, then lost the connection
+    first = await database_sync_to_async(services.message_post)(
+        ticket_id=ticket.pk, caller=agent.user, body="one"
+    )
+    socket, _, _ = await _open(customer, ticket.pk)
+    await _drain(socket)
+    await socket.disconnect()
+    # ... while away, two more messages were written
+    for body in ("two", "three"):
+        await database_sync_to_async(services.message_post)(
+            ticket_id=ticket.pk, caller=agent.user, body=body
+        )
+
+    # when: it reconnects from the last message it saw
+    socket, connected, _ = await _open(customer, ticket.pk, since=first.pk)
+
+    # then
+    assert connected
+    received = await _drain(socket)
+    assert [e["message"]["body"] for e in received if e["type"] == "ticket.message"] == [
+        "two",
+        "three",
+    ]
+    await socket.disconnect()
+
+
+async def test_an_agent_the_ticket_was_taken_from_is_disconnected(agent, ticket, _flush_layer):
+    socket, _, _ = await _open(agent, ticket.pk)
+    await _drain(socket)
+
+    await database_sync_to_async(services.ticket_requeue)(
+        ticket_id=ticket.pk, reason="Agent went silent."
+    )
+
+    event = await socket.receive_json_from(timeout=3)
+    assert event["type"] == "ticket.status" and event["status"] == "queued"
+    closed = await socket.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4403}
+
+
+async def test_pushes_work_on_the_in_memory_layer(settings, customer, agent, ticket, _flush_layer):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    socket, _, _ = await _open(customer, ticket.pk)
+    await _drain(socket)
+
+    await database_sync_to_async(services.message_post)(
+        ticket_id=ticket.pk, caller=agent.user, body="in memory"
+    )
+
+    event = await socket.receive_json_from(timeout=3)
+    assert event["message"]["body"] == "in memory"
+    assert type(get_channel_layer()).__name__ == "InMemoryChannelLayer"
+    await socket.disconnect()

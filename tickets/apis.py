@@ -1,0 +1,351 @@
+"""HTTP API for tickets: open, read, converse, lifecycle, ratings, feedback, keys.
+
+Views parse, check access (a ticket the caller may not see is a 404), call one
+service and answer; domain errors become ``{"error": {...}}`` in ``config.api``.
+"""
+
+from dataclasses import asdict
+
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.models import Agent
+from config.api import Pagination
+from config.errors import InvalidInput
+from config.permissions import IsAgentUser, IsOperations
+from tickets import selectors, services
+from tickets.authentication import ApiKeyAuthentication
+from tickets.models import FeedbackKind, Rating, Ticket, TicketStatus
+from tickets.serializers import (
+    FeedbackInput,
+    FeedbackOutput,
+    IntegrationKeyCreatedOutput,
+    IntegrationKeyInput,
+    IntegrationKeyOutput,
+    MessageInput,
+    MessageOutput,
+    QualityOutput,
+    RatingInput,
+    ReasonInput,
+    TicketOpenInput,
+    TicketOutput,
+)
+
+# Integrations reach the ticket endpoints only.
+TICKET_AUTHENTICATION = [SessionAuthentication, TokenAuthentication, ApiKeyAuthentication]
+
+
+def _visible(request, ticket_id: int) -> Ticket:
+    try:
+        return selectors.ticket_for(caller=request.user, ticket_id=ticket_id)
+    except Ticket.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _fresh(request, ticket_id: int) -> Ticket:
+    return (
+        selectors.tickets_visible_to(caller=request.user).select_related("rating").get(pk=ticket_id)
+    )
+
+
+def _ticket_response(request, ticket_id: int, code=status.HTTP_200_OK, headers=None) -> Response:
+    ticket = _fresh(request, ticket_id)
+    return Response(TicketOutput(ticket).data, status=code, headers=headers)
+
+
+def _new_ticket(data: dict) -> tuple[services.NewTicket, services.CustomerRef | None]:
+    handoff = data.get("handoff")
+    customer = data.get("customer")
+    new = services.NewTicket(
+        subject=data["subject"],
+        body=data["body"],
+        category=data.get("category") or "general",
+        language=data.get("language"),
+        priority=data["priority"],
+        handoff=services.Handoff(
+            transcript=[
+                {**turn, "at": turn["at"].isoformat() if turn.get("at") else None}
+                for turn in handoff.get("transcript", [])
+            ],
+            summary=handoff.get("summary", ""),
+            intent=handoff.get("intent", ""),
+        )
+        if handoff is not None
+        else None,
+    )
+    return new, services.CustomerRef(**customer) if customer else None
+
+
+class TicketsView(APIView):
+    """Customers and integrations open tickets; everyone lists the tickets they may see."""
+
+    authentication_classes = TICKET_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=TicketStatus.values, required=False)],
+        responses={200: TicketOutput(many=True)},
+        tags=["tickets"],
+    )
+    def get(self, request):
+        queryset = selectors.tickets_visible_to(caller=request.user).select_related("rating")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in TicketStatus.values:
+                raise InvalidInput(
+                    f"Unknown status '{wanted}'.",
+                    fields={"status": [f"Choose one of: {', '.join(TicketStatus.values)}."]},
+                )
+            queryset = queryset.filter(status=wanted)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(TicketOutput(page, many=True).data)
+
+    @extend_schema(
+        request=TicketOpenInput,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Retries with the same key and body return the original "
+                "ticket; a different body is a 422.  Keys expire after 24 hours.",
+            )
+        ],
+        responses={201: TicketOutput},
+        tags=["tickets"],
+    )
+    def post(self, request):
+        data = TicketOpenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        new, customer = _new_ticket(data.validated_data)
+        opened = services.ticket_open(
+            caller=request.user,
+            new=new,
+            customer=customer,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        )
+        headers = {} if opened.created else {"Idempotent-Replayed": "true"}
+        return _ticket_response(request, opened.ticket.pk, code=opened.status_code, headers=headers)
+
+
+class TicketDetailView(APIView):
+    authentication_classes = TICKET_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: TicketOutput}, tags=["tickets"])
+    def get(self, request, ticket_id: int):
+        _visible(request, ticket_id)
+        return _ticket_response(request, ticket_id)
+
+
+def _parse_since(raw: str | None):
+    if not raw:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    moment = parse_datetime(raw)
+    if moment is None:
+        raise InvalidInput(
+            "since is a message id or an ISO 8601 time.",
+            fields={"since": ["Give a message id or an ISO 8601 time."]},
+        )
+    return moment
+
+
+class TicketMessagesView(APIView):
+    """The conversation; ``GET ?since=<message id | time>`` resyncs after a reconnect."""
+
+    authentication_classes = TICKET_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, required=False, description="Message id or time.")
+        ],
+        responses={200: MessageOutput(many=True)},
+        tags=["tickets"],
+    )
+    def get(self, request, ticket_id: int):
+        ticket = _visible(request, ticket_id)
+        messages = selectors.messages_since(
+            ticket=ticket, since=_parse_since(request.query_params.get("since"))
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(MessageOutput(page, many=True).data)
+
+    @extend_schema(request=MessageInput, responses={201: MessageOutput}, tags=["tickets"])
+    def post(self, request, ticket_id: int):
+        _visible(request, ticket_id)
+        data = MessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.message_post(
+            ticket_id=ticket_id, caller=request.user, body=data.validated_data["body"]
+        )
+        return Response(MessageOutput(message).data, status=status.HTTP_201_CREATED)
+
+
+def _transition_view(service, summary: str):
+    class TransitionView(APIView):
+        authentication_classes = TICKET_AUTHENTICATION
+        permission_classes = [IsAuthenticated]
+
+        @extend_schema(
+            request=ReasonInput, responses={200: TicketOutput}, tags=["tickets"], summary=summary
+        )
+        def post(self, request, ticket_id: int):
+            _visible(request, ticket_id)
+            data = ReasonInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            service(
+                ticket_id=ticket_id,
+                caller=request.user,
+                reason=data.validated_data.get("reason", ""),
+            )
+            return _ticket_response(request, ticket_id)
+
+    TransitionView.__name__ = f"{service.__name__.title().replace('_', '')}View"
+    return TransitionView
+
+
+CancelView = _transition_view(services.ticket_cancel, "Cancel a waiting ticket (its customer)")
+ResolveView = _transition_view(services.ticket_resolve, "Resolve (the assigned agent)")
+ReopenView = _transition_view(
+    services.ticket_reopen, "Reopen a resolved ticket within the reopen window (its customer)"
+)
+
+
+class RatingView(APIView):
+    authentication_classes = TICKET_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=RatingInput, responses={201: dict}, tags=["tickets"])
+    def post(self, request, ticket_id: int):
+        _visible(request, ticket_id)
+        data = RatingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        rating: Rating = services.rating_submit(
+            ticket_id=ticket_id, caller=request.user, **data.validated_data
+        )
+        return Response(
+            {"ticket_id": ticket_id, "score": rating.score, "comment": rating.comment},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TicketFeedbackView(APIView):
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=FeedbackInput, responses={201: FeedbackOutput}, tags=["tickets"])
+    def post(self, request, ticket_id: int):
+        _visible(request, ticket_id)
+        data = FeedbackInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        feedback = services.feedback_tag(
+            ticket_id=ticket_id, caller=request.user, **data.validated_data
+        )
+        return Response(FeedbackOutput(feedback).data, status=status.HTTP_201_CREATED)
+
+
+class FeedbackListView(APIView):
+    """Product feedback for staff, newest first, filtered by kind, area and time."""
+
+    permission_classes = [IsOperations]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", enum=FeedbackKind.values, required=False),
+            OpenApiParameter("area", str, required=False),
+            OpenApiParameter("since", str, required=False, description="ISO 8601 time."),
+        ],
+        responses={200: FeedbackOutput(many=True)},
+        tags=["admin"],
+    )
+    def get(self, request):
+        kind = request.query_params.get("kind") or None
+        if kind and kind not in FeedbackKind.values:
+            raise InvalidInput(
+                f"Unknown kind '{kind}'.",
+                fields={"kind": [f"Choose one of: {', '.join(FeedbackKind.values)}."]},
+            )
+        since_raw = request.query_params.get("since")
+        since = parse_datetime(since_raw) if since_raw else None
+        if since_raw and since is None:
+            raise InvalidInput("since is an ISO 8601 time.", fields={"since": ["Not a time."]})
+        queryset = selectors.feedback_for_staff(
+            kind=kind, area=request.query_params.get("area") or None, since=since
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(FeedbackOutput(page, many=True).data)
+
+
+class IntegrationKeysView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: IntegrationKeyOutput(many=True)}, tags=["admin"])
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.integration_keys(), request, view=self)
+        return paginator.get_paginated_response(IntegrationKeyOutput(page, many=True).data)
+
+    @extend_schema(
+        request=IntegrationKeyInput, responses={201: IntegrationKeyCreatedOutput}, tags=["admin"]
+    )
+    def post(self, request):
+        data = IntegrationKeyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        raw, key = services.integration_key_create(
+            actor=request.user,
+            integration_name=data.validated_data["integration"],
+            name=data.validated_data.get("name", ""),
+        )
+        key.key = raw
+        response = Response(IntegrationKeyCreatedOutput(key).data, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class IntegrationKeyRevokeView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(request=None, responses={200: IntegrationKeyOutput}, tags=["admin"])
+    def post(self, request, key_id: int):
+        if not selectors.integration_keys().filter(pk=key_id).exists():
+            raise Http404
+        key = services.integration_key_revoke(actor=request.user, key_id=key_id)
+        return Response(IntegrationKeyOutput(key).data)
+
+
+def _quality_body(agent: Agent) -> dict:
+    return QualityOutput(
+        {"agent_id": agent.pk, **asdict(selectors.agent_quality(agent=agent))}
+    ).data
+
+
+class MyQualityView(APIView):
+    """The agent's own quality score."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: QualityOutput}, tags=["agents"])
+    def get(self, request):
+        return Response(_quality_body(request.user.agent))
+
+
+class AgentQualityView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: QualityOutput}, tags=["admin"])
+    def get(self, request, agent_id: int):
+        agent = Agent.objects.filter(pk=agent_id).first()
+        if agent is None:
+            raise Http404
+        return Response(_quality_body(agent))

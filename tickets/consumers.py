@@ -1,0 +1,95 @@
+"""The ticket's conversation socket, ``/ws/tickets/<id>/``.  Transport only.
+
+Who may connect: the ticket's customer, its assigned agent and staff; anyone
+else is refused at the handshake.  On connect the socket sends the ticket's
+status and place in line, and every message after ``?since=<message id>`` so
+that a client that reconnects loses nothing.  Messages sent here go through
+``tickets.services.message_post`` like the API's.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from config.errors import DomainError
+from tickets import events, selectors, services
+from tickets.models import Ticket
+
+# Close codes (4000-4999 are the application's): not signed in, not allowed.
+UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
+
+
+class TicketConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.ticket_id = int(self.scope["url_route"]["kwargs"]["ticket_id"])
+        self.group = events.group_name(self.ticket_id)
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHENTICATED)
+            return
+        if not await self._may_join(user):
+            await self.close(code=FORBIDDEN)
+            return
+        # Join before reading the snapshot: an event committed in between is
+        # then delivered twice rather than lost; clients dedupe by message id.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        for event in await self._snapshot(self._since()):
+            await self.send_json(event)
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "ticket.message":
+            try:
+                await self._post(str(content.get("body") or ""))
+            except DomainError as exc:
+                await self.send_json(
+                    {"type": "error", "error": {"code": exc.code, "message": exc.message}}
+                )
+        else:
+            await self.send_json(
+                {"type": "error", "error": {"code": "unknown_type", "message": "Unknown type."}}
+            )
+
+    async def ticket_event(self, message):
+        event = message["event"]
+        await self.send_json(event)
+        # An agent the ticket was taken from stops listening.
+        if event["type"] == "ticket.status" and not await self._may_join(self.scope["user"]):
+            await self.close(code=FORBIDDEN)
+
+    def _since(self) -> int | None:
+        from urllib.parse import parse_qs
+
+        values = parse_qs(self.scope.get("query_string", b"").decode()).get("since")
+        return int(values[0]) if values and values[0].isdigit() else None
+
+    @database_sync_to_async
+    def _may_join(self, user) -> bool:
+        return selectors.may_join_conversation(user=user, ticket_id=self.ticket_id)
+
+    @database_sync_to_async
+    def _snapshot(self, since: int | None) -> list[dict]:
+        ticket = Ticket.objects.select_related("assigned_agent__user").get(pk=self.ticket_id)
+        snapshot = [events.status_event(ticket)]
+        if ticket.assigned_agent_id:
+            snapshot.append(events.assigned_event(ticket))
+        place = selectors.queue_place(ticket=ticket)
+        if place:
+            snapshot.append(events.position_event(ticket.pk, place))
+        if since is not None:
+            snapshot += [
+                events.message_event(m)
+                for m in selectors.messages_since(ticket=ticket, since=since)
+            ]
+        return snapshot
+
+    @database_sync_to_async
+    def _post(self, body: str) -> None:
+        services.message_post(ticket_id=self.ticket_id, caller=self.scope["user"], body=body)

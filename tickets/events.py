@@ -1,0 +1,134 @@
+"""Everything tickets push, built in one place, and the hook dispatch plugs into.
+
+Pushes go to the channel-layer group of the ticket (``ticket.<id>``), which
+the ticket's socket joins.  They are scheduled by services with
+``transaction.on_commit``, so nothing is pushed for a change that rolled back.
+Redis may lose a push: clients resync from the API (``GET …/messages/?since=``)
+or by reconnecting with ``?since=``; the database is the truth.
+
+Server → client event types: ``ticket.message``, ``ticket.status``,
+``ticket.assigned``, ``queue.position``.
+
+The dispatch hook
+-----------------
+``ticket_queued(ticket_id)`` runs after commit whenever a ticket *enters*
+``queued``: when it is opened, reopened by its customer, or requeued (an agent
+dropped out, an offer ran out).  Dispatch registers a callable in
+``QUEUED_HOOKS`` (from its ``AppConfig.ready``) to offer the ticket to an
+agent; until then a queued ticket simply waits in line.
+"""
+
+import logging
+from collections.abc import Callable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from tickets import selectors
+from tickets.models import Message, Ticket
+
+logger = logging.getLogger(__name__)
+
+# Called with the ticket id, after commit, each time a ticket enters ``queued``.
+QUEUED_HOOKS: list[Callable[[int], None]] = []
+
+
+def group_name(ticket_id: int) -> str:
+    return f"ticket.{ticket_id}"
+
+
+# --- event builders ---------------------------------------------------------
+
+
+def message_event(message: Message) -> dict:
+    from tickets.serializers import MessageOutput
+
+    return {
+        "type": "ticket.message",
+        "ticket_id": message.ticket_id,
+        "message": MessageOutput(message).data,
+    }
+
+
+def status_event(ticket: Ticket, *, reason: str = "") -> dict:
+    return {
+        "type": "ticket.status",
+        "ticket_id": ticket.pk,
+        "status": ticket.status,
+        "reason": reason,
+    }
+
+
+def assigned_event(ticket: Ticket) -> dict:
+    agent = ticket.assigned_agent
+    return {
+        "type": "ticket.assigned",
+        "ticket_id": ticket.pk,
+        "agent": {"id": agent.pk, "name": agent.user.first_name} if agent else None,
+        "assigned_at": ticket.assigned_at.isoformat() if ticket.assigned_at else None,
+    }
+
+
+def position_event(ticket_id: int, place: selectors.QueuePlace) -> dict:
+    return {
+        "type": "queue.position",
+        "ticket_id": ticket_id,
+        "queue_position": place.position,
+        "eta_seconds": place.eta_seconds,
+    }
+
+
+# --- sending ----------------------------------------------------------------
+
+
+def push(ticket_id: int, event: dict) -> None:
+    """Send one event to everyone watching the ticket.  Never raises: it runs after commit."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            group_name(ticket_id), {"type": "ticket.event", "event": event}
+        )
+    except Exception:
+        # The fact is committed; a client that missed the push resyncs.
+        logger.exception("push of %s for ticket %s failed", event.get("type"), ticket_id)
+
+
+# --- after-commit reactions, called by services -----------------------------
+
+
+def message_posted(message_id: int) -> None:
+    message = Message.objects.select_related("author").get(pk=message_id)
+    push(message.ticket_id, message_event(message))
+
+
+def status_changed(ticket_id: int, *, reason: str = "") -> None:
+    ticket = Ticket.objects.select_related("assigned_agent__user").get(pk=ticket_id)
+    push(ticket_id, status_event(ticket, reason=reason))
+    if ticket.status == "assigned":
+        push(ticket_id, assigned_event(ticket))
+
+
+def lane_changed(*, language: str, category: str) -> None:
+    """Places in a lane moved (a ticket joined or left it): push everyone's new place."""
+    from tickets import tasks
+
+    tasks.push_queue_positions.delay(language, category)
+
+
+def push_lane_positions(*, language: str, category: str) -> int:
+    places = selectors.lane_places(language=language, category=category)
+    for ticket_id, place in places:
+        push(ticket_id, position_event(ticket_id, place))
+    return len(places)
+
+
+def ticket_queued(ticket_id: int) -> None:
+    """The dispatch trigger point: a ticket entered ``queued`` (opened, reopened, requeued)."""
+    for hook in QUEUED_HOOKS:
+        try:
+            hook(ticket_id)
+        except Exception:
+            # Dispatch's periodic sweeper picks up queued tickets a hook missed.
+            logger.exception("queued hook %r failed for ticket %s", hook, ticket_id)

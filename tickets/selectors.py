@@ -1,0 +1,248 @@
+"""Reads about tickets, always scoped to the caller.
+
+Queue position and estimated wait
+---------------------------------
+A waiting ticket (``queued`` or ``offered``) competes with the waiting tickets
+of its *lane*: the same language and category.  Its ``queue_position`` is
+1 + the number of lane tickets ahead of it, ordered by priority (urgent, high,
+normal), then ``queued_at``, then id — the order dispatch serves them in.
+
+The estimated wait uses the lane's recent service rate: ``n`` = tickets of the
+lane assigned to an agent in the last ``QUEUE_ETA_WINDOW_MINUTES``.  With at
+least ``QUEUE_ETA_MIN_SAMPLES`` of them, one ticket is served every
+``window / n`` seconds; otherwise the rate is unknown and we assume
+``QUEUE_ETA_FALLBACK_SECONDS`` per ticket.  ``eta_seconds = ceil(position *
+seconds_per_ticket)``.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Avg, Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from agents.models import Agent
+from tickets.models import (
+    PRIORITY_RANK,
+    WAITING,
+    Feedback,
+    IntegrationApiKey,
+    Message,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from tickets.principals import is_integration
+
+# --- access -----------------------------------------------------------------
+
+
+def _tickets() -> QuerySet[Ticket]:
+    return Ticket.objects.select_related("customer", "assigned_agent__user", "integration")
+
+
+def tickets_visible_to(*, caller) -> QuerySet[Ticket]:
+    """Customers: their own.  Agents: assigned to them.  Staff: all.  Integrations: theirs.
+
+    Dispatch (issue 5) widens the agents' scope to tickets offered to them.
+    """
+    if caller is None or not caller.is_authenticated:
+        return Ticket.objects.none()
+    if is_integration(caller):
+        return _tickets().filter(integration=caller.integration)
+    if caller.is_operations:
+        return _tickets()
+    if caller.is_agent:
+        return _tickets().filter(assigned_agent__user=caller)
+    if caller.is_customer:
+        return _tickets().filter(customer=caller)
+    return Ticket.objects.none()
+
+
+def ticket_for(*, caller, ticket_id: int) -> Ticket:
+    """The ticket if the caller may see it; ``Ticket.DoesNotExist`` (a 404) otherwise."""
+    return tickets_visible_to(caller=caller).get(pk=ticket_id)
+
+
+def may_join_conversation(*, user, ticket_id: int) -> bool:
+    """The ticket's customer, its assigned agent and staff; nobody else."""
+    if user is None or not user.is_authenticated or is_integration(user):
+        return False
+    return tickets_visible_to(caller=user).filter(pk=ticket_id).exists()
+
+
+# --- the line ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    position: int
+    eta_seconds: int
+
+
+def _rank_expression():
+    return Case(
+        *[When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items()],
+        output_field=IntegerField(),
+    )
+
+
+def _lane(*, language: str, category: str) -> QuerySet[Ticket]:
+    return Ticket.objects.filter(status__in=WAITING, language=language, category=category)
+
+
+def seconds_per_ticket(*, language: str, category: str, now: datetime | None = None) -> float:
+    policy = settings.HUMANLINE
+    now = now or timezone.now()
+    window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
+    served = TicketEvent.objects.filter(
+        to_status=TicketStatus.ASSIGNED,
+        created_at__gte=now - window,
+        ticket__language=language,
+        ticket__category=category,
+    ).count()
+    if served < policy["QUEUE_ETA_MIN_SAMPLES"]:
+        return float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
+    return window.total_seconds() / served
+
+
+def _eta(position: int, per_ticket: float) -> int:
+    return math.ceil(position * per_ticket)
+
+
+def queue_place(*, ticket: Ticket) -> QueuePlace | None:
+    """Where a waiting ticket stands in its lane; None once it is not waiting."""
+    if ticket.status not in WAITING or ticket.queued_at is None:
+        return None
+    rank = PRIORITY_RANK[ticket.priority]
+    higher = [priority for priority, r in PRIORITY_RANK.items() if r > rank]
+    same = Q(priority=ticket.priority)
+    ahead = (
+        _lane(language=ticket.language, category=ticket.category)
+        .filter(
+            Q(priority__in=higher)
+            | (same & Q(queued_at__lt=ticket.queued_at))
+            | (same & Q(queued_at=ticket.queued_at, id__lt=ticket.id))
+        )
+        .count()
+    )
+    position = ahead + 1
+    per_ticket = seconds_per_ticket(language=ticket.language, category=ticket.category)
+    return QueuePlace(position=position, eta_seconds=_eta(position, per_ticket))
+
+
+def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:
+    """Every waiting ticket of a lane with its place, first in line first."""
+    per_ticket = seconds_per_ticket(language=language, category=category)
+    ids = (
+        _lane(language=language, category=category)
+        .annotate(rank=_rank_expression())
+        .order_by("-rank", "queued_at", "id")
+        .values_list("id", flat=True)
+    )
+    return [
+        (ticket_id, QueuePlace(position=n, eta_seconds=_eta(n, per_ticket)))
+        for n, ticket_id in enumerate(ids, start=1)
+    ]
+
+
+# --- conversation -----------------------------------------------------------
+
+
+def messages_since(*, ticket: Ticket, since: int | datetime | None = None) -> QuerySet[Message]:
+    """The ticket's messages after a cursor: a message id, or a time."""
+    queryset = Message.objects.filter(ticket=ticket).select_related("author").order_by("id")
+    if isinstance(since, datetime):
+        queryset = queryset.filter(created_at__gt=since)
+    elif since is not None:
+        queryset = queryset.filter(id__gt=since)
+    return queryset
+
+
+def ticket_events(*, ticket: Ticket) -> QuerySet[TicketEvent]:
+    return TicketEvent.objects.filter(ticket=ticket).select_related("actor").order_by("created_at")
+
+
+# --- quality ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quality:
+    """An agent's quality score, 0-100.  See ``agent_quality`` for the formula."""
+
+    score: int
+    average_rating: float | None
+    ratings_count: int
+    resolved_count: int
+    reopened_count: int
+    reopen_rate: float
+
+
+# A new agent starts as if they had PRIOR_WEIGHT ratings of PRIOR_MEAN, so
+# that one early 1-star (or 5-star) does not dominate their figure.
+PRIOR_MEAN = 4.0
+PRIOR_WEIGHT = 5
+
+
+def agent_quality(*, agent: Agent, now: datetime | None = None) -> Quality:
+    """Rolling quality: recent ratings, discounted by the recent reopen rate.
+
+    - ratings: the agent's last ``QUALITY_RECENT_RATINGS`` ratings within
+      ``QUALITY_WINDOW_DAYS``; ``smoothed = (sum + 5 * 4.0) / (n + 5)``.
+    - reopen rate: of the tickets the agent resolved in the window, the share
+      a customer reopened (``resolved → queued`` events naming the agent).
+    - ``score = round(100 * (smoothed - 1) / 4 * (1 - reopen_rate))``.
+    """
+    policy = settings.HUMANLINE
+    now = now or timezone.now()
+    since = now - timedelta(days=policy["QUALITY_WINDOW_DAYS"])
+    recent_ids = list(
+        Rating.objects.filter(agent=agent, created_at__gte=since)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)[: policy["QUALITY_RECENT_RATINGS"]]
+    )
+    figures = Rating.objects.filter(id__in=recent_ids).aggregate(n=Count("id"), avg=Avg("score"))
+    n = figures["n"] or 0
+    average = float(figures["avg"]) if n else None
+    smoothed = ((average or 0) * n + PRIOR_MEAN * PRIOR_WEIGHT) / (n + PRIOR_WEIGHT)
+
+    events = TicketEvent.objects.filter(agent=agent, created_at__gte=since)
+    resolved = events.filter(to_status=TicketStatus.RESOLVED).count()
+    reopened = events.filter(
+        from_status=TicketStatus.RESOLVED, to_status=TicketStatus.QUEUED
+    ).count()
+    reopen_rate = min(1.0, reopened / resolved) if resolved else 0.0
+    score = round(100 * (smoothed - 1) / 4 * (1 - reopen_rate))
+    return Quality(
+        score=score,
+        average_rating=round(average, 2) if average is not None else None,
+        ratings_count=n,
+        resolved_count=resolved,
+        reopened_count=reopened,
+        reopen_rate=round(reopen_rate, 4),
+    )
+
+
+# --- feedback and integrations ---------------------------------------------
+
+
+def feedback_for_staff(
+    *, kind: str | None = None, area: str | None = None, since: datetime | None = None
+) -> QuerySet[Feedback]:
+    queryset = Feedback.objects.select_related("agent__user", "ticket").order_by(
+        "-created_at", "-id"
+    )
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if area:
+        queryset = queryset.filter(area=area)
+    if since:
+        queryset = queryset.filter(created_at__gte=since)
+    return queryset
+
+
+def integration_keys() -> QuerySet[IntegrationApiKey]:
+    return IntegrationApiKey.objects.select_related("integration").order_by("-created_at", "-id")

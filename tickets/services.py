@@ -1,0 +1,778 @@
+"""Writes about tickets: opening, the lifecycle, the conversation, ratings, feedback.
+
+One function per transition.  Each locks the ticket row, refuses a change the
+current status does not allow (``InvalidTransition``, 409), writes a
+``TicketEvent`` (who, when, from, to, why) and schedules pushes after commit.
+
+The state machine (``TRANSITIONS``; docs/architecture.md has the table)::
+
+    open -> queued -> offered -> assigned -> resolved -> closed (after the reopen window)
+    queued | offered -> assigned          offered | assigned -> queued (requeue)
+    queued | offered -> cancelled         resolved -> queued (reopen, within the window)
+
+Callers are a ``User`` or an ``IntegrationPrincipal`` (``tickets.principals``).
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from agents import validators
+from agents.models import Agent, AgentStatus, Role, Skill, User
+from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition
+from tickets import events
+from tickets.models import (
+    BODY_MAX,
+    COMMENT_MAX,
+    FEEDBACK_TEXT_MAX,
+    INTENT_MAX,
+    MESSAGE_MAX,
+    SUBJECT_MAX,
+    SUMMARY_MAX,
+    TRANSCRIPT_MAX_BYTES,
+    TRANSCRIPT_MAX_TURNS,
+    TRANSCRIPT_TEXT_MAX,
+    WAITING,
+    AuthorRole,
+    Feedback,
+    FeedbackKind,
+    IdempotencyKey,
+    Integration,
+    IntegrationApiKey,
+    IntegrationCustomer,
+    Message,
+    Priority,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from tickets.principals import is_integration, scope_of
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with a different request body."""
+
+    code = "idempotency_key_reused"
+    status_code = 422
+
+
+def _invalid(field_name: str, message: str, code: str | None = None) -> InvalidInput:
+    return InvalidInput(message, code=code, fields={field_name: [message]})
+
+
+# --- opening ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handoff:
+    transcript: list = field(default_factory=list)
+    summary: str = ""
+    intent: str = ""
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    subject: str
+    body: str
+    category: str = "general"
+    language: str | None = None
+    priority: str = Priority.NORMAL
+    handoff: Handoff | None = None
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """How an integration names the customer it opens a ticket for."""
+
+    email: str = ""
+    external_id: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Opened:
+    ticket: Ticket
+    # False when an Idempotency-Key replayed an earlier request.
+    created: bool
+    status_code: int = 201
+
+
+def _check_handoff(handoff: Handoff | None) -> Handoff:
+    if handoff is None:
+        return Handoff()
+    transcript = handoff.transcript or []
+    if not isinstance(transcript, list):
+        raise _invalid("handoff.transcript", "The transcript is a list of turns.")
+    if len(transcript) > TRANSCRIPT_MAX_TURNS:
+        raise _invalid(
+            "handoff.transcript",
+            f"The transcript may hold at most {TRANSCRIPT_MAX_TURNS} turns.",
+            code="transcript_too_long",
+        )
+    turns = []
+    for n, turn in enumerate(transcript):
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "bot"):
+            raise _invalid("handoff.transcript", f"Turn {n + 1}: role must be 'user' or 'bot'.")
+        text = str(turn.get("text") or "").strip()
+        if not text:
+            raise _invalid("handoff.transcript", f"Turn {n + 1}: text is required.")
+        if len(text) > TRANSCRIPT_TEXT_MAX:
+            raise _invalid(
+                "handoff.transcript",
+                f"Turn {n + 1}: keep each text under {TRANSCRIPT_TEXT_MAX} characters.",
+                code="transcript_too_long",
+            )
+        at = turn.get("at")
+        turns.append({"role": turn["role"], "text": text, "at": str(at) if at else None})
+    size = len(json.dumps(turns, ensure_ascii=False).encode())
+    if size > TRANSCRIPT_MAX_BYTES:
+        raise _invalid(
+            "handoff.transcript",
+            f"The transcript is {size} bytes; the limit is {TRANSCRIPT_MAX_BYTES}.",
+            code="transcript_too_large",
+        )
+    summary = (handoff.summary or "").strip()
+    if len(summary) > SUMMARY_MAX:
+        raise _invalid("handoff.summary", f"Keep the summary under {SUMMARY_MAX} characters.")
+    intent = (handoff.intent or "").strip()
+    if len(intent) > INTENT_MAX:
+        raise _invalid("handoff.intent", f"Keep the intent under {INTENT_MAX} characters.")
+    return Handoff(transcript=turns, summary=summary, intent=intent)
+
+
+def _check_new_ticket(new: NewTicket, *, integration: bool) -> NewTicket:
+    errors: dict[str, list[str]] = {}
+    subject = (new.subject or "").strip()
+    body = (new.body or "").strip()
+    if not subject:
+        errors["subject"] = ["This field is required."]
+    elif len(subject) > SUBJECT_MAX:
+        errors["subject"] = [f"Keep the subject under {SUBJECT_MAX} characters."]
+    if not body:
+        errors["body"] = ["This field is required."]
+    elif len(body) > BODY_MAX:
+        errors["body"] = [f"Keep the description under {BODY_MAX} characters."]
+    category = (new.category or "general").strip().lower()
+    if not Skill.objects.filter(slug=category, is_active=True).exists():
+        errors["category"] = [f"Unknown category '{category}'; use a skill from the catalog."]
+    language = (new.language or "").strip().lower() or None
+    if language is not None and language not in validators.language_codes():
+        errors["language"] = [f"'{language}' is not an ISO 639-1 language code."]
+    if new.priority not in Priority.values:
+        errors["priority"] = [f"Choose one of: {', '.join(Priority.values)}."]
+    elif new.priority == Priority.URGENT and not integration:
+        errors["priority"] = ["Only integrations may open urgent tickets."]
+    if errors:
+        raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
+    return NewTicket(
+        subject=subject,
+        body=body,
+        category=category,
+        language=language,
+        priority=new.priority,
+        handoff=_check_handoff(new.handoff),
+    )
+
+
+def _request_hash(new: NewTicket, customer: CustomerRef | None) -> str:
+    payload = {"ticket": asdict(new), "customer": asdict(customer) if customer else None}
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _claim_idempotency_key(
+    *, scope: str, key: str, request_hash: str
+) -> tuple[IdempotencyKey | None, IdempotencyKey | None]:
+    """(our new claim, None) or (None, the earlier request's record).
+
+    Called inside the opening transaction, first.  When two retries race, the
+    second INSERT blocks on the unique index until the first commits, then
+    fails; READ COMMITTED lets the next statement see the committed row.
+    """
+    if len(key) > 200:
+        raise _invalid("Idempotency-Key", "Keep the Idempotency-Key under 200 characters.")
+    now = timezone.now()
+    # An expired key is free again.
+    IdempotencyKey.objects.filter(scope=scope, key=key, expires_at__lte=now).delete()
+    ttl = timedelta(hours=settings.HUMANLINE["IDEMPOTENCY_KEY_TTL_HOURS"])
+    try:
+        with transaction.atomic():
+            claim = IdempotencyKey.objects.create(
+                scope=scope,
+                key=key,
+                request_hash=request_hash,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        return claim, None
+    except IntegrityError:
+        earlier = IdempotencyKey.objects.select_related("ticket").get(scope=scope, key=key)
+        return None, earlier
+
+
+def _synthetic_email(integration: Integration, external_id: str) -> str:
+    digest = hashlib.sha256(f"{integration.pk}:{external_id}".encode()).hexdigest()[:24]
+    return f"ext-{integration.pk}-{digest}@customers.humanline.invalid"
+
+
+def _create_customer(*, email: str, name: str, language: str) -> User:
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(
+                email=email, password=None, name=name, language=language, role=Role.CUSTOMER
+            )
+    except IntegrityError:
+        # Another request created this customer a moment ago.
+        return User.objects.get(email__iexact=email)
+
+
+def _integration_customer(*, integration: Integration, ref: CustomerRef, language: str) -> User:
+    """The customer an integration names, created when new."""
+    email = (ref.email or "").strip().lower()
+    external_id = (ref.external_id or "").strip()
+    name = (ref.name or "").strip()[:150]
+    if not email and not external_id:
+        raise _invalid("customer", "Name the customer by e-mail or external_id.")
+    if external_id:
+        link = (
+            IntegrationCustomer.objects.select_related("customer")
+            .filter(integration=integration, external_id=external_id)
+            .first()
+        )
+        if link:
+            return link.customer
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    if user is not None and not user.is_customer:
+        raise _invalid(
+            "customer.email", "This e-mail address belongs to an account that is not a customer."
+        )
+    if user is None:
+        fallback_name = email.split("@")[0] if email else "Customer"
+        user = _create_customer(
+            email=email or _synthetic_email(integration, external_id),
+            name=name or fallback_name,
+            language=language,
+        )
+    if external_id:
+        try:
+            with transaction.atomic():
+                IntegrationCustomer.objects.create(
+                    integration=integration, external_id=external_id, customer=user
+                )
+        except IntegrityError:
+            return IntegrationCustomer.objects.get(
+                integration=integration, external_id=external_id
+            ).customer
+    return user
+
+
+def ticket_open(
+    *,
+    caller,
+    new: NewTicket,
+    customer: CustomerRef | None = None,
+    idempotency_key: str | None = None,
+) -> Opened:
+    """Open a ticket for a customer (the caller) or for an integration's customer.
+
+    The ticket starts ``queued``; after commit ``events.ticket_queued`` runs —
+    the point where dispatch takes over.
+    """
+    integration = caller.integration if is_integration(caller) else None
+    if integration is None and not (caller.is_authenticated and caller.is_customer):
+        raise Forbidden("Only customers and integrations open tickets.")
+    checked = _check_new_ticket(new, integration=integration is not None)
+    if integration is not None and customer is None:
+        raise _invalid("customer", "Name the customer by e-mail or external_id.")
+    request_hash = _request_hash(checked, customer if integration else None)
+
+    with transaction.atomic():
+        claim = None
+        if idempotency_key:
+            claim, earlier = _claim_idempotency_key(
+                scope=scope_of(caller), key=idempotency_key, request_hash=request_hash
+            )
+            if earlier is not None:
+                if not hmac.compare_digest(earlier.request_hash, request_hash):
+                    raise IdempotencyKeyReused(
+                        "This Idempotency-Key was used with a different request.",
+                        fields={"Idempotency-Key": ["Used before with a different body."]},
+                    )
+                return Opened(
+                    ticket=earlier.ticket, created=False, status_code=earlier.response_status
+                )
+
+        if integration is not None:
+            owner = _integration_customer(
+                integration=integration, ref=customer, language=checked.language or "en"
+            )
+        else:
+            owner = caller
+        now = timezone.now()
+        handoff = checked.handoff or Handoff()
+        ticket = Ticket.objects.create(
+            customer=owner,
+            integration=integration,
+            subject=checked.subject,
+            body=checked.body,
+            language=checked.language or owner.language or "en",
+            category=checked.category,
+            priority=checked.priority,
+            status=TicketStatus.QUEUED,
+            handoff_transcript=handoff.transcript,
+            handoff_summary=handoff.summary,
+            handoff_intent=handoff.intent,
+            queued_at=now,
+            created_at=now,
+            status_changed_at=now,
+        )
+        TicketEvent.objects.create(
+            ticket=ticket,
+            **_actor_fields(caller),
+            from_status="",
+            to_status=TicketStatus.QUEUED,
+            reason="Opened by the integration." if integration else "Opened.",
+            created_at=now,
+        )
+        if claim is not None:
+            claim.ticket = ticket
+            claim.save(update_fields=["ticket"])
+        _on_commit_entered_queue(ticket)
+    return Opened(ticket=ticket, created=True)
+
+
+# --- transitions ------------------------------------------------------------
+
+TRANSITIONS: dict[str, set[str]] = {
+    TicketStatus.QUEUED: {TicketStatus.OFFERED, TicketStatus.ASSIGNED, TicketStatus.CANCELLED},
+    TicketStatus.OFFERED: {TicketStatus.QUEUED, TicketStatus.ASSIGNED, TicketStatus.CANCELLED},
+    TicketStatus.ASSIGNED: {TicketStatus.QUEUED, TicketStatus.RESOLVED},
+    TicketStatus.RESOLVED: {TicketStatus.QUEUED, TicketStatus.CLOSED},
+    TicketStatus.CLOSED: set(),
+    TicketStatus.CANCELLED: set(),
+}
+
+# Called inside the transaction, with the ticket row locked, so that what they
+# write commits (or not) together with the change: pay registers here to book
+# the task on resolve and to reverse it on reopen (flow 5).
+RESOLVE_HOOKS: list[Callable[..., None]] = []
+REOPEN_HOOKS: list[Callable[..., None]] = []
+
+
+def _actor_fields(caller) -> dict:
+    if caller is None:
+        return {"actor": None, "integration": None}
+    if is_integration(caller):
+        return {"actor": None, "integration": caller.integration}
+    return {"actor": caller, "integration": None}
+
+
+def _lock(ticket_id: int) -> Ticket:
+    return Ticket.objects.select_for_update().get(pk=ticket_id)
+
+
+def _transition(
+    *,
+    ticket: Ticket,
+    to: str,
+    caller,
+    reason: str,
+    agent: Agent | None = None,
+    allowed_from: set[str] | None = None,
+    **changes,
+) -> TicketEvent:
+    """Change a locked ticket's status and write the event; the caller holds the transaction."""
+    allowed = to in TRANSITIONS[ticket.status] and (
+        allowed_from is None or ticket.status in allowed_from
+    )
+    if not allowed:
+        raise InvalidTransition(
+            f"A {ticket.status} ticket cannot become {to}.", fields={"status": [ticket.status]}
+        )
+    now = timezone.now()
+    event = TicketEvent.objects.create(
+        ticket=ticket,
+        **_actor_fields(caller),
+        agent=agent,
+        from_status=ticket.status,
+        to_status=to,
+        reason=(reason or "").strip()[:2000],
+        created_at=now,
+    )
+    ticket.status = to
+    ticket.status_changed_at = now
+    for name, value in changes.items():
+        setattr(ticket, name, value)
+    ticket.save(update_fields=["status", "status_changed_at", *changes])
+    return event
+
+
+def _on_commit_status(ticket: Ticket, *, reason: str = "") -> None:
+    transaction.on_commit(
+        lambda ticket_id=ticket.pk, reason=reason: events.status_changed(ticket_id, reason=reason)
+    )
+
+
+def _on_commit_lane(ticket: Ticket) -> None:
+    transaction.on_commit(
+        lambda language=ticket.language, category=ticket.category: events.lane_changed(
+            language=language, category=category
+        )
+    )
+
+
+def _on_commit_entered_queue(ticket: Ticket) -> None:
+    transaction.on_commit(lambda ticket_id=ticket.pk: events.ticket_queued(ticket_id))
+    _on_commit_lane(ticket)
+
+
+def _is_owner(caller, ticket: Ticket) -> bool:
+    if is_integration(caller):
+        return ticket.integration_id == caller.integration.pk
+    return caller.is_authenticated and caller.is_customer and ticket.customer_id == caller.pk
+
+
+def _is_assigned_agent(caller, ticket: Ticket) -> bool:
+    return (
+        not is_integration(caller)
+        and caller.is_authenticated
+        and ticket.assigned_agent_id is not None
+        and ticket.assigned_agent.user_id == caller.pk
+    )
+
+
+@transaction.atomic
+def ticket_offer(*, ticket_id: int, caller=None, reason: str = "") -> Ticket:
+    """``queued → offered``: dispatch has offered the ticket to an agent."""
+    ticket = _lock(ticket_id)
+    _transition(ticket=ticket, to=TicketStatus.OFFERED, caller=caller, reason=reason)
+    _on_commit_status(ticket)
+    return ticket
+
+
+@transaction.atomic
+def ticket_assign(
+    *, ticket_id: int, agent_id: int, actor: User | None = None, reason: str = ""
+) -> Ticket:
+    """``queued | offered → assigned`` to an approved agent with room for one more.
+
+    Locks the ticket, then the agent: dispatch must take locks in this order.
+    """
+    ticket = _lock(ticket_id)
+    if ticket.status not in WAITING:
+        raise InvalidTransition(
+            f"A {ticket.status} ticket cannot be assigned.", fields={"status": [ticket.status]}
+        )
+    agent = Agent.objects.select_for_update().select_related("user").get(pk=agent_id)
+    if agent.status != AgentStatus.APPROVED:
+        raise InvalidTransition(
+            f"An agent who is {agent.status} cannot take tickets.", code="agent_not_available"
+        )
+    load = Ticket.objects.filter(assigned_agent=agent, status=TicketStatus.ASSIGNED).count()
+    if load >= agent.capacity:
+        raise Conflict("The agent is at capacity.", code="agent_at_capacity")
+    _transition(
+        ticket=ticket,
+        to=TicketStatus.ASSIGNED,
+        caller=actor,
+        agent=agent,
+        reason=reason or "Assigned.",
+        assigned_agent=agent,
+        assigned_at=timezone.now(),
+    )
+    _on_commit_status(ticket)
+    _on_commit_lane(ticket)
+    return ticket
+
+
+@transaction.atomic
+def ticket_requeue(*, ticket_id: int, actor: User | None = None, reason: str) -> Ticket:
+    """``offered | assigned → queued``: the agent dropped out, the offer ran out.
+
+    The ticket keeps its ``queued_at``, so it goes back to its old place in line.
+    """
+    ticket = _lock(ticket_id)
+    previous = ticket.assigned_agent
+    _transition(
+        ticket=ticket,
+        to=TicketStatus.QUEUED,
+        caller=actor,
+        agent=previous,
+        reason=reason,
+        allowed_from={TicketStatus.OFFERED, TicketStatus.ASSIGNED},
+        assigned_agent=None,
+        assigned_at=None,
+    )
+    _on_commit_status(ticket, reason=reason)
+    _on_commit_entered_queue(ticket)
+    return ticket
+
+
+@transaction.atomic
+def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
+    """``queued | offered → cancelled``, by the customer (or staff) while it waits."""
+    ticket = _lock(ticket_id)
+    if not (_is_owner(caller, ticket) or getattr(caller, "is_operations", False)):
+        raise Forbidden("Only the ticket's customer may cancel it.")
+    _transition(
+        ticket=ticket, to=TicketStatus.CANCELLED, caller=caller, reason=reason or "Cancelled."
+    )
+    _on_commit_status(ticket)
+    _on_commit_lane(ticket)
+    return ticket
+
+
+@transaction.atomic
+def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
+    """``assigned → resolved``, by the assigned agent."""
+    ticket = _lock(ticket_id)
+    if not _is_assigned_agent(caller, ticket):
+        raise Forbidden("Only the assigned agent may resolve this ticket.")
+    agent = ticket.assigned_agent
+    _transition(
+        ticket=ticket,
+        to=TicketStatus.RESOLVED,
+        caller=caller,
+        agent=agent,
+        reason=reason or "Resolved.",
+        resolved_at=timezone.now(),
+    )
+    for hook in RESOLVE_HOOKS:
+        hook(ticket=ticket, agent=agent)
+    _on_commit_status(ticket)
+    return ticket
+
+
+def reopen_window() -> timedelta:
+    return timedelta(hours=settings.HUMANLINE["TICKET_REOPEN_WINDOW_HOURS"])
+
+
+@transaction.atomic
+def ticket_reopen(*, ticket_id: int, caller, reason: str = "") -> Ticket:
+    """``resolved → queued`` within the reopen window, by the customer; back in line."""
+    ticket = _lock(ticket_id)
+    if not _is_owner(caller, ticket):
+        raise Forbidden("Only the ticket's customer may reopen it.")
+    if (
+        ticket.status == TicketStatus.RESOLVED
+        and timezone.now() > ticket.resolved_at + reopen_window()
+    ):
+        raise InvalidTransition(
+            "The reopen window has passed; please open a new ticket.",
+            code="reopen_window_passed",
+        )
+    previous = ticket.assigned_agent
+    now = timezone.now()
+    _transition(
+        ticket=ticket,
+        to=TicketStatus.QUEUED,
+        caller=caller,
+        agent=previous,
+        reason=reason or "Reopened by the customer.",
+        allowed_from={TicketStatus.RESOLVED},
+        assigned_agent=None,
+        assigned_at=None,
+        resolved_at=None,
+        queued_at=now,
+        reopen_count=ticket.reopen_count + 1,
+    )
+    for hook in REOPEN_HOOKS:
+        hook(ticket=ticket, agent=previous)
+    _on_commit_status(ticket, reason=reason)
+    _on_commit_entered_queue(ticket)
+    return ticket
+
+
+def tickets_close_after_reopen_window(*, now: datetime | None = None) -> int:
+    """Close resolved tickets whose reopen window has passed (periodic task)."""
+    now = now or timezone.now()
+    cutoff = now - reopen_window()
+    ids = list(
+        Ticket.objects.filter(status=TicketStatus.RESOLVED, resolved_at__lte=cutoff)
+        .order_by("resolved_at")
+        .values_list("id", flat=True)[:1000]
+    )
+    closed = 0
+    for ticket_id in ids:
+        with transaction.atomic():
+            ticket = _lock(ticket_id)
+            # Re-read under the lock: the customer may have reopened meanwhile.
+            if ticket.status != TicketStatus.RESOLVED or ticket.resolved_at > cutoff:
+                continue
+            _transition(
+                ticket=ticket,
+                to=TicketStatus.CLOSED,
+                caller=None,
+                reason="Reopen window passed.",
+                closed_at=now,
+            )
+            _on_commit_status(ticket)
+            closed += 1
+    return closed
+
+
+# --- conversation -----------------------------------------------------------
+
+
+@transaction.atomic
+def message_post(*, ticket_id: int, caller, body: str) -> Message:
+    """A message from the ticket's customer (or its integration) or its assigned agent."""
+    body = (body or "").strip()
+    if not body:
+        raise _invalid("body", "Write a message.")
+    if len(body) > MESSAGE_MAX:
+        raise _invalid("body", f"Keep a message under {MESSAGE_MAX} characters.")
+    # The lock orders messages against status changes: none lands after a resolve.
+    ticket = (
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("assigned_agent")
+        .get(pk=ticket_id)
+    )
+    if _is_owner(caller, ticket):
+        author, role = ticket.customer, AuthorRole.CUSTOMER
+        open_statuses = {*WAITING, TicketStatus.ASSIGNED}
+    elif _is_assigned_agent(caller, ticket):
+        author, role = caller, AuthorRole.AGENT
+        open_statuses = {TicketStatus.ASSIGNED}
+    else:
+        raise Forbidden("Only the ticket's customer and its assigned agent write here.")
+    if ticket.status not in open_statuses:
+        raise InvalidTransition(
+            f"The conversation is not open while the ticket is {ticket.status}.",
+            code="conversation_closed",
+            fields={"status": [ticket.status]},
+        )
+    message = Message.objects.create(ticket=ticket, author=author, author_role=role, body=body)
+    transaction.on_commit(lambda message_id=message.pk: events.message_posted(message_id))
+    return message
+
+
+# --- rating and feedback ----------------------------------------------------
+
+
+@transaction.atomic
+def rating_submit(*, ticket_id: int, caller, score: int, comment: str = "") -> Rating:
+    """The customer rates a resolved ticket, once, 1-5."""
+    ticket = _lock(ticket_id)
+    if not _is_owner(caller, ticket):
+        raise Forbidden("Only the ticket's customer may rate it.")
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        raise _invalid("score", "Give a score from 1 to 5.")
+    comment = (comment or "").strip()
+    if len(comment) > COMMENT_MAX:
+        raise _invalid("comment", f"Keep the comment under {COMMENT_MAX} characters.")
+    if (
+        ticket.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        or ticket.assigned_agent_id is None
+    ):
+        raise InvalidTransition(
+            "A ticket can be rated once it is resolved.",
+            code="not_resolved",
+            fields={"status": [ticket.status]},
+        )
+    if Rating.objects.filter(ticket=ticket).exists():
+        raise Conflict("This ticket has been rated already.", code="already_rated")
+    return Rating.objects.create(
+        ticket=ticket, agent_id=ticket.assigned_agent_id, score=score, comment=comment
+    )
+
+
+@transaction.atomic
+def feedback_tag(*, ticket_id: int, caller, area: str, kind: str, text: str) -> Feedback:
+    """The agent who handles (or resolved) a ticket tags it with product feedback."""
+    ticket = Ticket.objects.select_related("assigned_agent").get(pk=ticket_id)
+    if not _is_assigned_agent(caller, ticket):
+        raise Forbidden("Only the ticket's agent may tag it with feedback.")
+    errors: dict[str, list[str]] = {}
+    area_slug = slugify(area or "")[:60]
+    if not area_slug:
+        errors["area"] = ["Name the product area, such as 'card-payments'."]
+    if kind not in FeedbackKind.values:
+        errors["kind"] = [f"Choose one of: {', '.join(FeedbackKind.values)}."]
+    text = (text or "").strip()
+    if not text:
+        errors["text"] = ["Describe what you learned."]
+    elif len(text) > FEEDBACK_TEXT_MAX:
+        errors["text"] = [f"Keep the text under {FEEDBACK_TEXT_MAX} characters."]
+    if errors:
+        raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
+    if ticket.status not in (TicketStatus.ASSIGNED, TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        raise InvalidTransition(f"A {ticket.status} ticket cannot take feedback.")
+    return Feedback.objects.create(
+        ticket=ticket, agent=ticket.assigned_agent, area=area_slug, kind=kind, text=text
+    )
+
+
+# --- integrations and their keys --------------------------------------------
+
+KEY_PREFIX = "hl"
+
+
+def _key_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def integration_key_create(
+    *, actor: User, integration_name: str, name: str = ""
+) -> tuple[str, IntegrationApiKey]:
+    """A new API key for an integration (created when new).  The raw key is returned once."""
+    integration_name = (integration_name or "").strip()
+    if not integration_name or len(integration_name) > 100:
+        raise _invalid("integration", "Name the integration (up to 100 characters).")
+    integration, _ = Integration.objects.get_or_create(name=integration_name)
+    prefix = secrets.token_hex(6)
+    raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = IntegrationApiKey.objects.create(
+        integration=integration,
+        name=(name or "").strip()[:100],
+        prefix=prefix,
+        digest=_key_digest(raw),
+        created_by=actor,
+    )
+    return raw, key
+
+
+@transaction.atomic
+def integration_key_revoke(*, actor: User, key_id: int) -> IntegrationApiKey:
+    revoked = IntegrationApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=actor
+    )
+    key = IntegrationApiKey.objects.select_related("integration").get(pk=key_id)
+    if not revoked:
+        raise InvalidTransition("This key is revoked already.", code="already_revoked")
+    return key
+
+
+def integration_key_authenticate(raw: str) -> IntegrationApiKey | None:
+    """The active key a raw value stands for, or None."""
+    parts = (raw or "").split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(raw) > 200:
+        return None
+    key = (
+        IntegrationApiKey.objects.select_related("integration")
+        .filter(prefix=parts[1], revoked_at__isnull=True)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.digest, _key_digest(raw)):
+        return None
+    now = timezone.now()
+    # At most one write a minute per key, whatever the request rate.
+    if key.last_used_at is None or key.last_used_at < now - timedelta(minutes=1):
+        IntegrationApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def idempotency_keys_purge() -> int:
+    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

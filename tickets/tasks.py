@@ -1,0 +1,24 @@
+"""Thin Celery tasks: fetch by id (or key), call one function."""
+
+from celery import shared_task
+
+
+@shared_task(ignore_result=True)
+def push_queue_positions(language: str, category: str) -> None:
+    from tickets.events import push_lane_positions
+
+    push_lane_positions(language=language, category=category)
+
+
+@shared_task(ignore_result=True)
+def close_resolved_tickets() -> None:
+    from tickets.services import tickets_close_after_reopen_window
+
+    tickets_close_after_reopen_window()
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_keys() -> None:
+    from tickets.services import idempotency_keys_purge
+
+    idempotency_keys_purge()

@@ -1,0 +1,197 @@
+"""The help centre: customers open tickets, follow their place in line, talk, rate.
+
+The same ticket page serves the ticket's assigned agent (hand-off first, then
+the conversation, resolve and feedback) and staff.  Live updates come over the
+ticket's socket (``tickets/static/tickets/ticket.js``); every form also works
+without JavaScript.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from agents.selectors import skill_catalog
+from config.errors import DomainError, InvalidInput
+from tickets import selectors, services
+from tickets.models import (
+    BODY_MAX,
+    COMMENT_MAX,
+    FEEDBACK_TEXT_MAX,
+    MESSAGE_MAX,
+    SUBJECT_MAX,
+    FeedbackKind,
+    Rating,
+    Ticket,
+    TicketStatus,
+)
+
+
+class TicketForm(forms.Form):
+    subject = forms.CharField(max_length=SUBJECT_MAX, label="What do you need help with?")
+    category = forms.ChoiceField(label="Topic")
+    body = forms.CharField(
+        max_length=BODY_MAX,
+        widget=forms.Textarea,
+        label="Tell us more",
+        help_text="The more you tell us, the faster a person can help.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [(s.slug, s.name) for s in skill_catalog()]
+
+
+class RatingForm(forms.Form):
+    score = forms.TypedChoiceField(
+        coerce=int, choices=[(n, str(n)) for n in range(5, 0, -1)], widget=forms.RadioSelect
+    )
+    comment = forms.CharField(max_length=COMMENT_MAX, required=False, widget=forms.Textarea)
+
+
+def _visible(request, ticket_id: int) -> Ticket:
+    try:
+        return selectors.ticket_for(caller=request.user, ticket_id=ticket_id)
+    except Ticket.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+@login_required
+def help_centre(request):
+    user = request.user
+    form = TicketForm(request.POST or None) if user.is_customer else None
+    if request.method == "POST" and form is not None and form.is_valid():
+        data = form.cleaned_data
+        try:
+            opened = services.ticket_open(
+                caller=user,
+                new=services.NewTicket(
+                    subject=data["subject"], body=data["body"], category=data["category"]
+                ),
+            )
+        except InvalidInput as exc:
+            for name, problems in exc.fields.items():
+                for problem in problems:
+                    form.add_error(name if name in form.fields else None, problem)
+        else:
+            messages.success(request, "Your ticket is open. A person will be with you soon.")
+            return redirect("help-ticket", ticket_id=opened.ticket.pk)
+    tickets = selectors.tickets_visible_to(caller=user).order_by("-created_at", "-id")[:50]
+    return render(
+        request,
+        "tickets/help.html",
+        {"form": form, "tickets": tickets},
+        status=400 if form is not None and form.errors else 200,
+    )
+
+
+@login_required
+def ticket_page(request, ticket_id: int):
+    ticket = _visible(request, ticket_id)
+    user = request.user
+    is_owner = user.is_customer and ticket.customer_id == user.pk
+    is_agent = ticket.assigned_agent is not None and ticket.assigned_agent.user_id == user.pk
+    conversation = list(selectors.messages_since(ticket=ticket))
+    rating = Rating.objects.filter(ticket=ticket).first()
+    reopen_until = (
+        ticket.resolved_at + services.reopen_window()
+        if ticket.status == TicketStatus.RESOLVED and ticket.resolved_at
+        else None
+    )
+    context = {
+        "ticket": ticket,
+        "place": selectors.queue_place(ticket=ticket),
+        "conversation": conversation,
+        "last_message_id": conversation[-1].pk if conversation else 0,
+        "is_owner": is_owner,
+        "is_agent": is_agent,
+        "can_post": (is_owner and ticket.status in ("queued", "offered", "assigned"))
+        or (is_agent and ticket.status == "assigned"),
+        "can_cancel": is_owner and ticket.is_waiting,
+        "can_resolve": is_agent and ticket.status == TicketStatus.ASSIGNED,
+        "can_reopen": is_owner and reopen_until is not None and timezone.now() <= reopen_until,
+        "reopen_until": reopen_until,
+        "rating": rating,
+        "can_rate": is_owner
+        and rating is None
+        and ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED),
+        "rating_form": RatingForm(),
+        "can_tag": is_agent
+        and ticket.status in (TicketStatus.ASSIGNED, TicketStatus.RESOLVED, TicketStatus.CLOSED),
+        "feedback_kinds": FeedbackKind.choices,
+        "message_max": MESSAGE_MAX,
+        "feedback_max": FEEDBACK_TEXT_MAX,
+        "eta_minutes": None,
+    }
+    if context["place"]:
+        context["eta_minutes"] = max(1, -(-context["place"].eta_seconds // 60))
+    return render(request, "tickets/ticket.html", context)
+
+
+def _message(request, ticket_id: int) -> str:
+    services.message_post(ticket_id=ticket_id, caller=request.user, body=request.POST.get("body"))
+    return ""
+
+
+def _cancel(request, ticket_id: int) -> str:
+    services.ticket_cancel(ticket_id=ticket_id, caller=request.user)
+    return "Your ticket is cancelled."
+
+
+def _resolve(request, ticket_id: int) -> str:
+    services.ticket_resolve(ticket_id=ticket_id, caller=request.user)
+    return "Marked as resolved."
+
+
+def _reopen(request, ticket_id: int) -> str:
+    services.ticket_reopen(ticket_id=ticket_id, caller=request.user)
+    return "Reopened: you are back in line."
+
+
+def _rate(request, ticket_id: int) -> str:
+    form = RatingForm(request.POST)
+    if not form.is_valid():
+        raise InvalidInput("Choose a score from 1 to 5.", fields={"score": ["Choose 1 to 5."]})
+    services.rating_submit(ticket_id=ticket_id, caller=request.user, **form.cleaned_data)
+    return "Thank you for rating the help you got."
+
+
+def _feedback(request, ticket_id: int) -> str:
+    services.feedback_tag(
+        ticket_id=ticket_id,
+        caller=request.user,
+        area=request.POST.get("area", ""),
+        kind=request.POST.get("kind", ""),
+        text=request.POST.get("text", ""),
+    )
+    return "Feedback sent to the product team."
+
+
+ACTIONS = {
+    "message": _message,
+    "cancel": _cancel,
+    "resolve": _resolve,
+    "reopen": _reopen,
+    "rate": _rate,
+    "feedback": _feedback,
+}
+
+
+@login_required
+@require_POST
+def ticket_action(request, ticket_id: int, action: str):
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise Http404
+    _visible(request, ticket_id)
+    try:
+        note = handler(request, ticket_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if note:
+            messages.success(request, note)
+    return redirect("help-ticket", ticket_id=ticket_id)
