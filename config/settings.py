@@ -217,6 +217,11 @@ SPECTACULAR_SETTINGS = {
         "PresenceEnum": "agents.models.Presence",
         "SlotStatusEnum": "marketplace.models.SlotStatus",
         "BookingStatusEnum": "marketplace.models.BookingStatus",
+        "RoleEnum": "agents.models.Role",
+        "TranscriptRoleEnum": [("user", "user"), ("bot", "bot")],
+        "FeedbackKindEnum": "tickets.models.FeedbackKind",
+        "IncentiveKindEnum": "marketplace.models.IncentiveKind",
+        "ShiftEventKindEnum": "marketplace.models.ShiftEventKind",
     },
 }
 
