@@ -66,6 +66,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 channel_name=self.channel_name
             )
             await self.send_json({"type": "pong"})
+        elif kind in ("offer.accept", "offer.decline"):
+            await self.send_json(await self._answer_offer(kind, content))
         elif kind == "resync":
             snapshot = await database_sync_to_async(selectors.agent_snapshot)(
                 agent_id=self.agent_id
@@ -73,6 +75,24 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(snapshot)
         else:
             await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
+
+    async def _answer_offer(self, kind: str, content: dict) -> dict:
+        """Answer an offer through the same services as the HTTP API."""
+        from config.errors import DomainError
+        from marketplace.models import Offer
+        from marketplace.services import dispatch
+
+        offer_id = content.get("offer_id")
+        if not isinstance(offer_id, int):
+            return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
+        action = dispatch.offer_accept if kind == "offer.accept" else dispatch.offer_decline
+        try:
+            offer = await database_sync_to_async(action)(offer_id=offer_id, user=self.scope["user"])
+        except Offer.DoesNotExist:
+            return _error("not_found", "No such offer.", offer_id=offer_id)
+        except DomainError as exc:
+            return _error(exc.code, exc.message, offer_id=offer_id)
+        return {"type": "offer.answered", "offer_id": offer.pk, "status": offer.status}
 
     async def disconnect(self, code):
         if self.group is None:
@@ -88,3 +108,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if message.get("type") == "presence.changed" and message.get("reason") == "suspended":
             # A suspended agent keeps no live channel; reconnecting is refused.
             await self.close(code=4403)
+
+
+def _error(code: str, message: str, **extra) -> dict:
+    return {"type": "error", "error": {"code": code, "message": message}, **extra}

@@ -44,11 +44,24 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# What the agent is told when the platform, not they, changed their presence.
+PRESENCE_EXPLANATIONS = {
+    "missed_offers": (
+        "You let several offers in a row expire, so we set you away. "
+        "Go online again when you're ready to take tickets."
+    ),
+    "suspended": "Your account has been suspended.",
+    "sweeper": "You were disconnected for a while, so we set you offline.",
+    "fatigue": "You reached the daily online-hours limit; time for a rest.",
+}
+
+
 def presence_message(*, presence: str, reason: str, changed_at: datetime | None) -> dict:
     return {
         "type": "presence.changed",
         "presence": presence,
         "reason": reason,
+        "message": PRESENCE_EXPLANATIONS.get(reason, ""),
         "changed_at": _iso(changed_at),
     }
 

@@ -140,6 +140,14 @@ class Agent(models.Model):
     presence = models.CharField(max_length=8, choices=Presence.choices, default=Presence.OFFLINE)
     presence_changed_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Dispatch state.  ``active_tickets`` counts the agent's assigned tickets; it
+    # changes only with a ticket entering or leaving ``assigned`` (tickets.services),
+    # and the check constraint below makes "never above capacity" a database fact.
+    active_tickets = models.PositiveSmallIntegerField(default=0)
+    # Since when the agent has had nothing to do (ranking rule R4, longest idle).
+    idle_since = models.DateTimeField(null=True, blank=True)
+    # Offers in a row left to expire; three set the agent away.
+    expired_streak = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["applied_at", "id"]
@@ -155,6 +163,10 @@ class Agent(models.Model):
             models.CheckConstraint(
                 condition=models.Q(capacity__gte=1) & models.Q(capacity__lte=20),
                 name="agent_capacity_bounded",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(active_tickets__lte=models.F("capacity")),
+                name="agent_never_above_capacity",
             ),
         ]
 

@@ -25,6 +25,11 @@ from config.errors import Forbidden, InvalidInput
 AVAILABILITY_HOOKS: list[Callable[..., None]] = []
 
 
+# Called after commit with ``agent_id=`` and ``presence=`` whenever an agent
+# stops being available (leaves ``online``): dispatch withdraws their offers.
+UNAVAILABILITY_HOOKS: list[Callable[..., None]] = []
+
+
 def _policy(name: str) -> int:
     return settings.HUMANLINE[name]
 
@@ -49,6 +54,11 @@ def _change(*, agent: Agent, to: str, reason: str, now: datetime) -> bool:
     if to == Presence.ONLINE:
         for hook in AVAILABILITY_HOOKS:
             transaction.on_commit(lambda hook=hook, agent_id=agent.pk: hook(agent_id=agent_id))
+    else:
+        for hook in UNAVAILABILITY_HOOKS:
+            transaction.on_commit(
+                lambda hook=hook, agent_id=agent.pk, to=to: hook(agent_id=agent_id, presence=to)
+            )
     return True
 
 
@@ -87,6 +97,18 @@ def agent_presence_set(*, agent_id: int, status: str, reason: str = "agent") -> 
     agent.last_seen_at = now
     agent.save(update_fields=["last_seen_at"])
     return agent
+
+
+@transaction.atomic
+def agent_presence_system(*, agent_id: int, status: str, reason: str) -> bool:
+    """The platform changes an agent's presence (missed offers, for example).
+
+    No permission checks: it only ever takes an agent *out* of ``online``.
+    """
+    if status == Presence.ONLINE:
+        raise ValueError("The platform never puts an agent online.")
+    agent = Agent.objects.select_for_update().get(pk=agent_id)
+    return _change(agent=agent, to=status, reason=reason, now=timezone.now())
 
 
 def presence_on_suspension(*, agent: Agent, actor) -> None:

@@ -98,13 +98,23 @@ def presence_history(*, agent: Agent, since: datetime) -> QuerySet[PresenceInter
 
 
 def agent_pending_offers(*, agent: Agent) -> list[dict]:
-    """The agent's pending ticket offers, as pushed in ``offer.created``.  Dispatch fills this."""
-    return []
+    """The agent's pending ticket offers, as pushed in ``offer.created``."""
+    from marketplace import events as marketplace_events
+    from marketplace.models import Offer, OfferStatus
+
+    offers = Offer.objects.select_related("ticket").filter(agent=agent, status=OfferStatus.PENDING)
+    return [marketplace_events.offer_payload(offer) for offer in offers]
 
 
 def agent_assigned_tickets(*, agent: Agent) -> list[dict]:
-    """The tickets assigned to the agent and not yet resolved.  The tickets issue fills this."""
-    return []
+    """The tickets assigned to the agent and not yet resolved, hand-off included."""
+    from marketplace import events as marketplace_events
+    from tickets.models import Ticket, TicketStatus
+
+    tickets = Ticket.objects.select_related("customer").filter(
+        assigned_agent=agent, status=TicketStatus.ASSIGNED
+    )
+    return [marketplace_events.assigned_ticket_payload(ticket) for ticket in tickets]
 
 
 def agent_snapshot(*, agent_id: int) -> dict:

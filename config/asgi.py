@@ -13,8 +13,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.embedded import start_background_loop  # noqa: E402
 from config.realtime import websocket_stack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+start_background_loop()
 
 application = ProtocolTypeRouter(
     {

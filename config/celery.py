@@ -17,6 +17,13 @@ app.conf.beat_schedule = {
         "task": "agents.tasks.purge_realtime_tickets",
         "schedule": 300.0,
     },
+    # Dispatch's safety net: expire overdue offers, reclaim stranded tickets,
+    # offer whatever waits.  The brief asks for at most every 2 seconds.
+    "marketplace-dispatch-sweep": {
+        "task": "marketplace.tasks.dispatch_sweep",
+        "schedule": 1.0,
+        "options": {"expires": 5},
+    },
     "agents-sweep-presence": {
         "task": "agents.tasks.sweep_presence",
         "schedule": 15.0,

@@ -253,6 +253,16 @@ HUMANLINE = {
     "QUEUE_ETA_FALLBACK_SECONDS": env.int("QUEUE_ETA_FALLBACK_SECONDS", default=180),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
+    # Dispatch and pricing (see docs/architecture.md, "Dispatch").
+    "OFFER_WINDOW_SECONDS": env.int("OFFER_WINDOW_SECONDS", default=15),
+    "OFFER_EXPIRIES_BEFORE_AWAY": env.int("OFFER_EXPIRIES_BEFORE_AWAY", default=3),
+    "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
+    "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
+    "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),
+    "DISPATCH_SWEEP_SECONDS": env.float("DISPATCH_SWEEP_SECONDS", default=1.0),
+    "TASK_RATE_DEFAULT": env.str("TASK_RATE_DEFAULT", default="2.00"),
+    "SURGE_BANDS": env.str("SURGE_BANDS", default="1.0:1.2,1.5:1.5,2.0:1.8,3.0:2.0"),
+    "SURGE_CAP": env.str("SURGE_CAP", default="2.00"),
 }
 
 LOGGING = {

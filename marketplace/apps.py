@@ -6,8 +6,22 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self):
         from agents import presence
+        from agents import services as agent_services
         from marketplace import events
+        from marketplace.services import dispatch
+        from tickets import events as ticket_events
+        from tickets import services as ticket_services
 
-        # The explicit dispatch trigger: going online calls this after commit.
-        if events.agent_available not in presence.AVAILABILITY_HOOKS:
-            presence.AVAILABILITY_HOOKS.append(events.agent_available)
+        # Every event that can create a match triggers dispatch after commit.
+        _register(presence.AVAILABILITY_HOOKS, events.agent_available)
+        _register(ticket_services.CAPACITY_FREED_HOOKS, events.agent_available)
+        _register(ticket_events.QUEUED_HOOKS, events.ticket_waiting)
+        # ... and everything that ends availability returns the work.
+        _register(presence.UNAVAILABILITY_HOOKS, events.agent_unavailable)
+        _register(ticket_services.CANCELLED_HOOKS, events.ticket_cancelled)
+        _register(agent_services.SUSPENSION_HOOKS, dispatch.on_suspension)
+
+
+def _register(hooks: list, hook) -> None:
+    if hook not in hooks:
+        hooks.append(hook)

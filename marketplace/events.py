@@ -4,6 +4,9 @@ Messages for the agent socket are built by the ``*_message`` functions and
 sent through ``agents.events.push_to_agent``; e-mails go through Celery.
 """
 
+from django.conf import settings
+from django.utils import timezone
+
 from agents import events as agent_events
 from marketplace import tasks
 
@@ -64,12 +67,136 @@ def slot_cancelled(*, slot_id: int, booking_ids: list[int]) -> None:
         tasks.send_slot_cancelled_email.delay(booking.pk)
 
 
-def agent_available(*, agent_id: int) -> None:
-    """Hook point: an agent just became available for work (went online).
+# --- dispatch ----------------------------------------------------------------------
 
-    Registered in ``agents.presence.AVAILABILITY_HOOKS`` and called after
-    commit.  Dispatch (issue 5) plugs in here to offer the oldest queued
-    ticket the agent is eligible for; capacity freeing will call it too.
-    Until then it deliberately does nothing.
-    """
-    return None
+
+def dispatch_soon() -> None:
+    """Run dispatch in the background (a Celery worker; in-process when eager)."""
+    tasks.dispatch.delay()
+
+
+def agent_available(*, agent_id: int) -> None:
+    """An agent went online or a seat of their capacity freed: try to match."""
+    dispatch_soon()
+
+
+def ticket_waiting(ticket_id: int) -> None:
+    """A ticket entered ``queued`` (opened, reopened, requeued): try to match."""
+    dispatch_soon()
+
+
+def agent_unavailable(*, agent_id: int, presence: str) -> None:
+    """An agent left ``online``: their pending offers go back to dispatch."""
+    tasks.withdraw_offers.delay(agent_id, f"agent_{presence}")
+
+
+def ticket_cancelled(*, ticket_id: int) -> None:
+    tasks.withdraw_ticket_offers.delay(ticket_id)
+
+
+def ticket_summary(ticket) -> dict:
+    """What an agent sees of a ticket before taking it: enough to decide, no more."""
+    now = timezone.now()
+    return {
+        "id": ticket.pk,
+        "subject": ticket.subject,
+        "summary": (ticket.handoff_summary or ticket.body)[:280],
+        "intent": ticket.handoff_intent,
+        "category": ticket.category,
+        "language": ticket.language,
+        "priority": ticket.priority,
+        "handoff": bool(ticket.handoff_transcript or ticket.handoff_summary),
+        "waiting_seconds": int((now - ticket.queued_at).total_seconds()) if ticket.queued_at else 0,
+    }
+
+
+def money(amount, currency) -> dict:
+    return {"amount": f"{amount:.2f}", "currency": currency}
+
+
+def offer_payload(offer) -> dict:
+    return {
+        "id": offer.pk,
+        "status": offer.status,
+        "pay": money(offer.amount, offer.currency),
+        "base": money(offer.base_amount, offer.currency),
+        "surge_multiplier": f"{offer.surge_multiplier:.2f}",
+        "created_at": _iso(offer.created_at),
+        "expires_at": _iso(offer.expires_at),
+        "window_seconds": int((offer.expires_at - offer.created_at).total_seconds()),
+        "ticket": ticket_summary(offer.ticket),
+    }
+
+
+def offer_created_message(offer) -> dict:
+    return {"type": "offer.created", "offer": offer_payload(offer)}
+
+
+def offer_ended_message(offer) -> dict:
+    # offer.expired or offer.withdrawn
+    return {
+        "type": f"offer.{offer.status}",
+        "offer_id": offer.pk,
+        "ticket_id": offer.ticket_id,
+        "reason": offer.reason,
+    }
+
+
+def assigned_ticket_payload(ticket) -> dict:
+    payload = ticket_summary(ticket)
+    payload.update(
+        {
+            "status": ticket.status,
+            "assigned_at": _iso(ticket.assigned_at),
+            "customer": {"name": ticket.customer.first_name},
+            "handoff_transcript": ticket.handoff_transcript,
+            "handoff_summary": ticket.handoff_summary,
+        }
+    )
+    return payload
+
+
+def ticket_assigned_message(offer) -> dict:
+    return {
+        "type": "ticket.assigned",
+        "offer_id": offer.pk,
+        "pay": money(offer.amount, offer.currency),
+        "ticket": assigned_ticket_payload(offer.ticket),
+    }
+
+
+def _offer(offer_id: int):
+    from marketplace.models import Offer
+
+    return Offer.objects.select_related("ticket__customer").get(pk=offer_id)
+
+
+def offer_created(*, offer_id: int) -> None:
+    offer = _offer(offer_id)
+    agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_created_message(offer))
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        # Precise expiry; the sweeper is the safety net (and the only path when eager).
+        window = (offer.expires_at - offer.created_at).total_seconds()
+        tasks.expire_offers.apply_async(countdown=window + 0.05)
+
+
+def offer_ended(*, offer_id: int) -> None:
+    offer = _offer(offer_id)
+    agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))
+
+
+def offer_accepted(*, offer_id: int) -> None:
+    offer = _offer(offer_id)
+    agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
+
+
+def assignment_lost(*, ticket_id: int, agent_id: int, reason: str) -> None:
+    agent_events.push_to_agent(
+        agent_id=agent_id,
+        message={
+            "type": "ticket.status",
+            "ticket_id": ticket_id,
+            "status": "queued",
+            "reason": reason,
+        },
+    )

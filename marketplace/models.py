@@ -178,3 +178,133 @@ class ShiftEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} slot {self.slot_id}"
+
+
+# --- dispatch and pricing (issue 5) --------------------------------------------
+
+
+class OfferStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Offer(models.Model):
+    """A ticket offered to one agent, with the pay for the task fixed in.
+
+    Changes only through ``marketplace.services.dispatch``.  The price is the
+    rate card's amount for the category times the surge multiplier in force
+    when the offer was made; later surge changes never touch it.
+    """
+
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.PROTECT, related_name="offers")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="offers")
+    status = models.CharField(
+        max_length=10, choices=OfferStatus.choices, default=OfferStatus.PENDING
+    )
+    base_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    surge_multiplier = models.DecimalField(max_digits=4, decimal_places=2)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # Why it ended when the agent did not answer it: "expired", "agent_offline"…
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="offer_pending_expiry",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["ticket", "agent"], name="offer_ticket_agent"),
+            models.Index(fields=["agent", "-created_at"], name="offer_agent_recent"),
+        ]
+        constraints = [
+            # Invariant: a ticket is offered to one agent at a time.
+            models.UniqueConstraint(
+                fields=["ticket"],
+                condition=models.Q(status="pending"),
+                name="offer_one_pending_per_ticket",
+            ),
+            # Rule E6: an agent has at most one offer to answer at a time.
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=models.Q(status="pending"),
+                name="offer_one_pending_per_agent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0) & models.Q(base_amount__gte=0),
+                name="offer_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(surge_multiplier__gte=1), name="offer_surge_at_least_one"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="offer_expires_after_creation",
+            ),
+        ]
+
+    def __str__(self):
+        return f"offer {self.pk}: ticket {self.ticket_id} to agent {self.agent_id} ({self.status})"
+
+
+class RateCard(models.Model):
+    """What a task in a category pays, per currency.  Staff manage it."""
+
+    category = models.ForeignKey(
+        Skill,
+        to_field="slug",
+        db_column="category",
+        on_delete=models.PROTECT,
+        related_name="rates",
+    )
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["category", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "currency"], name="rate_card_unique"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="rate_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.category_id}: {self.amount} {self.currency}"
+
+
+class PricingEvent(models.Model):
+    """Audit row for each change of the rate card."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    category = models.CharField(max_length=40)
+    currency = models.CharField(max_length=3)
+    old_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    new_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.category} {self.old_amount} -> {self.new_amount} {self.currency}"

@@ -15,3 +15,38 @@ def send_slot_cancelled_email(booking_id: int) -> None:
     from marketplace.notifications import send_slot_cancelled_email as send
 
     send(booking_id=booking_id)
+
+
+@shared_task(ignore_result=True)
+def dispatch() -> None:
+    from marketplace.services.dispatch import dispatch as run
+
+    run()
+
+
+@shared_task(ignore_result=True)
+def dispatch_sweep() -> None:
+    from marketplace.services.dispatch import sweep
+
+    sweep()
+
+
+@shared_task(ignore_result=True)
+def expire_offers() -> None:
+    from marketplace.services.dispatch import offers_expire_overdue
+
+    offers_expire_overdue()
+
+
+@shared_task(ignore_result=True)
+def withdraw_offers(agent_id: int, reason: str) -> None:
+    from marketplace.services.dispatch import offers_withdraw_for_agent
+
+    offers_withdraw_for_agent(agent_id=agent_id, reason=reason)
+
+
+@shared_task(ignore_result=True)
+def withdraw_ticket_offers(ticket_id: int) -> None:
+    from marketplace.services.dispatch import offers_withdraw_for_ticket
+
+    offers_withdraw_for_ticket(ticket_id=ticket_id, reason="ticket_cancelled")

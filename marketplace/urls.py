@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace import apis
+from marketplace import apis, dispatch_apis
 
 api_urlpatterns = [
     path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
@@ -25,4 +25,17 @@ api_urlpatterns = [
     path("shifts/<int:slot_id>/book/", apis.ShiftBookView.as_view(), name="api-shift-book"),
     path("shifts/<int:slot_id>/cancel/", apis.ShiftCancelView.as_view(), name="api-shift-cancel"),
     path("agents/me/attendance/", apis.MyAttendanceView.as_view(), name="api-my-attendance"),
+    path("offers/", dispatch_apis.MyOffersView.as_view(), name="api-offers"),
+    path(
+        "offers/<int:offer_id>/accept/",
+        dispatch_apis.OfferAcceptView.as_view(),
+        name="api-offer-accept",
+    ),
+    path(
+        "offers/<int:offer_id>/decline/",
+        dispatch_apis.OfferDeclineView.as_view(),
+        name="api-offer-decline",
+    ),
+    path("pricing/surge/", dispatch_apis.SurgeView.as_view(), name="api-surge"),
+    path("pricing/rates/", dispatch_apis.RateCardView.as_view(), name="api-rates"),
 ]

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from agents.models import Agent
@@ -47,7 +58,7 @@ def _tickets() -> QuerySet[Ticket]:
 def tickets_visible_to(*, caller) -> QuerySet[Ticket]:
     """Customers: their own.  Agents: assigned to them.  Staff: all.  Integrations: theirs.
 
-    Dispatch (issue 5) widens the agents' scope to tickets offered to them.
+    Agents also see a ticket while it is offered to them (pending offer).
     """
     if caller is None or not caller.is_authenticated:
         return Ticket.objects.none()
@@ -56,7 +67,12 @@ def tickets_visible_to(*, caller) -> QuerySet[Ticket]:
     if caller.is_operations:
         return _tickets()
     if caller.is_agent:
-        return _tickets().filter(assigned_agent__user=caller)
+        from marketplace.models import Offer
+
+        offered = Exists(
+            Offer.objects.filter(ticket=OuterRef("pk"), agent__user=caller, status="pending")
+        )
+        return _tickets().filter(Q(assigned_agent__user=caller) | offered)
     if caller.is_customer:
         return _tickets().filter(customer=caller)
     return Ticket.objects.none()
@@ -224,6 +240,45 @@ def agent_quality(*, agent: Agent, now: datetime | None = None) -> Quality:
         reopened_count=reopened,
         reopen_rate=round(reopen_rate, 4),
     )
+
+
+def quality_scores(*, agent_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+    """``agent_quality``'s score for many agents in three grouped queries (dispatch rule R5).
+
+    Same formula over the same window; it does not apply the last-N-ratings cap,
+    which matters only for agents with more ratings than that in the window.
+    """
+    if not agent_ids:
+        return {}
+    now = now or timezone.now()
+    since = now - timedelta(days=settings.HUMANLINE["QUALITY_WINDOW_DAYS"])
+    ratings = {
+        row["agent_id"]: (row["n"], float(row["avg"]))
+        for row in Rating.objects.filter(agent_id__in=agent_ids, created_at__gte=since)
+        .values("agent_id")
+        .annotate(n=Count("id"), avg=Avg("score"))
+    }
+    events = TicketEvent.objects.filter(agent_id__in=agent_ids, created_at__gte=since)
+    resolved = dict(
+        events.filter(to_status=TicketStatus.RESOLVED)
+        .values("agent_id")
+        .annotate(n=Count("id"))
+        .values_list("agent_id", "n")
+    )
+    reopened = dict(
+        events.filter(from_status=TicketStatus.RESOLVED, to_status=TicketStatus.QUEUED)
+        .values("agent_id")
+        .annotate(n=Count("id"))
+        .values_list("agent_id", "n")
+    )
+    scores = {}
+    for agent_id in agent_ids:
+        n, average = ratings.get(agent_id, (0, 0.0))
+        smoothed = (average * n + PRIOR_MEAN * PRIOR_WEIGHT) / (n + PRIOR_WEIGHT)
+        done = resolved.get(agent_id, 0)
+        rate = min(1.0, reopened.get(agent_id, 0) / done) if done else 0.0
+        scores[agent_id] = round(100 * (smoothed - 1) / 4 * (1 - rate))
+    return scores
 
 
 # --- feedback and integrations ---------------------------------------------

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -451,6 +452,29 @@ def _is_assigned_agent(caller, ticket: Ticket) -> bool:
     )
 
 
+def _release_agent(agent_id: int) -> None:
+    """A ticket left ``assigned``: one seat of the agent's capacity is free again.
+
+    Releasing the last one starts the agent's idle time (dispatch rule R4).
+    Capacity freed is a dispatch trigger, run after commit.
+    """
+    now = timezone.now()
+    Agent.objects.filter(pk=agent_id, active_tickets__gt=0).update(
+        active_tickets=F("active_tickets") - 1
+    )
+    Agent.objects.filter(pk=agent_id, active_tickets=0).update(idle_since=now)
+    for hook in CAPACITY_FREED_HOOKS:
+        transaction.on_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
+
+
+# Called after commit with ``agent_id=`` when a ticket leaves an agent's hands
+# (resolved or requeued): dispatch registers here to fill the free seat.
+CAPACITY_FREED_HOOKS: list[Callable[..., None]] = []
+# Called after commit with ``ticket_id=`` when a waiting ticket is cancelled:
+# dispatch withdraws the offer that may be pending on it.
+CANCELLED_HOOKS: list[Callable[..., None]] = []
+
+
 @transaction.atomic
 def ticket_offer(*, ticket_id: int, caller=None, reason: str = "") -> Ticket:
     """``queued → offered``: dispatch has offered the ticket to an agent."""
@@ -478,8 +502,11 @@ def ticket_assign(
         raise InvalidTransition(
             f"An agent who is {agent.status} cannot take tickets.", code="agent_not_available"
         )
-    load = Ticket.objects.filter(assigned_agent=agent, status=TicketStatus.ASSIGNED).count()
-    if load >= agent.capacity:
+    # A conditional increment: the agent row is locked and the check constraint
+    # agent_never_above_capacity backs this up in the database.
+    if not Agent.objects.filter(pk=agent.pk, active_tickets__lt=F("capacity")).update(
+        active_tickets=F("active_tickets") + 1
+    ):
         raise Conflict("The agent is at capacity.", code="agent_at_capacity")
     _transition(
         ticket=ticket,
@@ -503,6 +530,8 @@ def ticket_requeue(*, ticket_id: int, actor: User | None = None, reason: str) ->
     """
     ticket = _lock(ticket_id)
     previous = ticket.assigned_agent
+    if ticket.status == TicketStatus.ASSIGNED:
+        _release_agent(previous.pk)
     _transition(
         ticket=ticket,
         to=TicketStatus.QUEUED,
@@ -529,6 +558,8 @@ def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     )
     _on_commit_status(ticket)
     _on_commit_lane(ticket)
+    for hook in CANCELLED_HOOKS:
+        transaction.on_commit(lambda hook=hook, ticket_id=ticket.pk: hook(ticket_id=ticket_id))
     return ticket
 
 
@@ -539,6 +570,7 @@ def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     if not _is_assigned_agent(caller, ticket):
         raise Forbidden("Only the assigned agent may resolve this ticket.")
     agent = ticket.assigned_agent
+    _release_agent(agent.pk)
     _transition(
         ticket=ticket,
         to=TicketStatus.RESOLVED,

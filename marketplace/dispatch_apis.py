@@ -1,0 +1,146 @@
+"""HTTP API for dispatch and pricing: answering offers, the rate card, the surge."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.permissions import IsAgentUser, IsOperations
+from marketplace import events
+from marketplace.models import Offer, OfferStatus, RateCard
+from marketplace.services import dispatch
+from marketplace.services import pricing as pricing_services
+
+
+class OfferOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    pay = serializers.DictField()
+    base = serializers.DictField()
+    surge_multiplier = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    window_seconds = serializers.IntegerField()
+    ticket = serializers.DictField()
+
+
+class DeclineInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+def _answer(action, request, offer_id: int, **kwargs) -> Response:
+    try:
+        offer = action(offer_id=offer_id, user=request.user, **kwargs)
+    except Offer.DoesNotExist as exc:
+        # Another agent's offer is not acknowledged to exist.
+        raise NotFound("No such offer.") from exc
+    offer = Offer.objects.select_related("ticket").get(pk=offer.pk)
+    return Response(events.offer_payload(offer))
+
+
+class OfferAcceptView(APIView):
+    """Take the offered ticket at the pay shown.  409 once answered, expired or withdrawn."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=None, responses={200: OfferOutput}, tags=["offers"])
+    def post(self, request, offer_id: int):
+        return _answer(dispatch.offer_accept, request, offer_id)
+
+
+class OfferDeclineView(APIView):
+    """Pass on the offer; it goes at once to the next best agent."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=DeclineInput, responses={200: OfferOutput}, tags=["offers"])
+    def post(self, request, offer_id: int):
+        data = DeclineInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _answer(
+            dispatch.offer_decline, request, offer_id, reason=data.validated_data.get("reason", "")
+        )
+
+
+class MyOffersView(APIView):
+    """The agent's pending offers (what the socket's snapshot carries) and the last answered."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(responses={200: OfferOutput(many=True)}, tags=["offers"])
+    def get(self, request):
+        offers = Offer.objects.select_related("ticket").filter(agent__user=request.user)
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in OfferStatus.values:
+                raise serializers.ValidationError(
+                    {"status": [f"Choose one of: {', '.join(OfferStatus.values)}."]}
+                )
+            offers = offers.filter(status=wanted)
+        return Response([events.offer_payload(offer) for offer in offers[:50]])
+
+
+class SurgeOutput(serializers.Serializer):
+    multiplier = serializers.CharField()
+    waiting = serializers.IntegerField()
+    free_capacity = serializers.IntegerField()
+
+
+class SurgeView(APIView):
+    """The surge multiplier in force now, for agents and staff."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: SurgeOutput}, tags=["pricing"])
+    def get(self, request):
+        user = request.user
+        if not (user.is_operations or user.is_agent):
+            raise NotFound()
+        surge = pricing_services.surge_now()
+        return Response(
+            {
+                "multiplier": f"{surge.multiplier:.2f}",
+                "waiting": surge.waiting,
+                "free_capacity": surge.free_capacity,
+            }
+        )
+
+
+class RateInput(serializers.Serializer):
+    category = serializers.CharField(max_length=40)
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField(max_length=3, required=False)
+
+
+class RateOutput(serializers.Serializer):
+    category = serializers.CharField(source="category_id")
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class RateCardView(APIView):
+    """The rate card: agents and staff read it, staff set a category's rate."""
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self.request.method == "GET" else [IsOperations()]
+
+    @extend_schema(responses={200: RateOutput(many=True)}, tags=["pricing"])
+    def get(self, request):
+        if not (request.user.is_operations or request.user.is_agent):
+            raise NotFound()
+        return Response(RateOutput(RateCard.objects.all(), many=True).data)
+
+    @extend_schema(request=RateInput, responses={200: RateOutput}, tags=["pricing"])
+    def post(self, request):
+        data = RateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = pricing_services.rate_card_set(
+            actor=request.user,
+            category=data.validated_data["category"],
+            amount=data.validated_data["amount"],
+            currency_code=data.validated_data.get("currency"),
+        )
+        return Response(RateOutput(row).data, status=status.HTTP_200_OK)

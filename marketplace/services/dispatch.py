@@ -1,0 +1,492 @@
+"""Dispatch: offer each waiting ticket to one eligible agent at a time, live.
+
+Every function here is a transaction over the ticket, offer and agent rows.
+Locks are always taken in the order offer → ticket → agent (a new offer: ticket
+→ agent, then the insert), so two paths never wait on each other in a circle.
+The invariants are also database constraints:
+
+- one pending offer per ticket   → unique index ``offer_one_pending_per_ticket``
+- one pending offer per agent    → unique index ``offer_one_pending_per_agent``
+- one assignee per ticket        → ``Ticket.assigned_agent`` (one column) and
+                                   ``ticket_assigned_has_agent``
+- never above capacity           → ``agent_never_above_capacity``
+  (``active_tickets <= capacity``, kept by tickets.services)
+
+Who is offered what is decided by ``marketplace.dispatch.rules`` (eligibility
+and ranking) and ``marketplace.dispatch.matching`` (batch assignment).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from agents import presence as agent_presence
+from agents.models import Agent, AgentConnection, AgentLanguage, AgentStatus, Presence, User
+from config.errors import InvalidTransition
+from marketplace import events
+from marketplace.dispatch import matching, rules
+from marketplace.models import BookingStatus, Offer, OfferStatus, ShiftBooking
+from marketplace.services import pricing as pricing_services
+from tickets import services as ticket_services
+from tickets.models import Message, Ticket, TicketStatus
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ENDED = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN)
+
+
+def _policy(name: str):
+    return settings.HUMANLINE[name]
+
+
+# --- reading the market -------------------------------------------------------
+
+
+def _waiting_tickets(limit: int) -> list[Ticket]:
+    from tickets.selectors import _rank_expression
+
+    return list(
+        Ticket.objects.filter(status=TicketStatus.QUEUED)
+        .annotate(rank=_rank_expression())
+        .order_by("rank", "queued_at", "id")
+        .only("id", "language", "category", "priority", "queued_at")[:limit]
+    )
+
+
+def _candidates(*, languages: set[str], now: datetime) -> list[rules.Candidate]:
+    """Online approved agents who speak one of the languages, as ranking records."""
+    from tickets.selectors import quality_scores
+
+    rows = list(
+        Agent.objects.filter(
+            status=AgentStatus.APPROVED,
+            presence=Presence.ONLINE,
+            languages__code__in=languages,
+        )
+        .distinct()
+        .values("id", "capacity", "active_tickets", "idle_since", "presence_changed_at")
+    )
+    if not rows:
+        return []
+    ids = [row["id"] for row in rows]
+    spoken: dict[int, set[str]] = {}
+    for agent_id, code in AgentLanguage.objects.filter(agent_id__in=ids).values_list(
+        "agent_id", "code"
+    ):
+        spoken.setdefault(agent_id, set()).add(code)
+    skills: dict[int, set[str]] = {}
+    for agent_id, slug in Agent.skills.through.objects.filter(agent_id__in=ids).values_list(
+        "agent_id", "skill__slug"
+    ):
+        skills.setdefault(agent_id, set()).add(slug)
+    pending = set(
+        Offer.objects.filter(agent_id__in=ids, status=OfferStatus.PENDING).values_list(
+            "agent_id", flat=True
+        )
+    )
+    booked = set(
+        ShiftBooking.objects.filter(
+            agent_id__in=ids, status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
+        ).values_list("agent_id", flat=True)
+    )
+    quality = quality_scores(agent_ids=ids, now=now)
+    return [
+        rules.Candidate(
+            agent_id=row["id"],
+            status=AgentStatus.APPROVED,
+            presence=Presence.ONLINE,
+            languages=frozenset(spoken.get(row["id"], ())),
+            skills=frozenset(skills.get(row["id"], ())),
+            capacity=row["capacity"],
+            load=row["active_tickets"],
+            has_pending_offer=row["id"] in pending,
+            booked_now=row["id"] in booked,
+            idle_since=row["idle_since"] or row["presence_changed_at"] or EPOCH,
+            quality=Decimal(quality[row["id"]]) if row["id"] in quality else None,
+        )
+        for row in rows
+    ]
+
+
+def market(*, now: datetime | None = None, limit: int | None = None):
+    """The waiting tickets and the candidates, as the rules see them."""
+    now = now or timezone.now()
+    tickets = _waiting_tickets(limit or _policy("DISPATCH_BATCH_LIMIT"))
+    if not tickets:
+        return [], []
+    offered: dict[int, set[int]] = {}
+    for ticket_id, agent_id in Offer.objects.filter(
+        ticket_id__in=[t.pk for t in tickets], status__in=ENDED
+    ).values_list("ticket_id", "agent_id"):
+        offered.setdefault(ticket_id, set()).add(agent_id)
+    waiting = [
+        rules.WaitingTicket(
+            ticket_id=t.pk,
+            language=t.language,
+            category=t.category,
+            priority=t.priority,
+            queued_at=t.queued_at or now,
+            offered_to=frozenset(offered.get(t.pk, ())),
+        )
+        for t in tickets
+    ]
+    candidates = _candidates(languages={t.language for t in tickets}, now=now)
+    return waiting, candidates
+
+
+# --- making offers ------------------------------------------------------------
+
+
+def dispatch(*, now: datetime | None = None) -> int:
+    """Offer waiting tickets to free agents; the number of offers made.
+
+    Runs on every event that can create a match (ticket queued, agent online,
+    capacity freed, offer declined or expired) and from the periodic sweep.
+    Several may run at once: each offer is made in its own transaction that
+    re-checks everything under locks, so a lost race only skips a pair.
+    """
+    now = now or timezone.now()
+    waiting, candidates = market(now=now)
+    if not waiting or not candidates:
+        return 0
+    pairs = matching.match_batch(waiting, candidates)
+    if not pairs:
+        return 0
+    surge = pricing_services.surge_now()
+    rates = pricing_services.rate_table()
+    made = 0
+    for ticket, candidate in pairs:
+        offer = offer_make(
+            ticket_id=ticket.ticket_id,
+            agent_id=candidate.agent_id,
+            multiplier=surge.multiplier,
+            rates=rates,
+        )
+        made += offer is not None
+    return made
+
+
+def offer_make(
+    *,
+    ticket_id: int,
+    agent_id: int,
+    multiplier: Decimal | None = None,
+    rates: dict | None = None,
+) -> Offer | None:
+    """Offer one queued ticket to one agent, or None if either is no longer free."""
+    window = timedelta(seconds=_policy("OFFER_WINDOW_SECONDS"))
+    with transaction.atomic():
+        ticket = (
+            Ticket.objects.select_for_update(skip_locked=True)
+            .filter(pk=ticket_id, status=TicketStatus.QUEUED)
+            .first()
+        )
+        if ticket is None:
+            return None
+        agent = (
+            Agent.objects.select_for_update()
+            .filter(
+                pk=agent_id,
+                status=AgentStatus.APPROVED,
+                presence=Presence.ONLINE,
+                active_tickets__lt=F("capacity"),
+            )
+            .first()
+        )
+        if agent is None:
+            return None
+        if Offer.objects.filter(
+            Q(agent=agent, status=OfferStatus.PENDING)
+            | Q(ticket=ticket, agent=agent, status__in=ENDED)
+        ).exists():
+            return None
+        if multiplier is None:
+            multiplier = pricing_services.surge_now().multiplier
+        currency = pricing_services.currency()
+        base = pricing_services.base_rate(
+            category=ticket.category, currency_code=currency, rates=rates
+        )
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                offer = Offer.objects.create(
+                    ticket=ticket,
+                    agent=agent,
+                    base_amount=base,
+                    surge_multiplier=multiplier,
+                    amount=pricing_services.pricing.task_price(base=base, multiplier=multiplier),
+                    currency=currency,
+                    created_at=now,
+                    expires_at=now + window,
+                )
+        except IntegrityError:
+            return None  # another dispatcher got there first
+        ticket_services.ticket_offer(ticket_id=ticket.pk, reason=f"Offered to agent {agent.pk}.")
+        transaction.on_commit(lambda offer_id=offer.pk: events.offer_created(offer_id=offer_id))
+    return offer
+
+
+# --- answering offers -----------------------------------------------------------
+
+
+def _own_offer(*, offer_id: int, user: User) -> Offer:
+    """The caller's offer, locked; ``Offer.DoesNotExist`` (a 404) for anyone else's."""
+    return (
+        Offer.objects.select_for_update().select_related("agent").get(pk=offer_id, agent__user=user)
+    )
+
+
+def _refuse_unless_open(offer: Offer, *, now: datetime) -> None:
+    if offer.status != OfferStatus.PENDING:
+        raise InvalidTransition(
+            f"This offer is {offer.status} and can no longer be answered.",
+            code=f"offer_{offer.status}",
+            fields={"status": [offer.status]},
+        )
+    if offer.expires_at <= now:
+        raise InvalidTransition(
+            "This offer has expired.", code="offer_expired", fields={"status": ["expired"]}
+        )
+
+
+@transaction.atomic
+def offer_accept(*, offer_id: int, user: User) -> Offer:
+    """The offered agent takes the ticket: it is assigned to them at the locked price."""
+    offer = _own_offer(offer_id=offer_id, user=user)
+    now = timezone.now()
+    _refuse_unless_open(offer, now=now)
+    ticket_services.ticket_assign(
+        ticket_id=offer.ticket_id,
+        agent_id=offer.agent_id,
+        actor=user,
+        reason=f"Accepted offer {offer.pk}.",
+    )
+    offer.status, offer.answered_at = OfferStatus.ACCEPTED, now
+    offer.save(update_fields=["status", "answered_at"])
+    Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
+    transaction.on_commit(lambda offer_id=offer.pk: events.offer_accepted(offer_id=offer_id))
+    return offer
+
+
+@transaction.atomic
+def offer_decline(*, offer_id: int, user: User, reason: str = "") -> Offer:
+    """The offered agent passes; the ticket goes at once to the next best agent."""
+    offer = _own_offer(offer_id=offer_id, user=user)
+    now = timezone.now()
+    _refuse_unless_open(offer, now=now)
+    offer.status, offer.answered_at = OfferStatus.DECLINED, now
+    offer.reason = (reason or "").strip()[:200]
+    offer.save(update_fields=["status", "answered_at", "reason"])
+    Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
+    # Requeueing triggers dispatch after commit (tickets.events.QUEUED_HOOKS).
+    ticket_services.ticket_requeue(
+        ticket_id=offer.ticket_id, reason=f"Offer {offer.pk} declined by the agent."
+    )
+    return offer
+
+
+def _end_pending(*, offer_id: int, status: str, reason: str, now: datetime) -> Offer | None:
+    """Close a pending offer the agent did not answer; requeue its ticket.  Caller: atomic."""
+    offer = (
+        Offer.objects.select_for_update(skip_locked=True)
+        .filter(pk=offer_id, status=OfferStatus.PENDING)
+        .first()
+    )
+    if offer is None:
+        return None
+    offer.status, offer.answered_at, offer.reason = status, now, reason
+    offer.save(update_fields=["status", "answered_at", "reason"])
+    # The ticket may have been cancelled meanwhile; only an offered one goes back.
+    if Ticket.objects.filter(pk=offer.ticket_id, status=TicketStatus.OFFERED).exists():
+        ticket_services.ticket_requeue(
+            ticket_id=offer.ticket_id, reason=f"Offer {offer.pk} {status}: {reason}."
+        )
+    return offer
+
+
+def offers_expire_overdue(*, now: datetime | None = None) -> int:
+    """Expire the pending offers past their window; three in a row set the agent away."""
+    now = now or timezone.now()
+    away_after = _policy("OFFER_EXPIRIES_BEFORE_AWAY")
+    expired = 0
+    overdue = list(
+        Offer.objects.filter(status=OfferStatus.PENDING, expires_at__lte=now).values_list(
+            "pk", flat=True
+        )[:1000]
+    )
+    for offer_id in overdue:
+        with transaction.atomic():
+            offer = _end_pending(
+                offer_id=offer_id,
+                status=OfferStatus.EXPIRED,
+                reason="not answered in time",
+                now=now,
+            )
+            if offer is None:
+                continue
+            expired += 1
+            Agent.objects.filter(pk=offer.agent_id).update(expired_streak=F("expired_streak") + 1)
+            streak = Agent.objects.values_list("expired_streak", flat=True).get(pk=offer.agent_id)
+            transaction.on_commit(lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id))
+            if streak >= away_after:
+                Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
+                agent_presence.agent_presence_system(
+                    agent_id=offer.agent_id, status=Presence.AWAY, reason="missed_offers"
+                )
+    return expired
+
+
+def offers_withdraw_for_agent(*, agent_id: int, reason: str) -> int:
+    """The agent left (away, offline, suspended, sockets gone): their offers go back."""
+    now = timezone.now()
+    withdrawn = 0
+    for offer_id in list(
+        Offer.objects.filter(agent_id=agent_id, status=OfferStatus.PENDING).values_list(
+            "pk", flat=True
+        )
+    ):
+        with transaction.atomic():
+            offer = _end_pending(
+                offer_id=offer_id, status=OfferStatus.WITHDRAWN, reason=reason, now=now
+            )
+            if offer is not None:
+                withdrawn += 1
+                transaction.on_commit(
+                    lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id)
+                )
+    return withdrawn
+
+
+def offers_withdraw_for_ticket(*, ticket_id: int, reason: str) -> int:
+    """The ticket stopped waiting (cancelled): its pending offer is withdrawn."""
+    now = timezone.now()
+    withdrawn = 0
+    for offer_id in list(
+        Offer.objects.filter(ticket_id=ticket_id, status=OfferStatus.PENDING).values_list(
+            "pk", flat=True
+        )
+    ):
+        with transaction.atomic():
+            offer = _end_pending(
+                offer_id=offer_id, status=OfferStatus.WITHDRAWN, reason=reason, now=now
+            )
+            if offer is not None:
+                withdrawn += 1
+                transaction.on_commit(
+                    lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id)
+                )
+    return withdrawn
+
+
+# --- taking work back -----------------------------------------------------------
+
+
+def _requeue_assigned(*, ticket_id: int, agent_id: int, reason: str) -> bool:
+    with transaction.atomic():
+        ticket = (
+            Ticket.objects.select_for_update(skip_locked=True)
+            .filter(pk=ticket_id, status=TicketStatus.ASSIGNED, assigned_agent_id=agent_id)
+            .first()
+        )
+        if ticket is None:
+            return False
+        ticket_services.ticket_requeue(ticket_id=ticket.pk, reason=reason)
+        transaction.on_commit(
+            lambda ticket_id=ticket.pk, agent_id=agent_id, reason=reason: events.assignment_lost(
+                ticket_id=ticket_id, agent_id=agent_id, reason=reason
+            )
+        )
+    return True
+
+
+def assignments_return_for_agent(*, agent_id: int, reason: str) -> int:
+    """Every ticket assigned to the agent goes back to the queue (suspension)."""
+    tickets = list(
+        Ticket.objects.filter(assigned_agent_id=agent_id, status=TicketStatus.ASSIGNED).values_list(
+            "pk", flat=True
+        )
+    )
+    return sum(_requeue_assigned(ticket_id=t, agent_id=agent_id, reason=reason) for t in tickets)
+
+
+def _disconnected_assignments(*, now: datetime):
+    """Assigned tickets whose agent has had no live socket for the longer grace period."""
+    grace = now - timedelta(seconds=_policy("ASSIGNED_TICKET_GRACE_SECONDS"))
+    stale = now - timedelta(seconds=_policy("AGENT_SOCKET_STALE_SECONDS"))
+    alive = AgentConnection.objects.filter(
+        agent=OuterRef("assigned_agent"), closed_at__isnull=True, last_seen_at__gte=stale
+    )
+    recent = AgentConnection.objects.filter(
+        agent=OuterRef("assigned_agent"), last_seen_at__gte=grace
+    )
+    return (
+        Ticket.objects.filter(status=TicketStatus.ASSIGNED, assigned_at__lt=grace)
+        .exclude(Exists(alive))
+        .exclude(Exists(recent))
+    )
+
+
+def _silent_assignments(*, now: datetime):
+    """Assigned tickets whose agent has not written to the customer within the limit."""
+    limit = now - timedelta(seconds=_policy("AGENT_FIRST_REPLY_SECONDS"))
+    replied = Message.objects.filter(
+        ticket=OuterRef("pk"),
+        author=OuterRef("assigned_agent__user"),
+        created_at__gte=OuterRef("assigned_at"),
+    )
+    return Ticket.objects.filter(status=TicketStatus.ASSIGNED, assigned_at__lte=limit).exclude(
+        Exists(replied)
+    )
+
+
+def assignments_reclaim(*, now: datetime | None = None) -> dict[str, int]:
+    now = now or timezone.now()
+    counts = {"disconnected": 0, "silent": 0}
+    for reason, queryset in (
+        ("disconnected", _disconnected_assignments(now=now)),
+        ("silent", _silent_assignments(now=now)),
+    ):
+        text = {
+            "disconnected": "The agent lost their connection; finding you another agent.",
+            "silent": "The agent did not reply in time; finding you another agent.",
+        }[reason]
+        for ticket_id, agent_id in list(queryset.values_list("pk", "assigned_agent_id")[:500]):
+            counts[reason] += _requeue_assigned(ticket_id=ticket_id, agent_id=agent_id, reason=text)
+    return counts
+
+
+# --- the sweeper ----------------------------------------------------------------
+
+
+def sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Repair what a lost message or a dead worker left behind, then dispatch.
+
+    Expires overdue offers, takes back tickets from vanished or silent agents,
+    and offers whatever is waiting.  Runs every second or two (Celery beat;
+    an in-process loop in the embedded default).
+    """
+    now = now or timezone.now()
+    result = {"expired": offers_expire_overdue(now=now)}
+    result.update(assignments_reclaim(now=now))
+    result["offered"] = dispatch(now=now)
+    return result
+
+
+# --- hooks from other apps -------------------------------------------------------
+
+
+def on_suspension(*, agent: Agent, actor) -> None:
+    """SUSPENSION_HOOKS: after the suspension commits, return the agent's work."""
+    transaction.on_commit(
+        lambda agent_id=agent.pk: assignments_return_for_agent(
+            agent_id=agent_id, reason="The agent is no longer available; finding you another."
+        )
+    )
