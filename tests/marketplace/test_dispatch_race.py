@@ -83,7 +83,7 @@ def test_accepts_declines_expiries_and_dispatches_racing_keep_every_invariant():
     for _ in range(14):
         TicketFactory(category="general")
 
-    for round_ in range(6):
+    for _round in range(6):
         dispatch.dispatch()
         jobs = []
         for offer in Offer.objects.filter(status=OfferStatus.PENDING).select_related("agent__user"):
@@ -95,8 +95,8 @@ def test_accepts_declines_expiries_and_dispatches_racing_keep_every_invariant():
             ]
         later = timezone.now() + timedelta(seconds=30)
         jobs += [
-            lambda: dispatch.offers_expire_overdue(now=later),
-            lambda: dispatch.offers_expire_overdue(now=later),
+            lambda later=later: dispatch.offers_expire_overdue(now=later),
+            lambda later=later: dispatch.offers_expire_overdue(now=later),
             dispatch.dispatch,
             dispatch.dispatch,
         ]
