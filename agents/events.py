@@ -6,6 +6,7 @@ emitted.  Redis may lose a push; the socket's snapshot on (re)connect is the
 recovery path, so a failed push is logged, never raised into the caller.
 """
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -38,6 +39,27 @@ def push_to_agent(*, agent_id: int, message: dict) -> None:
         )
     except Exception:
         logger.exception("push to agent %s failed; the client resyncs on reconnect", agent_id)
+
+
+def push_many_to_agents(items: list[tuple[int, dict]]) -> None:
+    """Send many (agent id, message) pushes in one trip to the channel layer."""
+    layer = get_channel_layer()
+    if layer is None or not items:
+        return
+
+    async def send_all():
+        await asyncio.gather(
+            *(
+                layer.group_send(agent_group(agent_id), {"type": "agent.event", "message": message})
+                for agent_id, message in items
+            ),
+            return_exceptions=True,
+        )
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.exception("pushing %d agent messages failed; clients resync", len(items))
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -90,7 +90,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # Under ASGI each request may run on a different thread, and a persistent
+    # connection per thread exhausts PostgreSQL's client slots; web processes keep
+    # 0 (or sit behind a pooler), Celery workers may set DB_CONN_MAX_AGE.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
@@ -101,7 +104,21 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="hl")},
+            "CONFIG": {
+                # redis-py's async pool refuses past 100 connections by default;
+                # an ASGI process with a few hundred sockets needs more.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                        # redis-py 8 reads with a 5 s timeout by default, the same as
+                        # channels-redis's blocking pop: under load the read loses the
+                        # race and the socket dies with 1011.  Give the read room.
+                        "socket_timeout": env.float("CHANNELS_REDIS_SOCKET_TIMEOUT", default=15.0),
+                    }
+                ],
+                "prefix": env.str("CHANNELS_PREFIX", default="hl"),
+            },
         }
     }
     CACHES = {

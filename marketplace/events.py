@@ -180,6 +180,19 @@ def offer_created(*, offer_id: int) -> None:
         tasks.expire_offers.apply_async(countdown=window + 0.05)
 
 
+def offers_created(*, offer_ids: list[int]) -> None:
+    """``offer_created`` for a batch: one query, one round of pushes, one expiry task."""
+    from marketplace.models import Offer
+
+    offers = list(Offer.objects.select_related("ticket").filter(pk__in=offer_ids))
+    agent_events.push_many_to_agents(
+        [(offer.agent_id, offer_created_message(offer)) for offer in offers]
+    )
+    if offers and not settings.CELERY_TASK_ALWAYS_EAGER:
+        window = max((o.expires_at - o.created_at).total_seconds() for o in offers)
+        tasks.expire_offers.apply_async(countdown=window + 0.05)
+
+
 def offer_ended(*, offer_id: int) -> None:
     offer = _offer(offer_id)
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))

@@ -23,6 +23,16 @@ DEFAULT_SURGE_BANDS: tuple[tuple[Decimal, Decimal], ...] = (
 )
 DEFAULT_SURGE_CAP = Decimal("2.00")
 
+# The starting rate card (EUR) that migration 0004 seeds; staff change it.
+DEFAULT_RATES = {
+    "general": Decimal("2.00"),
+    "account": Decimal("2.00"),
+    "payments": Decimal("2.50"),
+    "refunds": Decimal("2.50"),
+    "technical": Decimal("3.00"),
+    "disputes": Decimal("3.50"),
+}
+
 
 def demand_ratio(*, waiting: int, free_capacity: int) -> Decimal | None:
     """Waiting tickets per free seat; None means no free seat at all."""

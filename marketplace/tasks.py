@@ -19,9 +19,9 @@ def send_slot_cancelled_email(booking_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def dispatch() -> None:
-    from marketplace.services.dispatch import dispatch as run
+    from marketplace.services.dispatch import dispatch_single_flight
 
-    run()
+    dispatch_single_flight()
 
 
 @shared_task(ignore_result=True)

@@ -28,15 +28,17 @@ DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_asgi
 @pytest.fixture(autouse=True)
 def _default_skills(request):
     """Transactional tests flush the database, data migrations included; put the
-    default skills catalog back for every test that touches the database."""
+    default skills catalog and rate card back for every test that touches it."""
     if not (
         DB_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker("django_db")
     ):
         return
     request.getfixturevalue("_django_db_helper")
     from agents.catalog import ensure_default_skills
+    from marketplace.services.pricing import ensure_default_rates
 
     ensure_default_skills()
+    ensure_default_rates()
 
 
 @pytest.fixture(autouse=True)
@@ -253,6 +255,7 @@ def pushes(monkeypatch):
         "agents.events.push_to_agent",
         lambda *, agent_id, message: sent.append((agent_id, message)),
     )
+    monkeypatch.setattr("agents.events.push_many_to_agents", sent.extend)
     return sent
 
 

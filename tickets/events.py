@@ -18,6 +18,7 @@ dropped out, an offer ran out).  Dispatch registers a callable in
 agent; until then a queued ticket simply waits in line.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -108,6 +109,33 @@ def status_changed(ticket_id: int, *, reason: str = "") -> None:
     push(ticket_id, status_event(ticket, reason=reason))
     if ticket.status == "assigned":
         push(ticket_id, assigned_event(ticket))
+
+
+def statuses_changed(ticket_ids: list[int]) -> None:
+    """``status_changed`` for many tickets: one query, one round of pushes."""
+    tickets = Ticket.objects.select_related("assigned_agent__user").filter(pk__in=ticket_ids)
+    push_many([(ticket.pk, status_event(ticket)) for ticket in tickets])
+
+
+def push_many(items: list[tuple[int, dict]]) -> None:
+    """Send many (ticket id, event) pushes in one trip to the channel layer."""
+    layer = get_channel_layer()
+    if layer is None or not items:
+        return
+
+    async def send_all():
+        await asyncio.gather(
+            *(
+                layer.group_send(group_name(ticket_id), {"type": "ticket.event", "event": event})
+                for ticket_id, event in items
+            ),
+            return_exceptions=True,
+        )
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.exception("pushing %d ticket events failed", len(items))
 
 
 def lane_changed(*, language: str, category: str) -> None:

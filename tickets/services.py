@@ -475,6 +475,41 @@ CAPACITY_FREED_HOOKS: list[Callable[..., None]] = []
 CANCELLED_HOOKS: list[Callable[..., None]] = []
 
 
+def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> None:
+    """``queued → offered`` for many tickets at once (dispatch's batch).
+
+    The caller holds the transaction and has locked these tickets while they
+    were ``queued``; this writes one event row each and one UPDATE, and pushes
+    each ticket's new status after commit.
+    """
+    if not tickets:
+        return
+    now = timezone.now()
+    for ticket in tickets:
+        if ticket.status != TicketStatus.QUEUED:
+            raise InvalidTransition(
+                f"A {ticket.status} ticket cannot become offered.",
+                fields={"status": [ticket.status]},
+            )
+    TicketEvent.objects.bulk_create(
+        [
+            TicketEvent(
+                ticket=ticket,
+                from_status=TicketStatus.QUEUED,
+                to_status=TicketStatus.OFFERED,
+                reason=reasons.get(ticket.pk, ""),
+                created_at=now,
+            )
+            for ticket in tickets
+        ]
+    )
+    ids = [ticket.pk for ticket in tickets]
+    Ticket.objects.filter(pk__in=ids).update(status=TicketStatus.OFFERED, status_changed_at=now)
+    for ticket in tickets:
+        ticket.status, ticket.status_changed_at = TicketStatus.OFFERED, now
+    transaction.on_commit(lambda ids=ids: events.statuses_changed(ids))
+
+
 @transaction.atomic
 def ticket_offer(*, ticket_id: int, caller=None, reason: str = "") -> Ticket:
     """``queued → offered``: dispatch has offered the ticket to an agent."""

@@ -96,3 +96,12 @@ def rate_card_set(*, actor: User, category: str, amount, currency_code: str | No
         actor=actor, category=category, currency=currency_code, old_amount=old, new_amount=value
     )
     return row
+
+
+def ensure_default_rates() -> None:
+    """Put back the seeded rate card (tests flush tables, data migrations included)."""
+    for slug, amount in pricing.DEFAULT_RATES.items():
+        if Skill.objects.filter(slug=slug).exists():
+            RateCard.objects.get_or_create(
+                category_id=slug, currency="EUR", defaults={"amount": amount}
+            )

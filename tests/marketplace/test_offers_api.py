@@ -129,6 +129,7 @@ def test_accepting_tells_the_customer_the_agents_first_name(
     agent, offer = offered
     sent = []
     monkeypatch.setattr("tickets.events.push", lambda ticket_id, event: sent.append(event))
+    monkeypatch.setattr("tickets.events.push_many", lambda items: sent.extend(e for _, e in items))
     with django_capture_on_commit_callbacks(execute=True):
         api.as_(agent.user).post(f"/api/v1/offers/{offer.pk}/accept/")
     assigned = [e for e in sent if e["type"] == "ticket.assigned"]

@@ -8,6 +8,7 @@ def pushed(monkeypatch):
     """Every event the services push, as ``(ticket_id, event)``, instead of the channel layer."""
     sent: list[tuple[int, dict]] = []
     monkeypatch.setattr(events, "push", lambda ticket_id, event: sent.append((ticket_id, event)))
+    monkeypatch.setattr(events, "push_many", sent.extend)
     return sent
 
 

@@ -1,0 +1,386 @@
+"""Dispatch benchmark on the production-like stack, all on loopback.
+
+Starts daphne (ASGI), a Celery worker and Celery beat against PostgreSQL and
+Redis, connects N agents over real WebSockets, opens tickets through the HTTP
+API at a set rate, has the agents accept each offer over their socket, and
+prints:
+
+- offers per second sustained, and p50/p95/p99 of the time from the ticket's
+  creation request being sent to the ``offer.created`` frame arriving;
+- assignments per second at saturation (tickets opened as fast as the API takes them).
+
+Usage: ``make bench`` or ``python bench/dispatch.py --agents 200 --rate 100 --seconds 10``.
+It uses its own database (``humanline_bench``) and Redis db 7, recreated each run.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def bench_env(args) -> dict:
+    database = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
+    redis = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"))
+    return {
+        **os.environ,
+        "DATABASE_URL": urlunparse(database._replace(path="/humanline_bench")),
+        "REDIS_URL": urlunparse(redis._replace(path="/7")),
+        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789-abcdefghijklmnop",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE": "0",
+        "LOG_LEVEL": "WARNING",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "HUMANLINE_TESTING": "0",
+        "DB_CONN_MAX_AGE": "0",
+        "OFFER_WINDOW_SECONDS": "30",
+    }
+
+
+def recreate_database(env: dict) -> None:
+    import psycopg2
+    import redis
+
+    url = urlparse(env["DATABASE_URL"])
+    server = psycopg2.connect(
+        host=url.hostname,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname="postgres",
+    )
+    server.autocommit = True
+    with server.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS humanline_bench WITH (FORCE)")
+        cursor.execute("CREATE DATABASE humanline_bench")
+    server.close()
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def seed(agents: int):
+    """Agents online (capacity 20), one customer; returns (agent tickets, customer token)."""
+    from django.db import transaction
+    from rest_framework.authtoken.models import Token
+
+    from agents import presence
+    from agents.models import Agent, AgentLanguage, AgentStatus, Role, Skill, User
+    from agents.services import realtime_ticket_issue
+
+    general = Skill.objects.get(slug="general")
+    with transaction.atomic():
+        users = User.objects.bulk_create(
+            [
+                User(
+                    email=f"bench-agent-{i}@example.org",
+                    name=f"Agent {i}",
+                    role=Role.AGENT,
+                    password="!",
+                )
+                for i in range(agents)
+            ]
+        )
+        created = Agent.objects.bulk_create(
+            [
+                Agent(
+                    user=user,
+                    status=AgentStatus.APPROVED,
+                    cohort="student",
+                    country="PT",
+                    time_zone="Europe/Lisbon",
+                    capacity=20,
+                )
+                for user in users
+            ]
+        )
+        AgentLanguage.objects.bulk_create([AgentLanguage(agent=a, code="en") for a in created])
+        Agent.skills.through.objects.bulk_create(
+            [Agent.skills.through(agent_id=a.pk, skill_id=general.pk) for a in created]
+        )
+        customer = User.objects.create_user(
+            email="bench-customer@example.org", password=None, name="Bench Customer"
+        )
+        token = Token.objects.create(user=customer).key
+    for agent in created:
+        presence.agent_presence_set(agent_id=agent.pk, status="online")
+    tickets = [realtime_ticket_issue(user=agent.user)[0] for agent in created]
+    return tickets, token
+
+
+def start_stack(env: dict, port: int, workdir: str) -> list[subprocess.Popen]:
+    venv_bin = Path(sys.executable).parent
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": open(Path(workdir) / "stack.log", "w")}  # noqa: SIM115
+    return [
+        subprocess.Popen(
+            [
+                str(venv_bin / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            **quiet,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=threads",
+                "--concurrency=4",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env={**env, "DB_CONN_MAX_AGE": "600"},
+            **quiet,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=WARNING",
+                f"--schedule={workdir}/beat-schedule",
+            ],
+            cwd=ROOT,
+            env=env,
+            **quiet,
+        ),
+    ]
+
+
+class Run:
+    def __init__(self):
+        self.sent: dict[int, float] = {}
+        self.offered: dict[int, float] = {}
+        self.accepted: list[float] = []
+        self.connected = 0
+        self.errors = 0
+        self.done = asyncio.Event()
+
+
+CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
+
+
+async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, total: int):
+    import websockets
+
+    async with CONNECTING:
+        ws = await websockets.connect(url, additional_headers={"Origin": origin}, max_queue=None)
+    async with ws:
+        run.connected += 1
+        if run.connected == total:
+            ready.set()
+        while not run.done.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            message = json.loads(raw)
+            kind = message.get("type")
+            if kind == "offer.created":
+                run.offered.setdefault(message["offer"]["ticket"]["id"], now)
+                await ws.send(
+                    json.dumps({"type": "offer.accept", "offer_id": message["offer"]["id"]})
+                )
+            elif kind == "offer.answered" and message.get("status") == "accepted":
+                run.accepted.append(now)
+            elif kind == "error":
+                run.errors += 1
+
+
+async def open_ticket(client, token: str, run: Run, number: int) -> None:
+    started = time.perf_counter()
+    response = await client.post(
+        "/api/v1/tickets/",
+        json={
+            "subject": f"Bench ticket {number}",
+            "body": "Where is my refund?",
+            "category": "general",
+        },
+        headers={"Authorization": f"Token {token}"},
+    )
+    if response.status_code != 201:
+        run.errors += 1
+        return
+    run.sent[response.json()["id"]] = started
+
+
+async def wait_for_offers(run: Run, ids: set[int], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline and not ids <= run.offered.keys():
+        await asyncio.sleep(0.05)
+
+
+async def load(args, tickets: list[str], token: str) -> dict:
+    import httpx
+
+    base = f"http://127.0.0.1:{args.port}"
+    run, ready = Run(), asyncio.Event()
+    ws_base = f"ws://127.0.0.1:{args.port}/ws/agent/?ticket="
+    agents = [
+        asyncio.create_task(agent_loop(ws_base + value, base, run, ready, len(tickets)))
+        for value in tickets
+    ]
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        # Phase 1: a steady rate.
+        count = args.rate * args.seconds
+        start = time.perf_counter()
+        pending = []
+        for number in range(count):
+            due = start + number / args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(asyncio.create_task(open_ticket(client, token, run, number)))
+        await asyncio.gather(*pending)
+        steady_ids = set(run.sent)
+        await wait_for_offers(run, steady_ids, timeout=30)
+        steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
+        latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
+        steady = {
+            "tickets": len(steady_ids),
+            "offers": len(latencies),
+            "offers_per_second": len(latencies) / max(steady_end - start, 1e-9),
+            "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99),
+            "max_ms": max(latencies, default=float("nan")),
+            "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+        }
+        # Phase 2: saturation — as fast as the API takes them, 64 at a time.
+        accepted_before = len(run.accepted)
+        sat_start = time.perf_counter()
+        semaphore = asyncio.Semaphore(64)
+
+        async def bounded(number):
+            async with semaphore:
+                await open_ticket(client, token, run, number)
+
+        await asyncio.gather(*(bounded(count + n) for n in range(args.saturation)))
+        saturation_ids = set(run.sent) - steady_ids
+        await wait_for_offers(run, saturation_ids, timeout=60)
+        await asyncio.sleep(1.0)
+        accepted = run.accepted[accepted_before:]
+        sat_end = max(accepted, default=sat_start)
+        saturation = {
+            "tickets": len(saturation_ids),
+            "assignments": len(accepted),
+            "assignments_per_second": len(accepted) / max(sat_end - sat_start, 1e-9),
+        }
+    run.done.set()
+    await asyncio.gather(*agents, return_exceptions=True)
+    return {"steady": steady, "saturation": saturation, "errors": run.errors}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--rate", type=int, default=100, help="tickets per second")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--saturation", type=int, default=1500, help="tickets at full speed")
+    parser.add_argument("--port", type=int, default=8791)
+    args = parser.parse_args()
+
+    env = bench_env(args)
+    print(
+        f"dispatch bench: {args.agents} agents, {args.rate} tickets/s for {args.seconds} s, "
+        f"then {args.saturation} at saturation",
+        flush=True,
+    )
+    recreate_database(env)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    tickets, token = seed(args.agents)
+    from django.db import connections
+
+    connections.close_all()
+
+    workdir = tempfile.mkdtemp(prefix="humanline-bench-")
+    processes = start_stack(env, args.port, workdir)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{args.port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                print("the ASGI server did not start; see", workdir, file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        time.sleep(2)  # let the worker and beat connect to the broker
+        result = asyncio.run(load(args, tickets, token))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    steady, saturation = result["steady"], result["saturation"]
+    print(f"  agents connected over WebSockets : {args.agents}")
+    print(
+        f"  steady: {steady['offers']}/{steady['tickets']} tickets offered, "
+        f"{steady['offers_per_second']:.1f} offers/s sustained"
+    )
+    print(
+        f"  creation request -> offer frame  : p50 {steady['p50_ms']:.1f} ms, "
+        f"p95 {steady['p95_ms']:.1f} ms, p99 {steady['p99_ms']:.1f} ms "
+        f"(mean {steady['mean_ms']:.1f}, max {steady['max_ms']:.1f})"
+    )
+    print(
+        f"  saturation: {saturation['assignments']}/{saturation['tickets']} assigned, "
+        f"{saturation['assignments_per_second']:.1f} assignments/s"
+    )
+    print(f"  errors: {result['errors']}   (logs: {workdir}/stack.log)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
