@@ -74,7 +74,12 @@ def busy_hour(agent):
 
     def feedback(area, kind, text, secs_ago):
         Feedback.objects.create(
-            ticket=tickets[0], agent=agent, area=area, kind=kind, text=text, created_at=ago(secs_ago)
+            ticket=tickets[0],
+            agent=agent,
+            area=area,
+            kind=kind,
+            text=text,
+            created_at=ago(secs_ago),
         )
 
     feedback("card-payments", "bug", "Declined twice", 7000)
@@ -113,7 +118,7 @@ def test_waiting_tickets_and_the_longest_wait(busy_hour):
 
     assert figures.waiting == 2
     assert figures.longest_wait_seconds == 90
-    assert [t.subject for t in figures.longest_waiting][0] == "Oldest in line"
+    assert figures.longest_waiting[0].subject == "Oldest in line"
 
 
 def test_agents_online_busy_and_away(busy_hour):
