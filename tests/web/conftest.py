@@ -33,5 +33,5 @@ def screenshot(page, name: str) -> None:
     try:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    except Exception:  # noqa: BLE001 - a screenshot is a by-product, not the test
+    except Exception:  # a screenshot is a by-product, not the test
         pass
