@@ -26,3 +26,14 @@ def percent(share) -> str:
     if share is None or share == "":
         return "—"
     return f"{round(float(share) * 100)} %"
+
+
+SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+
+
+@register.simple_tag
+def money(amount, currency) -> str:
+    """2.5, "EUR" → "€2.50" (as ``Intl.NumberFormat("en")`` shows it in the scripts)."""
+    value = f"{float(amount):,.2f}"
+    symbol = SYMBOLS.get(str(currency).upper())
+    return f"{symbol}{value}" if symbol else f"{value} {currency}"

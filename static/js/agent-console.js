@@ -362,6 +362,8 @@
         break;
       case "offer.created":
         addOffer(message.offer);
+        // The offer's multiplier is the surge in force when it was made.
+        document.getElementById("surge-multiplier").textContent = message.offer.surge_multiplier;
         break;
       case "offer.expired":
         endOffer(message.offer_id, "Expired");
@@ -424,7 +426,7 @@
         if (body) document.getElementById("surge-multiplier").textContent = body.multiplier;
       })
       .catch(function () {})
-      .finally(function () { window.setTimeout(pollSurge, 15000); });
+      .finally(function () { window.setTimeout(pollSurge, 10000); });
   }
 
   // Expose the socket for tests and debugging (e.g. forcing a reconnect).

@@ -33,7 +33,7 @@ def test_an_offer_pops_up_is_accepted_and_the_two_talk_until_rated(new_page, age
     console = new_page()
     sign_in(console, agent.user.email)
     errors = []
-    console.on("pageerror", errors.append)
+    console.on("pageerror", lambda error: errors.append(error))
     console.goto("/agent/")
     expect(console.get_by_role("heading", name=re.compile("Hi Aisha"))).to_be_visible()
     expect(console.locator("#console-live-text")).to_have_text("Live")
@@ -92,6 +92,7 @@ def test_an_offer_pops_up_is_accepted_and_the_two_talk_until_rated(new_page, age
     elsewhere(open_ticket, customer=other, subject="Refund not arrived")
     second = console.get_by_test_id("offer").filter(has_text="Refund not arrived")
     expect(second).to_contain_text("Refund not arrived")
+    expect(second).not_to_have_class(re.compile("arriving"))
     screenshot(console, "agent-console")
     second.get_by_role("button", name="Decline").click()
     expect(second).to_have_count(0)
@@ -120,7 +121,7 @@ def test_an_offer_pops_up_is_accepted_and_the_two_talk_until_rated(new_page, age
 
     # then: the customer rates
     expect(help_page.get_by_test_id("ticket-status")).to_have_text("Resolved")
-    help_page.get_by_label("5", exact=False).first.check()
+    help_page.get_by_label("5", exact=True).check()
     help_page.get_by_label("Anything to add? (optional)").fill("Fast and kind.")
     help_page.get_by_role("button", name="Send rating").click()
     expect(help_page.get_by_test_id("rating")).to_have_text(re.compile("You rated this help 5/5"))
