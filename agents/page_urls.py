@@ -1,13 +1,26 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from agents import views
+from agents import console, views
 
 urlpatterns = [
     path("apply/", views.apply, name="apply"),
     path("apply/status/", views.apply_status, name="apply-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("agent/", console.console, name="agent-console"),
+    path("agent/console/presence/", console.console_presence, name="agent-console-presence"),
+    path(
+        "agent/offers/<int:offer_id>/<slug:answer>/",
+        console.console_offer,
+        name="agent-console-offer",
+    ),
+    path("agent/tickets/<int:ticket_id>/", console.console_pane, name="agent-console-pane"),
+    path(
+        "agent/tickets/<int:ticket_id>/<slug:action>/",
+        console.console_ticket_action,
+        name="agent-console-ticket",
+    ),
     path("staff/review/", views.staff_review, name="staff-review"),
     path("staff/review/<int:agent_id>/<slug:decision>/", views.staff_decide, name="staff-decide"),
     path("staff/documents/<uuid:document_id>/", views.staff_document, name="staff-document"),

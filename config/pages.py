@@ -7,9 +7,11 @@ def home(request):
     user = request.user
     if user.is_authenticated:
         if user.is_operations:
-            return redirect("staff-review")
+            return redirect("ops-floor")
         if user.is_agent:
-            return redirect("apply-status")
+            agent = getattr(user, "agent", None)
+            approved = agent is not None and agent.status == "approved"
+            return redirect("agent-console" if approved else "apply-status")
     return render(request, "home.html")
 
 

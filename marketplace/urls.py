@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace import apis, dispatch_apis
+from marketplace import apis, dispatch_apis, floor_views
 
 api_urlpatterns = [
     path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
@@ -36,6 +36,7 @@ api_urlpatterns = [
         dispatch_apis.OfferDeclineView.as_view(),
         name="api-offer-decline",
     ),
+    path("admin/floor/", floor_views.FloorView.as_view(), name="api-admin-floor"),
     path("pricing/surge/", dispatch_apis.SurgeView.as_view(), name="api-surge"),
     path("pricing/rates/", dispatch_apis.RateCardView.as_view(), name="api-rates"),
 ]

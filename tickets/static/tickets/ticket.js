@@ -1,92 +1,148 @@
-// The ticket page, live: place in line, new messages, status changes.
+// A ticket's conversation, live: place in line, the agent joining, messages, status.
 // The page works without this script; with it, messages travel over the
-// ticket's socket and reconnects resync from the last message seen.
+// ticket's socket (/ws/tickets/<id>/) and a reconnect resyncs from the last
+// message seen (?since=<id>), so nothing is lost and nothing is shown twice.
+//
+// window.HumanlineConversation.attach(root, {onStatus}) wires one conversation;
+// the help centre's ticket page is attached automatically, the agent console
+// attaches its pane itself (root has data-manual) and passes onStatus.
 (function () {
   "use strict";
-  const root = document.querySelector("[data-ticket]");
-  if (!root || !("WebSocket" in window)) return;
-  const ticketId = root.dataset.ticket;
-  const list = document.getElementById("messages");
-  const form = document.getElementById("message-form");
-  const errorBox = document.getElementById("message-error");
-  let lastId = Number(root.dataset.lastMessage || 0);
-  let status = root.dataset.status;
-  let socket = null;
-  let attempts = 0;
+  if (!("WebSocket" in window)) return;
 
   function minutes(seconds) {
     const m = Math.max(1, Math.ceil(seconds / 60));
     return m + (m === 1 ? " minute" : " minutes");
   }
 
-  function addMessage(m) {
-    if (list.querySelector('[data-id="' + m.id + '"]')) return;
-    const item = document.createElement("li");
-    item.className = "msg " + m.author_role;
-    item.dataset.id = m.id;
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = m.author.name;
-    const body = document.createElement("p");
-    body.textContent = m.body;
-    const time = document.createElement("time");
-    time.dateTime = m.created_at;
-    time.textContent = new Date(m.created_at).toTimeString().slice(0, 5);
-    item.append(who, body, time);
-    list.append(item);
-    lastId = Math.max(lastId, m.id);
-  }
+  function attach(root, options) {
+    options = options || {};
+    const ticketId = root.dataset.ticket;
+    const list = root.querySelector(".messages");
+    const form = root.querySelector(".message-form");
+    const errorBox = root.querySelector(".message-error");
+    let lastId = Number(root.dataset.lastMessage || 0);
+    let status = root.dataset.status;
+    let socket = null;
+    let attempts = 0;
+    let closed = false;
+    let pinger = null;
 
-  function showPlace(event) {
-    const place = document.getElementById("queue-place");
-    document.getElementById("queue-position").textContent = event.queue_position;
-    document.getElementById("queue-eta").textContent = minutes(event.eta_seconds);
-    place.hidden = false;
-  }
-
-  function handle(event) {
-    switch (event.type) {
-      case "ticket.message":
-        addMessage(event.message);
-        break;
-      case "queue.position":
-        if (status === "queued" || status === "offered") showPlace(event);
-        break;
-      case "ticket.status":
-        // A new status changes what the page offers (rating, resolve…): redraw it.
-        if (event.status !== status) window.location.reload();
-        break;
-      case "error":
-        if (errorBox) {
-          errorBox.textContent = event.error.message;
-          errorBox.hidden = false;
-        }
-        break;
+    function addMessage(m) {
+      if (list.querySelector('[data-id="' + m.id + '"]')) return;
+      const item = document.createElement("li");
+      item.className = "msg " + m.author_role;
+      item.dataset.id = m.id;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = m.author.name;
+      const body = document.createElement("p");
+      body.textContent = m.body;
+      const time = document.createElement("time");
+      time.dateTime = m.created_at;
+      time.textContent = new Date(m.created_at).toTimeString().slice(0, 5);
+      item.append(who, body, time);
+      list.append(item);
+      lastId = Math.max(lastId, m.id);
+      item.scrollIntoView({ block: "nearest" });
     }
-  }
 
-  function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(
-      scheme + "://" + window.location.host + "/ws/tickets/" + ticketId + "/?since=" + lastId
-    );
-    socket.onopen = function () {
-      attempts = 0;
-      root.dataset.live = "true";
-    };
-    socket.onmessage = function (message) {
-      handle(JSON.parse(message.data));
-    };
-    socket.onclose = function (closed) {
-      root.dataset.live = "false";
-      if (closed.code === 4401 || closed.code === 4403) return;
-      attempts += 1;
-      window.setTimeout(connect, Math.min(15000, 500 * 2 ** attempts));
-    };
-  }
+    function joined(agent) {
+      if (!agent || list.querySelector("[data-system=joined]")) return;
+      const item = document.createElement("li");
+      item.className = "msg system";
+      item.dataset.system = "joined";
+      item.textContent = agent.name + " joined the conversation";
+      list.append(item);
+      const who = document.querySelector("[data-testid=ticket-agent]");
+      if (who && who.dataset.role === "customer") {
+        who.textContent = agent.name + " is helping you.";
+        who.hidden = false;
+      }
+    }
 
-  if (form) {
-    form.addEventListener("submit", function (submit) {
+    function showPlace(event) {
+      const place = document.getElementById("queue-place");
+      if (!place) return;
+      document.getElementById("queue-position").textContent = event.queue_position;
+      document.getElementById("queue-eta").textContent = minutes(event.eta_seconds);
+      place.hidden = false;
+    }
+
+    // The help page updates in place while the ticket waits and when an agent
+    // joins; any other change alters what it offers (rating, reopen…): redraw.
+    function defaultStatus(event) {
+      if (event.status === "assigned" && (status === "queued" || status === "offered")) {
+        const badge = document.querySelector("[data-testid=ticket-status]");
+        if (badge) {
+          badge.textContent = "Assigned";
+          badge.className = "badge assigned";
+        }
+        const place = document.getElementById("queue-place");
+        if (place) place.hidden = true;
+        document.querySelectorAll("[data-while-waiting]").forEach((n) => (n.hidden = true));
+        return;
+      }
+      if (event.status === "offered" || event.status === "queued") {
+        if (status === "queued" || status === "offered") return;
+      }
+      window.location.reload();
+    }
+
+    function handle(event) {
+      switch (event.type) {
+        case "ticket.message":
+          addMessage(event.message);
+          break;
+        case "queue.position":
+          if (status === "queued" || status === "offered") showPlace(event);
+          break;
+        case "ticket.assigned":
+          joined(event.agent);
+          break;
+        case "ticket.status":
+          if (event.status !== status) {
+            const previous = status;
+            (options.onStatus || defaultStatus)(event, previous);
+            status = event.status;
+            root.dataset.status = status;
+          }
+          break;
+        case "error":
+          if (errorBox) {
+            errorBox.textContent = event.error.message;
+            errorBox.hidden = false;
+          }
+          break;
+      }
+    }
+
+    function connect() {
+      if (closed) return;
+      socket = new WebSocket(
+        (location.protocol === "https:" ? "wss" : "ws") + "://" + location.host +
+          "/ws/tickets/" + ticketId + "/?since=" + lastId
+      );
+      socket.onopen = function () {
+        attempts = 0;
+        root.dataset.live = "true";
+        pinger = window.setInterval(function () {
+          if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
+        }, 25000);
+      };
+      socket.onmessage = function (message) {
+        handle(JSON.parse(message.data));
+      };
+      socket.onclose = function (event) {
+        root.dataset.live = "false";
+        window.clearInterval(pinger);
+        if (closed || event.code === 4401 || event.code === 4403) return;
+        attempts += 1;
+        window.setTimeout(connect, Math.min(15000, 500 * 2 ** attempts));
+      };
+    }
+
+    function onSubmit(submit) {
       if (!socket || socket.readyState !== WebSocket.OPEN) return; // plain POST instead
       submit.preventDefault();
       const field = form.querySelector("textarea");
@@ -95,7 +151,32 @@
       if (errorBox) errorBox.hidden = true;
       socket.send(JSON.stringify({ type: "ticket.message", body: body }));
       field.value = "";
-    });
+      field.focus();
+    }
+
+    if (form) {
+      form.addEventListener("submit", onSubmit);
+      // Enter sends, Shift+Enter starts a new line: what chat users expect.
+      form.querySelector("textarea").addEventListener("keydown", function (key) {
+        if (key.key === "Enter" && !key.shiftKey && !key.isComposing) {
+          key.preventDefault();
+          form.requestSubmit();
+        }
+      });
+    }
+    connect();
+    return {
+      close: function () {
+        closed = true;
+        window.clearInterval(pinger);
+        if (socket) socket.close();
+      },
+    };
   }
-  connect();
+
+  window.HumanlineConversation = { attach: attach };
+  document.addEventListener("DOMContentLoaded", function () {
+    const root = document.querySelector("[data-ticket]:not([data-manual])");
+    if (root) attach(root);
+  });
 })();

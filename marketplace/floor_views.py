@@ -1,0 +1,106 @@
+"""The live operations floor: the page (``/ops/``) and its JSON (``/api/v1/admin/floor/``).
+
+The page renders the figures once on the server, so it reads without
+JavaScript; ``static/js/floor.js`` then polls the JSON every few seconds and
+redraws the numbers and charts in place.  Both read ``marketplace.floor``.
+"""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Sum
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.models import AgentStatus
+from agents.selectors import review_counts
+from config.permissions import IsOperations
+from marketplace import floor
+from marketplace.models import ShiftSlot, SlotStatus
+
+POLL_SECONDS = 2.5
+
+
+def _target(request) -> int | None:
+    raw = request.GET.get("target", "")
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 3600 else None
+
+
+def _shift_fill(*, hours: int = 24) -> dict:
+    """Places booked over places published in the next ``hours``, for the planner link."""
+    now = timezone.now()
+    totals = ShiftSlot.objects.filter(
+        status=SlotStatus.PUBLISHED, ends_at__gt=now, starts_at__lt=now + timedelta(hours=hours)
+    ).aggregate(booked=Sum("booked_count"), headcount=Sum("headcount"))
+    booked, headcount = totals["booked"] or 0, totals["headcount"] or 0
+    return {
+        "booked": booked,
+        "headcount": headcount,
+        "percent": round(100 * booked / headcount) if headcount else None,
+    }
+
+
+@login_required
+def ops_floor(request):
+    if not request.user.is_operations:
+        messages.error(request, "The operations floor is for operations staff.")
+        return redirect("home")
+    figures = floor.floor_now(target_seconds=_target(request))
+    return render(
+        request,
+        "marketplace/floor.html",
+        {
+            "floor": figures,
+            "in_review": review_counts()[AgentStatus.IN_REVIEW],
+            "fill": _shift_fill(),
+            "poll_ms": int(POLL_SECONDS * 1000),
+        },
+    )
+
+
+class FloorView(APIView):
+    """The floor's live figures: queue, waits, agents, offers, surge, feedback themes."""
+
+    permission_classes = [IsOperations]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "target", int, description="Answer target in seconds (default 60).", required=False
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                "Floor",
+                {
+                    "now": serializers.DateTimeField(),
+                    "target_seconds": serializers.IntegerField(),
+                    "waiting": serializers.IntegerField(),
+                    "longest_wait_seconds": serializers.IntegerField(),
+                    "answered_last_hour": serializers.IntegerField(),
+                    "wait_p50_seconds": serializers.FloatField(allow_null=True),
+                    "wait_p90_seconds": serializers.FloatField(allow_null=True),
+                    "within_target_share": serializers.FloatField(allow_null=True),
+                    "agents_online": serializers.IntegerField(),
+                    "agents_busy": serializers.IntegerField(),
+                    "agents_away": serializers.IntegerField(),
+                    "free_seats": serializers.IntegerField(),
+                    "offers_decided_last_hour": serializers.IntegerField(),
+                    "offers_accepted_last_hour": serializers.IntegerField(),
+                    "offer_acceptance_rate": serializers.FloatField(allow_null=True),
+                    "surge_multiplier": serializers.CharField(),
+                    "longest_waiting": serializers.ListField(child=serializers.DictField()),
+                    "buckets": serializers.ListField(child=serializers.DictField()),
+                    "feedback_themes": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+        tags=["operations"],
+    )
+    def get(self, request):
+        return Response(floor.floor_now(target_seconds=_target(request)).as_dict())

@@ -1,0 +1,39 @@
+"""Number formats shared by the pages and their scripts (``static/js/format.js`` mirrors them)."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds) -> str:
+    """42 → "42 s"; 125 → "2 min 5 s"; 3720 → "1 h 2 min"; None → "—"."""
+    if seconds is None or seconds == "":
+        return "—"
+    total = round(float(seconds))
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        minutes, rest = divmod(total, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(total, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+@register.filter
+def percent(share) -> str:
+    """0.754 → "75 %"; None → "—"."""
+    if share is None or share == "":
+        return "—"
+    return f"{round(float(share) * 100)} %"
+
+
+SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+
+
+@register.simple_tag
+def money(amount, currency) -> str:
+    """2.5, "EUR" → "€2.50" (as ``Intl.NumberFormat("en")`` shows it in the scripts)."""
+    value = f"{float(amount):,.2f}"
+    symbol = SYMBOLS.get(str(currency).upper())
+    return f"{symbol}{value}" if symbol else f"{value} {currency}"
