@@ -28,14 +28,14 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 def _run_together(jobs):
     barrier = threading.Barrier(len(jobs))
-    errors = []
+    errors, lost = [], []
 
     def wrap(job):
         try:
             barrier.wait()
             job()
         except (DomainError, Offer.DoesNotExist):
-            pass  # a lost race is an expected answer (409 / 404)
+            lost.append(1)  # a lost race is an expected answer (409 / 404)
         except Exception as exc:  # anything else is a bug
             errors.append(exc)
         finally:
@@ -47,6 +47,7 @@ def _run_together(jobs):
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
+    return len(lost)
 
 
 def _assert_invariants():
@@ -83,6 +84,7 @@ def test_accepts_declines_expiries_and_dispatches_racing_keep_every_invariant():
     for _ in range(14):
         TicketFactory(category="general")
 
+    lost_races = 0
     for _round in range(6):
         dispatch.dispatch()
         jobs = []
@@ -101,15 +103,16 @@ def test_accepts_declines_expiries_and_dispatches_racing_keep_every_invariant():
             dispatch.dispatch,
         ]
         rng.shuffle(jobs)
-        _run_together(jobs)
+        lost_races += _run_together(jobs)
         _assert_invariants()
         # Agents set away by missed offers come back for the next round.
         for agent in Agent.objects.filter(presence=Presence.AWAY):
             presence.agent_presence_set(agent_id=agent.pk, status=Presence.ONLINE)
 
-    answered = Offer.objects.filter(~Q(status=OfferStatus.PENDING)).count()
-    assert answered > 14  # the race really exercised many answers
+    # The race was real: answers collided (409s) and every kind of ending happened.
+    assert lost_races > 0
     assert Ticket.objects.filter(status=TicketStatus.ASSIGNED).exists()
+    assert Offer.objects.filter(~Q(status=OfferStatus.PENDING)).count() >= 8
 
 
 def test_two_agents_racing_for_capacity_never_exceed_it():
