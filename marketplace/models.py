@@ -345,7 +345,8 @@ class PayPeriod(models.Model):
         ordering = ["-starts_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(ends_at__gt=models.F("starts_at")), name="pay_period_not_inverted"
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="pay_period_not_inverted",
             ),
             models.CheckConstraint(
                 condition=models.Q(status="open", closed_at__isnull=True)

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from marketplace import views
+from marketplace import pay_views, views
 
 urlpatterns = [
     path("agent/shifts/", views.agent_board, name="agent-shifts"),
     path("agent/shifts/<int:slot_id>/book/", views.agent_book, name="agent-shift-book"),
     path("agent/shifts/<int:slot_id>/cancel/", views.agent_cancel, name="agent-shift-cancel"),
     path("agent/presence/", views.agent_presence, name="agent-presence"),
+    path("agent/earnings/", pay_views.agent_earnings, name="agent-earnings"),
     path("staff/shifts/", views.staff_planner, name="staff-shifts"),
     path("staff/shifts/publish/", views.staff_publish_slot, name="staff-shifts-publish"),
     path("staff/shifts/week/", views.staff_publish_week, name="staff-shifts-week"),

@@ -80,9 +80,7 @@ def agent_earnings(*, agent: Agent, period_id: int | None = None) -> Earnings:
     mine = LedgerEntry.objects.filter(agent=agent)
     in_period = mine.filter(period=period) if period.pk else mine.none()
     entries = list(
-        in_period.select_related("ticket", "period").order_by("-created_at", "-id")[
-            :ENTRIES_SHOWN
-        ]
+        in_period.select_related("ticket", "period").order_by("-created_at", "-id")[:ENTRIES_SHOWN]
     )
     past_ids = list(
         mine.exclude(period_id=period.pk)
@@ -91,7 +89,9 @@ def agent_earnings(*, agent: Agent, period_id: int | None = None) -> Earnings:
         .distinct()
         .order_by()
     )
-    past = list(PayPeriod.objects.filter(pk__in=past_ids).order_by("-starts_at")[:PAST_PERIODS_SHOWN])
+    past = list(
+        PayPeriod.objects.filter(pk__in=past_ids).order_by("-starts_at")[:PAST_PERIODS_SHOWN]
+    )
     return Earnings(
         period=period,
         totals=totals_by_currency(in_period),

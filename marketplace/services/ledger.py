@@ -341,4 +341,3 @@ def adjustment_create(
     )
     assert entry is not None  # adjustments have no uniqueness rule
     return entry
-

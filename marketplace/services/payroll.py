@@ -239,13 +239,13 @@ def amount_cell(value) -> str:
 
 
 def _aggregated_rows(period_id: int):
-    sums = {
-        kind: Sum("amount", filter=Q(kind=kind), default=Decimal(0)) for kind in KINDS
-    }
+    sums = {kind: Sum("amount", filter=Q(kind=kind), default=Decimal(0)) for kind in KINDS}
     return (
         LedgerEntry.objects.filter(period_id=period_id)
         .values("agent_id", "currency")
-        .annotate(task_count=Count("id", filter=Q(kind=EntryKind.TASK)), total=Sum("amount"), **sums)
+        .annotate(
+            task_count=Count("id", filter=Q(kind=EntryKind.TASK)), total=Sum("amount"), **sums
+        )
         .order_by("agent_id", "currency")
         .iterator(chunk_size=2000)
     )
