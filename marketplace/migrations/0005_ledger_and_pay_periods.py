@@ -71,12 +71,12 @@ DROP FUNCTION IF EXISTS marketplace_ledger_refuse_change();
 
 def create_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(LEDGER_TRIGGERS)
+        schema_editor.execute(LEDGER_TRIGGERS, params=None)
 
 
 def drop_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_LEDGER_TRIGGERS)
+        schema_editor.execute(DROP_LEDGER_TRIGGERS, params=None)
 
 
 class Migration(migrations.Migration):
