@@ -25,9 +25,12 @@ def test_the_database_refuses_to_update_a_ledger_entry(entry):
 
 
 def test_the_database_refuses_to_delete_a_ledger_entry(entry):
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM marketplace_ledgerentry WHERE id = %s", [entry.pk])
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM marketplace_ledgerentry WHERE id = %s", [entry.pk])
     assert LedgerEntry.objects.filter(pk=entry.pk).exists()
 
 
@@ -57,9 +60,12 @@ def test_the_database_refuses_to_reopen_or_delete_a_closed_period(entry, staff, 
     payroll.pay_period_close(period_id=entry.period_id, actor=staff)
     with pytest.raises(DatabaseError, match="frozen"), transaction.atomic():
         PayPeriod.objects.filter(pk=entry.period_id).update(status="open", closed_at=None)
-    with pytest.raises(DatabaseError, match="frozen"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM marketplace_payperiod WHERE id = %s", [entry.period_id])
+    with (
+        pytest.raises(DatabaseError, match="frozen"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM marketplace_payperiod WHERE id = %s", [entry.period_id])
 
 
 @pytest.mark.parametrize(
@@ -69,5 +75,9 @@ def test_the_database_refuses_to_reopen_or_delete_a_closed_period(entry, staff, 
 def test_each_kind_keeps_its_sign_and_names_its_cause(entry, kind, amount):
     with pytest.raises(DatabaseError), transaction.atomic():
         LedgerEntry.objects.create(
-            agent=entry.agent, kind=kind, amount=Decimal(amount), currency="EUR", period=entry.period
+            agent=entry.agent,
+            kind=kind,
+            amount=Decimal(amount),
+            currency="EUR",
+            period=entry.period,
         )

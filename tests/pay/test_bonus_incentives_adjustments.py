@@ -18,7 +18,9 @@ TEN = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
 
 
 def kinds(agent):
-    return list(LedgerEntry.objects.filter(agent=agent).order_by("id").values_list("kind", "amount"))
+    return list(
+        LedgerEntry.objects.filter(agent=agent).order_by("id").values_list("kind", "amount")
+    )
 
 
 # --- quality bonus ---------------------------------------------------------------------

@@ -165,7 +165,9 @@ def test_closing_tops_earnings_up_to_the_engaged_time_floor(worker, colleague, s
     # Then only the agent below the floor gets the difference, in the closed week
     floor = LedgerEntry.objects.get(kind=EntryKind.EARNINGS_FLOOR)
     assert (floor.agent, floor.amount, floor.period) == (worker, Decimal("16.00"), period)
-    totals = LedgerEntry.objects.filter(agent=worker, period=period).values_list("amount", flat=True)
+    totals = LedgerEntry.objects.filter(agent=worker, period=period).values_list(
+        "amount", flat=True
+    )
     assert sum(totals) == Decimal("20.00")
 
 
