@@ -5,7 +5,6 @@ a ledger entry: a correction is an adjustment (the API), a new entry.
 """
 
 from django.contrib import admin, messages
-from django.http import StreamingHttpResponse
 
 from config.errors import DomainError
 from marketplace.models import LedgerEntry, PayPeriod, PayrollExport
@@ -55,9 +54,7 @@ def export_payroll(modeladmin, request, queryset):
     except DomainError as exc:
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return None
-    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{payroll.export_filename(period)}"'
-    return response
+    return payroll.streaming_response(request, chunks, payroll.export_filename(period))
 
 
 class ExportInline(admin.TabularInline):

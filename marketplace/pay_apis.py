@@ -1,6 +1,5 @@
 """HTTP API for pay: an agent's earnings; staff adjustments, pay periods and payroll export."""
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -253,9 +252,4 @@ class AdminPayPeriodExportView(APIView):
     def get(self, request, period_id: int):
         period = get_object_or_404(PayPeriod, pk=period_id)
         chunks = payroll.payroll_export(period_id=period.pk, actor=request.user, channel="api")
-        response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{payroll.export_filename(period)}"'
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        return payroll.streaming_response(request, chunks, payroll.export_filename(period))

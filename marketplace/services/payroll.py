@@ -355,3 +355,31 @@ def payroll_export(*, period_id: int, actor: User | None, channel: str) -> Itera
 
 def export_filename(period: PayPeriod) -> str:
     return f"payroll-{period.starts_at:%Y-%m-%d}-{period.pk}.csv"
+
+
+def streaming_response(request, chunks: Iterator[bytes], filename: str):
+    """A CSV download streamed chunk by chunk, under WSGI and ASGI alike.
+
+    Under ASGI, Django would read a synchronous iterator to the end before
+    sending a byte (it cannot iterate it in the event loop); an asynchronous
+    one is streamed.  Each chunk is then produced in the thread of the request's
+    database connection (``thread_sensitive``), one chunk at a time.
+    """
+    from asgiref.sync import sync_to_async
+    from django.core.handlers.asgi import ASGIRequest
+    from django.http import StreamingHttpResponse
+
+    content = chunks
+    if isinstance(getattr(request, "_request", request), ASGIRequest):
+        done = object()
+        step = sync_to_async(lambda: next(chunks, done), thread_sensitive=True)
+
+        async def streamed():
+            while (chunk := await step()) is not done:
+                yield chunk
+
+        content = streamed()
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
