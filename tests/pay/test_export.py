@@ -165,3 +165,20 @@ def test_the_ledger_admin_is_read_only(worker, client, staff):
     assert (
         client.post(f"/django-admin/marketplace/ledgerentry/{entry.pk}/delete/").status_code == 403
     )
+
+
+def test_the_management_command_prints_to_stdout_by_default(closed_week):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("export_payroll", str(closed_week.pk), stdout=out, stderr=err)
+    assert out.getvalue().encode() == export_bytes(closed_week)
+    assert PayrollExport.objects.filter(channel="command").get().sha256 in err.getvalue()
+
+
+def test_the_hourly_task_keeps_this_weeks_period_in_place(db, clock):
+    from marketplace.models import PayPeriod
+    from marketplace.tasks import ensure_pay_period
+
+    ensure_pay_period()
+    ensure_pay_period()
+    (period,) = PayPeriod.objects.all()
+    assert period.starts_at == datetime(2030, 1, 7, tzinfo=UTC) and period.status == "open"
