@@ -36,6 +36,10 @@ app.conf.beat_schedule = {
         "task": "tickets.tasks.close_resolved_tickets",
         "schedule": 600.0,
     },
+    "marketplace-ensure-pay-period": {
+        "task": "marketplace.tasks.ensure_pay_period",
+        "schedule": 3600.0,
+    },
     "tickets-purge-idempotency-keys": {
         "task": "tickets.tasks.purge_idempotency_keys",
         "schedule": 3600.0,

@@ -281,6 +281,15 @@ HUMANLINE = {
     "TASK_RATE_DEFAULT": env.str("TASK_RATE_DEFAULT", default="2.00"),
     "SURGE_BANDS": env.str("SURGE_BANDS", default="1.0:1.2,1.5:1.5,2.0:1.8,3.0:2.0"),
     "SURGE_CAP": env.str("SURGE_CAP", default="2.00"),
+    # Pay and payroll (see docs/architecture.md, "Pay").  Weekday 0 is Monday.
+    "PAY_PERIOD_START_WEEKDAY": env.int("PAY_PERIOD_START_WEEKDAY", default=0),
+    "PAY_PERIOD_TIME_ZONE": env.str("PAY_PERIOD_TIME_ZONE", default="UTC"),
+    # Rating score -> bonus, in CURRENCY: "5:0.50" or "4:0.20,5:0.50".
+    "QUALITY_BONUS": env.str("QUALITY_BONUS", default="5:0.50"),
+    # The engaged-time floor per hour with at least one assigned ticket.
+    "PAY_FLOOR_HOURLY_RATE": env.str("PAY_FLOOR_HOURLY_RATE", default="10.00"),
+    "PAY_FLOOR_CURRENCY": env.str("PAY_FLOOR_CURRENCY", default=env.str("CURRENCY", default="EUR")),
+    "PAY_ADJUSTMENT_MAX": env.str("PAY_ADJUSTMENT_MAX", default="1000.00"),
 }
 
 LOGGING = {

@@ -144,3 +144,6 @@ class ShiftEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from marketplace import pay_admin  # noqa: E402, F401  (the ledger and payroll pages)

@@ -20,6 +20,13 @@ class MarketplaceConfig(AppConfig):
         _register(presence.UNAVAILABILITY_HOOKS, events.agent_unavailable)
         _register(ticket_services.CANCELLED_HOOKS, events.ticket_cancelled)
         _register(agent_services.SUSPENSION_HOOKS, dispatch.on_suspension)
+        # Pay: each entry is written inside the transaction of its cause.
+        from marketplace.services import ledger, shifts
+
+        _register(ticket_services.RESOLVE_HOOKS, ledger.on_ticket_resolved)
+        _register(ticket_services.REOPEN_HOOKS, ledger.on_ticket_reopened)
+        _register(ticket_services.RATED_HOOKS, ledger.on_ticket_rated)
+        _register(shifts.SETTLED_HOOKS, ledger.on_booking_settled)
 
 
 def _register(hooks: list, hook) -> None:

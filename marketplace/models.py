@@ -308,3 +308,190 @@ class PricingEvent(models.Model):
 
     def __str__(self):
         return f"{self.category} {self.old_amount} -> {self.new_amount} {self.currency}"
+
+
+# --- pay: the ledger, pay periods and payroll exports (issue 6) ------------------
+
+
+class PayPeriodStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class PayPeriod(models.Model):
+    """One pay week, ``[starts_at, ends_at)``.  Created as needed by ``ledger.period_for``.
+
+    Closing (``payroll.pay_period_close``) adds the engaged-time floor top-ups,
+    then freezes the period: no entry is ever added to a closed period (the
+    service locks the period row, and on PostgreSQL a trigger refuses it too).
+    """
+
+    starts_at = models.DateTimeField(unique=True)
+    ends_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=8, choices=PayPeriodStatus.choices, default=PayPeriodStatus.OPEN
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Snapshot taken when closing: entries and totals per currency, for audit
+    # and to prove later that a closed period never changed.
+    entry_count = models.PositiveIntegerField(null=True, blank=True)
+    totals = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="pay_period_not_inverted",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="open", closed_at__isnull=True)
+                | models.Q(status="closed", closed_at__isnull=False),
+                name="pay_period_closed_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.starts_at:%Y-%m-%d} ({self.status})"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == PayPeriodStatus.CLOSED
+
+
+class EntryKind(models.TextChoices):
+    TASK = "task", "Task"
+    REVERSAL = "reversal", "Reversal"
+    QUALITY_BONUS = "quality_bonus", "Quality bonus"
+    SHIFT_INCENTIVE = "shift_incentive", "Shift incentive"
+    EARNINGS_FLOOR = "earnings_floor", "Earnings floor top-up"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerEntry(models.Model):
+    """One amount an agent earns or loses.  Insert-only.
+
+    Written only by ``marketplace.services.ledger`` (and the floor in
+    ``payroll``).  Nothing in the code updates or deletes a row, the admin is
+    read-only, and on PostgreSQL a trigger refuses UPDATE and DELETE (migration
+    0005).  A correction is a new entry: a ``reversal`` or an ``adjustment``.
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    period = models.ForeignKey(PayPeriod, on_delete=models.PROTECT, related_name="entries")
+    # What caused it; which of these are set depends on the kind.
+    ticket = models.ForeignKey(
+        "tickets.Ticket", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    offer = models.ForeignKey(
+        Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    # The ``assigned`` TicketEvent a task entry pays for: one assignment, one task pay.
+    assignment = models.ForeignKey(
+        "tickets.TicketEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    booking = models.ForeignKey(
+        ShiftBooking, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rating = models.ForeignKey(
+        "tickets.Rating", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    reason = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The staff member for an adjustment or a close; None for automatic entries.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            # Payroll: one period's entries grouped by agent (index-only for the export).
+            models.Index(
+                fields=["period", "agent", "currency", "kind", "amount"], name="ledger_period_agent"
+            ),
+            models.Index(fields=["agent", "-created_at"], name="ledger_agent_recent"),
+            models.Index(fields=["ticket"], name="ledger_ticket"),
+        ]
+        constraints = [
+            # One task pay per accepted offer and per assignment, whatever the concurrency.
+            models.UniqueConstraint(
+                fields=["offer"], condition=models.Q(kind="task"), name="ledger_one_task_per_offer"
+            ),
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=models.Q(kind="task"),
+                name="ledger_one_task_per_assignment",
+            ),
+            models.UniqueConstraint(
+                fields=["reverses"],
+                condition=models.Q(kind="reversal"),
+                name="ledger_reversed_once",
+            ),
+            models.UniqueConstraint(
+                fields=["rating"],
+                condition=models.Q(kind="quality_bonus"),
+                name="ledger_one_bonus_per_rating",
+            ),
+            models.UniqueConstraint(
+                fields=["booking"],
+                condition=models.Q(kind="shift_incentive"),
+                name="ledger_one_incentive_per_booking",
+            ),
+            models.UniqueConstraint(
+                fields=["agent", "period"],
+                condition=models.Q(kind="earnings_floor"),
+                name="ledger_one_floor_per_agent_and_period",
+            ),
+            # The sign of each kind, and the cause each kind must name.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="task", amount__gte=0, assignment__isnull=False)
+                    | models.Q(kind="reversal", amount__lte=0, reverses__isnull=False)
+                    | models.Q(kind="quality_bonus", amount__gt=0, rating__isnull=False)
+                    | models.Q(kind="shift_incentive", amount__gt=0, booking__isnull=False)
+                    | models.Q(kind="earnings_floor", amount__gt=0)
+                    | (
+                        models.Q(kind="adjustment", created_by__isnull=False)
+                        & ~models.Q(amount=0)
+                        & ~models.Q(reason="")
+                    )
+                ),
+                name="ledger_kind_sign_and_cause",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} {self.currency} for agent {self.agent_id}"
+
+
+class PayrollExport(models.Model):
+    """Audit row for each payroll export: who, when, and the SHA-256 of the bytes."""
+
+    period = models.ForeignKey(PayPeriod, on_delete=models.PROTECT, related_name="exports")
+    sha256 = models.CharField(max_length=64)
+    row_count = models.PositiveIntegerField()
+    byte_count = models.PositiveBigIntegerField()
+    # "api", "admin" or "command".
+    channel = models.CharField(max_length=16)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"export of {self.period_id}: {self.sha256[:12]}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace import apis, dispatch_apis, floor_views
+from marketplace import apis, dispatch_apis, floor_views, pay_apis
 
 api_urlpatterns = [
     path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
@@ -39,4 +39,22 @@ api_urlpatterns = [
     path("admin/floor/", floor_views.FloorView.as_view(), name="api-admin-floor"),
     path("pricing/surge/", dispatch_apis.SurgeView.as_view(), name="api-surge"),
     path("pricing/rates/", dispatch_apis.RateCardView.as_view(), name="api-rates"),
+    # Pay (issue 6)
+    path("agents/me/earnings/", pay_apis.MyEarningsView.as_view(), name="api-my-earnings"),
+    path(
+        "admin/agents/<int:agent_id>/adjustments/",
+        pay_apis.AdminAdjustmentView.as_view(),
+        name="api-admin-agent-adjustments",
+    ),
+    path("admin/pay-periods/", pay_apis.AdminPayPeriodsView.as_view(), name="api-pay-periods"),
+    path(
+        "admin/pay-periods/<int:period_id>/close/",
+        pay_apis.AdminPayPeriodCloseView.as_view(),
+        name="api-pay-period-close",
+    ),
+    path(
+        "admin/pay-periods/<int:period_id>/export.csv",
+        pay_apis.AdminPayPeriodExportView.as_view(),
+        name="api-pay-period-export",
+    ),
 ]

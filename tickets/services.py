@@ -368,6 +368,8 @@ TRANSITIONS: dict[str, set[str]] = {
 # the task on resolve and to reverse it on reopen (flow 5).
 RESOLVE_HOOKS: list[Callable[..., None]] = []
 REOPEN_HOOKS: list[Callable[..., None]] = []
+# Called with ``rating=`` inside ``rating_submit``'s transaction: the quality bonus.
+RATED_HOOKS: list[Callable[..., None]] = []
 
 
 def _actor_fields(caller) -> dict:
@@ -749,9 +751,12 @@ def rating_submit(*, ticket_id: int, caller, score: int, comment: str = "") -> R
         )
     if Rating.objects.filter(ticket=ticket).exists():
         raise Conflict("This ticket has been rated already.", code="already_rated")
-    return Rating.objects.create(
+    rating = Rating.objects.create(
         ticket=ticket, agent_id=ticket.assigned_agent_id, score=score, comment=comment
     )
+    for hook in RATED_HOOKS:
+        hook(rating=rating)
+    return rating
 
 
 @transaction.atomic

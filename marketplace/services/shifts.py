@@ -42,6 +42,10 @@ from marketplace.models import (
 
 GRID_MINUTES = 30  # gig contact-centre platforms book in 30-minute slots (brief)
 
+# Called with ``booking=`` (settled: status, online_seconds, settled_at set) and
+# ``now=`` inside the settlement's transaction: pay books the shift incentive.
+SETTLED_HOOKS: list = []
+
 
 def _policy(name: str):
     return settings.HUMANLINE[name]
@@ -520,6 +524,9 @@ def shift_attendance_settle(*, now: datetime | None = None, limit: int = 500) ->
                 created_at=now,
                 detail={"online_seconds": seconds, "required_seconds": int(required)},
             )
+            booking.status, booking.online_seconds, booking.settled_at = to, seconds, now
+            for hook in SETTLED_HOOKS:
+                hook(booking=booking, now=now)
             transaction.on_commit(
                 lambda booking_id=booking.pk: events.booking_changed(booking_id=booking_id)
             )

@@ -1,0 +1,106 @@
+"""Reads about pay: an agent's earnings, the pay periods staff close and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.utils import timezone
+
+from agents.models import Agent
+from marketplace.models import EntryKind, LedgerEntry, PayPeriod, PayrollExport
+from marketplace.services.ledger import period_bounds
+
+ENTRIES_SHOWN = 200
+PAST_PERIODS_SHOWN = 12
+
+
+def money(amount, currency: str) -> dict:
+    """The public contract's money: ``{"amount": "2.50", "currency": "EUR"}``."""
+    return {"amount": f"{Decimal(amount or 0):.2f}", "currency": currency}
+
+
+@dataclass
+class CurrencyTotals:
+    currency: str
+    by_kind: dict[str, dict] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    total: dict = field(default_factory=dict)
+
+
+def totals_by_currency(entries: QuerySet) -> list[CurrencyTotals]:
+    """Sums per currency and kind (every kind present, zero when none), in the database."""
+    grouped: dict[str, CurrencyTotals] = {}
+    rows = (
+        entries.order_by()
+        .values("currency", "kind")
+        .annotate(total=Sum("amount"), n=Count("id"))
+        .order_by("currency", "kind")
+    )
+    for row in rows:
+        code = row["currency"]
+        item = grouped.setdefault(
+            code,
+            CurrencyTotals(
+                currency=code,
+                by_kind={kind.value: money(0, code) for kind in EntryKind},
+                counts={kind.value: 0 for kind in EntryKind},
+            ),
+        )
+        item.by_kind[row["kind"]] = money(row["total"], code)
+        item.counts[row["kind"]] = row["n"]
+    for item in grouped.values():
+        item.total = money(sum(Decimal(m["amount"]) for m in item.by_kind.values()), item.currency)
+    return list(grouped.values())
+
+
+@dataclass
+class Earnings:
+    period: PayPeriod
+    totals: list[CurrencyTotals]
+    entries: list[LedgerEntry]
+    past_periods: list[tuple[PayPeriod, list[CurrencyTotals]]]
+
+
+def _current_period() -> PayPeriod:
+    """The open week now; an unsaved one when no entry has created it yet."""
+    start, end = period_bounds(timezone.now())
+    return PayPeriod.objects.filter(starts_at=start).first() or PayPeriod(
+        starts_at=start, ends_at=end
+    )
+
+
+def agent_earnings(*, agent: Agent, period_id: int | None = None) -> Earnings:
+    """One period of an agent's earnings (the current week by default) and their past weeks.
+
+    ``PayPeriod.DoesNotExist`` when ``period_id`` names no period.
+    """
+    period = PayPeriod.objects.get(pk=period_id) if period_id else _current_period()
+    mine = LedgerEntry.objects.filter(agent=agent)
+    in_period = mine.filter(period=period) if period.pk else mine.none()
+    entries = list(
+        in_period.select_related("ticket", "period").order_by("-created_at", "-id")[:ENTRIES_SHOWN]
+    )
+    past_ids = list(
+        mine.exclude(period_id=period.pk)
+        .filter(period__starts_at__lt=period.starts_at)
+        .values_list("period_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    past = list(
+        PayPeriod.objects.filter(pk__in=past_ids).order_by("-starts_at")[:PAST_PERIODS_SHOWN]
+    )
+    return Earnings(
+        period=period,
+        totals=totals_by_currency(in_period),
+        entries=entries,
+        past_periods=[(p, totals_by_currency(mine.filter(period=p))) for p in past],
+    )
+
+
+def pay_periods() -> QuerySet[PayPeriod]:
+    return PayPeriod.objects.prefetch_related(
+        Prefetch("exports", queryset=PayrollExport.objects.order_by("-created_at", "-id"))
+    ).order_by("-starts_at")
