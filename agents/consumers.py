@@ -87,7 +87,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
         action = dispatch.offer_accept if kind == "offer.accept" else dispatch.offer_decline
         try:
-            offer = await database_sync_to_async(action)(offer_id=offer_id, user=self.scope["user"])
+            # thread_sensitive=False: answers from many sockets run side by side in
+            # the thread pool instead of queueing behind one shared thread.
+            offer = await database_sync_to_async(action, thread_sensitive=False)(
+                offer_id=offer_id, user=self.scope["user"]
+            )
         except Offer.DoesNotExist:
             return _error("not_found", "No such offer.", offer_id=offer_id)
         except DomainError as exc:

@@ -140,6 +140,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Dispatch is latency-critical: it gets its own queue so that pushes, sweeps and
+# e-mails never hold it up.  Workers consume both unless scaled apart
+# (`celery -A config worker -Q dispatch` and `-Q celery`); see README.
+CELERY_DISPATCH_QUEUE = env.str("CELERY_DISPATCH_QUEUE", default="dispatch")
+CELERY_TASK_ROUTES = {"marketplace.tasks.dispatch": {"queue": CELERY_DISPATCH_QUEUE}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TIMEZONE = "UTC"
 # Periodic sweeps; each app adds its entries in config/celery.py.
@@ -269,6 +274,7 @@ HUMANLINE = {
     "QUEUE_ETA_WINDOW_MINUTES": env.int("QUEUE_ETA_WINDOW_MINUTES", default=30),
     "QUEUE_ETA_MIN_SAMPLES": env.int("QUEUE_ETA_MIN_SAMPLES", default=3),
     "QUEUE_ETA_FALLBACK_SECONDS": env.int("QUEUE_ETA_FALLBACK_SECONDS", default=180),
+    "QUEUE_PUSH_INTERVAL_SECONDS": env.float("QUEUE_PUSH_INTERVAL_SECONDS", default=0.5),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").

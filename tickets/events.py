@@ -138,17 +138,39 @@ def push_many(items: list[tuple[int, dict]]) -> None:
         logger.exception("pushing %d ticket events failed", len(items))
 
 
+def _lane_key(language: str, category: str) -> str:
+    return f"lane-push:{language}:{category}"
+
+
 def lane_changed(*, language: str, category: str) -> None:
-    """Places in a lane moved (a ticket joined or left it): push everyone's new place."""
+    """Places in a lane moved (a ticket joined or left it): push everyone's new place.
+
+    A busy lane changes hundreds of times a second, and each push goes to
+    every waiting ticket in it: pushing on every change is quadratic.  With
+    Celery on Redis the pushes are coalesced: the first change schedules one
+    push ``QUEUE_PUSH_INTERVAL_SECONDS`` later and the changes until then ride
+    along (the task reads the lane when it runs).  Run eagerly (tests, the
+    embedded default) every change pushes at once.
+    """
+    from django.conf import settings
+    from django.core.cache import cache
+
     from tickets import tasks
 
-    tasks.push_queue_positions.delay(language, category)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        tasks.push_queue_positions.delay(language, category)
+        return
+    interval = settings.HUMANLINE["QUEUE_PUSH_INTERVAL_SECONDS"]
+    if cache.add(_lane_key(language, category), 1, timeout=max(interval * 10, 5)):
+        tasks.push_queue_positions.apply_async((language, category), countdown=interval)
 
 
 def push_lane_positions(*, language: str, category: str) -> int:
+    from django.core.cache import cache
+
+    cache.delete(_lane_key(language, category))  # changes from now on schedule a new push
     places = selectors.lane_places(language=language, category=category)
-    for ticket_id, place in places:
-        push(ticket_id, position_event(ticket_id, place))
+    push_many([(ticket_id, position_event(ticket_id, place)) for ticket_id, place in places])
     return len(places)
 
 

@@ -62,11 +62,13 @@ def celery_worker_process(live_asgi, settings):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    before = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_default_queue = queue
+    conf = celery_app.conf
+    before = (conf.task_always_eager, conf.task_default_queue, conf.task_routes)
+    conf.task_always_eager = False
+    conf.task_default_queue = queue
+    conf.task_routes = {"marketplace.tasks.dispatch": {"queue": queue}}
     yield worker
-    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = before
+    conf.task_always_eager, conf.task_default_queue, conf.task_routes = before
     worker.terminate()
     try:
         worker.wait(timeout=15)
