@@ -233,7 +233,11 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
         run.connected += 1
         if run.connected == total:
             ready.set()
+        last_ping = time.monotonic()
         while not run.done.is_set():
+            if time.monotonic() - last_ping > 20:  # as the console does: the socket is alive
+                await ws.send(json.dumps({"type": "ping"}))
+                last_ping = time.monotonic()
             try:
                 raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
             except TimeoutError:

@@ -275,6 +275,8 @@ HUMANLINE = {
     "QUEUE_ETA_MIN_SAMPLES": env.int("QUEUE_ETA_MIN_SAMPLES", default=3),
     "QUEUE_ETA_FALLBACK_SECONDS": env.int("QUEUE_ETA_FALLBACK_SECONDS", default=180),
     "QUEUE_PUSH_INTERVAL_SECONDS": env.float("QUEUE_PUSH_INTERVAL_SECONDS", default=0.5),
+    "QUEUE_PUSH_HEAD": env.int("QUEUE_PUSH_HEAD", default=200),
+    "QUEUE_PUSH_FULL_SECONDS": env.int("QUEUE_PUSH_FULL_SECONDS", default=10),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").

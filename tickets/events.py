@@ -166,10 +166,25 @@ def lane_changed(*, language: str, category: str) -> None:
 
 
 def push_lane_positions(*, language: str, category: str) -> int:
+    """Push places in line: the head of the lane every time, the whole lane now and then.
+
+    Each push costs one message per waiting ticket.  The first
+    ``QUEUE_PUSH_HEAD`` places (the customers about to be served, whose
+    numbers move fastest) get every update; the rest of a long lane at most
+    every ``QUEUE_PUSH_FULL_SECONDS``.  A client that reconnects or asks the
+    API gets its exact place at once.
+    """
+    from django.conf import settings
     from django.core.cache import cache
 
     cache.delete(_lane_key(language, category))  # changes from now on schedule a new push
+    policy = settings.HUMANLINE
     places = selectors.lane_places(language=language, category=category)
+    head = policy["QUEUE_PUSH_HEAD"]
+    if len(places) > head and not cache.add(
+        f"lane-full:{language}:{category}", 1, timeout=policy["QUEUE_PUSH_FULL_SECONDS"]
+    ):
+        places = places[:head]
     push_many([(ticket_id, position_event(ticket_id, place)) for ticket_id, place in places])
     return len(places)
 
