@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from agents import presence as agent_presence
@@ -273,7 +273,14 @@ def offers_make(
             )
         if not offers:
             return []
-        Offer.objects.bulk_create(offers)
+        try:
+            with transaction.atomic():
+                Offer.objects.bulk_create(offers)
+        except IntegrityError:
+            # Only possible if a row changed hands outside these locks; the next
+            # pass (events or the sweep) matches again from fresh data.
+            logger.warning("dispatch pass lost a race on %d offers; retrying later", len(offers))
+            return []
         ticket_services.tickets_offer_many(
             tickets=[offer.ticket for offer in offers],
             reasons={offer.ticket_id: f"Offered to agent {offer.agent_id}." for offer in offers},
@@ -292,56 +299,10 @@ def offer_make(
     rates: dict | None = None,
 ) -> Offer | None:
     """Offer one queued ticket to one agent, or None if either is no longer free."""
-    window = timedelta(seconds=_policy("OFFER_WINDOW_SECONDS"))
-    with transaction.atomic():
-        ticket = (
-            Ticket.objects.select_for_update(skip_locked=True)
-            .filter(pk=ticket_id, status=TicketStatus.QUEUED)
-            .first()
-        )
-        if ticket is None:
-            return None
-        agent = (
-            Agent.objects.select_for_update()
-            .filter(
-                pk=agent_id,
-                status=AgentStatus.APPROVED,
-                presence=Presence.ONLINE,
-                active_tickets__lt=F("capacity"),
-            )
-            .first()
-        )
-        if agent is None:
-            return None
-        if Offer.objects.filter(
-            Q(agent=agent, status=OfferStatus.PENDING)
-            | Q(ticket=ticket, agent=agent, status__in=ENDED)
-        ).exists():
-            return None
-        if multiplier is None:
-            multiplier = pricing_services.surge_now().multiplier
-        currency = pricing_services.currency()
-        base = pricing_services.base_rate(
-            category=ticket.category, currency_code=currency, rates=rates
-        )
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                offer = Offer.objects.create(
-                    ticket=ticket,
-                    agent=agent,
-                    base_amount=base,
-                    surge_multiplier=multiplier,
-                    amount=pricing_services.pricing.task_price(base=base, multiplier=multiplier),
-                    currency=currency,
-                    created_at=now,
-                    expires_at=now + window,
-                )
-        except IntegrityError:
-            return None  # another dispatcher got there first
-        ticket_services.ticket_offer(ticket_id=ticket.pk, reason=f"Offered to agent {agent.pk}.")
-        transaction.on_commit(lambda offer_id=offer.pk: events.offer_created(offer_id=offer_id))
-    return offer
+    if multiplier is None:
+        multiplier = pricing_services.surge_now().multiplier
+    offers = offers_make(pairs=[(ticket_id, agent_id)], multiplier=multiplier, rates=rates)
+    return offers[0] if offers else None
 
 
 # --- answering offers -----------------------------------------------------------
