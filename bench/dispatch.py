@@ -131,83 +131,42 @@ def seed(agents: int):
 
 
 def start_stack(env: dict, port: int, workdir: str) -> list[subprocess.Popen]:
-    venv_bin = Path(sys.executable).parent
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": open(Path(workdir) / "stack.log", "w")}  # noqa: SIM115
+    """daphne, a dispatch worker, a worker for everything else, and beat."""
+    log = open(Path(workdir) / "stack.log", "w")  # noqa: SIM115
+    level = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    worker_env = {**env, "DB_CONN_MAX_AGE": "600"}  # workers keep their connections
+
+    def spawn(command: list[str], process_env: dict) -> subprocess.Popen:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=log
+        )
+
+    def worker(queue: str, concurrency: int) -> subprocess.Popen:
+        return spawn(
+            [
+                *celery,
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                "-Q",
+                queue,
+                "-n",
+                f"{queue}@%h",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                f"--loglevel={level}",
+            ],
+            worker_env,
+        )
+
+    daphne = str(Path(sys.executable).parent / "daphne")
     return [
-        subprocess.Popen(
-            [
-                str(venv_bin / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            **quiet,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=threads",
-                "-n",
-                "dispatch@%h",
-                "--concurrency=2",
-                "-Q",
-                "dispatch",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING").join(["--loglevel=", ""]),
-            ],
-            cwd=ROOT,
-            env={**env, "DB_CONN_MAX_AGE": "600"},
-            **quiet,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=threads",
-                "-Q",
-                "celery",
-                "-n",
-                "other@%h",
-                "--concurrency=4",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING").join(["--loglevel=", ""]),
-            ],
-            cwd=ROOT,
-            env={**env, "DB_CONN_MAX_AGE": "600"},
-            **quiet,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "--loglevel=WARNING",
-                f"--schedule={workdir}/beat-schedule",
-            ],
-            cwd=ROOT,
-            env=env,
-            **quiet,
-        ),
+        spawn([daphne, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env),
+        worker("dispatch", 2),
+        worker("celery", 4),
+        spawn([*celery, "beat", "--loglevel=WARNING", f"--schedule={workdir}/beat-schedule"], env),
     ]
 
 
