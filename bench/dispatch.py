@@ -177,6 +177,7 @@ class Run:
         self.accepted: list[float] = []
         self.connected = 0
         self.errors = 0
+        self.error_kinds: dict[str, int] = {}
         self.done = asyncio.Event()
 
 
@@ -213,6 +214,8 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
                 run.accepted.append(now)
             elif kind == "error":
                 run.errors += 1
+                code = f"socket:{message['error']['code']}"
+                run.error_kinds[code] = run.error_kinds.get(code, 0) + 1
 
 
 async def open_ticket(client, token: str, run: Run, number: int) -> None:
@@ -228,6 +231,8 @@ async def open_ticket(client, token: str, run: Run, number: int) -> None:
     )
     if response.status_code != 201:
         run.errors += 1
+        code = f"http:{response.status_code}"
+        run.error_kinds[code] = run.error_kinds.get(code, 0) + 1
         return
     run.sent[response.json()["id"]] = started
 
@@ -298,7 +303,12 @@ async def load(args, tickets: list[str], token: str) -> dict:
         }
     run.done.set()
     await asyncio.gather(*agents, return_exceptions=True)
-    return {"steady": steady, "saturation": saturation, "errors": run.errors}
+    return {
+        "steady": steady,
+        "saturation": saturation,
+        "errors": run.errors,
+        "error_kinds": run.error_kinds,
+    }
 
 
 def main() -> int:
@@ -368,7 +378,7 @@ def main() -> int:
         f"  saturation: {saturation['assignments']}/{saturation['tickets']} assigned, "
         f"{saturation['assignments_per_second']:.1f} assignments/s"
     )
-    print(f"  errors: {result['errors']}   (logs: {workdir}/stack.log)")
+    print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
     return 0
 
 

@@ -16,6 +16,7 @@ a younger one when both could be served; it only changes who serves whom.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -26,22 +27,52 @@ from marketplace.dispatch import rules
 BATCH_THRESHOLD = 2
 
 
+def _lane_rankings(
+    tickets: Sequence[rules.WaitingTicket], candidates: Sequence[rules.Candidate]
+) -> dict[tuple[str, str], list[tuple[int, rules.Candidate]]]:
+    """Per lane (language, category): eligible candidates, best first, as (index, candidate).
+
+    Rules E1–E6 and the ranking depend on a ticket only through its lane, so
+    they are worked out once per lane; E7 (already offered this ticket) is
+    applied per ticket by the callers.
+    """
+    lanes: dict[tuple[str, str], list[tuple[int, rules.Candidate]]] = {}
+    for ticket in tickets:
+        lane = (ticket.language, ticket.category)
+        if lane in lanes:
+            continue
+        probe = replace(ticket, offered_to=frozenset())
+        specialist = rules.specialist_online(probe, candidates)
+        lanes[lane] = sorted(
+            (
+                (j, c)
+                for j, c in enumerate(candidates)
+                if rules.why_not(probe, c, specialist_is_online=specialist) is None
+            ),
+            key=lambda jc, t=probe: rules.agent_order_key(t, jc[1]),
+        )
+    return lanes
+
+
+def _for_ticket(ticket: rules.WaitingTicket, ranked: list[tuple[int, rules.Candidate]]):
+    if not ticket.offered_to:
+        return ranked
+    return [(j, c) for j, c in ranked if c.agent_id not in ticket.offered_to]
+
+
 def match_greedy(
     tickets: Sequence[rules.WaitingTicket], candidates: Sequence[rules.Candidate]
 ) -> list[tuple[rules.WaitingTicket, rules.Candidate]]:
+    ordered = rules.order_tickets(tickets)
+    lanes = _lane_rankings(ordered, candidates)
     taken: set[int] = set()
     pairs = []
-    for ticket in rules.order_tickets(tickets):
-        free = [c for c in candidates if c.agent_id not in taken]
-        # Fallback to ``general`` depends on all online specialists, not only free ones.
-        specialist = rules.specialist_online(ticket, candidates)
-        ranked = sorted(
-            (c for c in free if rules.why_not(ticket, c, specialist_is_online=specialist) is None),
-            key=lambda c, t=ticket: rules.agent_order_key(t, c),
-        )
-        if ranked:
-            taken.add(ranked[0].agent_id)
-            pairs.append((ticket, ranked[0]))
+    for ticket in ordered:
+        for _j, candidate in _for_ticket(ticket, lanes[(ticket.language, ticket.category)]):
+            if candidate.agent_id not in taken:
+                taken.add(candidate.agent_id)
+                pairs.append((ticket, candidate))
+                break
     return pairs
 
 
@@ -61,18 +92,15 @@ def match_batch(
     agent_scale = pairs_max * n_agents + 1
     match_bonus = float(pairs_max * (n_tickets * agent_scale + n_agents) + 1)
     weights = np.full((n_tickets, n_agents), -1.0)
+    lanes = _lane_rankings(ordered, candidates)
     for i, ticket in enumerate(ordered):
-        specialist = rules.specialist_online(ticket, candidates)
-        ranked = sorted(
-            (
-                (j, c)
-                for j, c in enumerate(candidates)
-                if rules.why_not(ticket, c, specialist_is_online=specialist) is None
-            ),
-            key=lambda jc, t=ticket: rules.agent_order_key(t, jc[1]),
+        ranked = _for_ticket(ticket, lanes[(ticket.language, ticket.category)])
+        if not ranked:
+            continue
+        columns = np.fromiter((j for j, _ in ranked), dtype=np.intp, count=len(ranked))
+        weights[i, columns] = (
+            match_bonus + (n_tickets - i) * agent_scale + (n_agents - np.arange(len(ranked)))
         )
-        for position, (j, _candidate) in enumerate(ranked):
-            weights[i, j] = match_bonus + (n_tickets - i) * agent_scale + (n_agents - position)
     rows, cols = linear_sum_assignment(weights, maximize=True)
     pairs = [
         (ordered[i], candidates[j]) for i, j in zip(rows, cols, strict=True) if weights[i, j] > 0

@@ -6,8 +6,9 @@ Eligibility (all must hold):
   E1 approved (not applied, rejected or suspended)
   E2 online
   E3 speaks the ticket's language
-  E4 has the ticket's category as a skill — or, when no agent with that skill is
-     online at all, has the ``general`` skill (the documented fallback)
+  E4 has the ticket's category as a skill — or, when no agent with that skill
+     who speaks the ticket's language is online at all, has the ``general``
+     skill (the documented fallback)
   E5 below capacity (assigned tickets < capacity)
   E6 no pending offer already (one offer at a time per agent)
   E7 not already offered this ticket (declined, expired or withdrawn before)
@@ -68,8 +69,12 @@ def order_tickets(tickets: Iterable[WaitingTicket]) -> list[WaitingTicket]:
 
 
 def specialist_online(ticket: WaitingTicket, candidates: Iterable[Candidate]) -> bool:
+    """Is an agent who could serve the ticket as a specialist online (busy or not)?"""
     return any(
-        c.presence == "online" and c.status == "approved" and ticket.category in c.skills
+        c.presence == "online"
+        and c.status == "approved"
+        and ticket.category in c.skills
+        and ticket.language in c.languages
         for c in candidates
     )
 

@@ -73,6 +73,12 @@ def test_general_agents_serve_a_category_only_when_no_specialist_is_online():
     assert rules.eligible(ticket(), [generalist, away_specialist]) == [generalist]
 
 
+def test_a_specialist_who_cannot_speak_the_language_does_not_block_the_fallback():
+    generalist = agent(2, skills=frozenset({"general"}), languages=frozenset({"pt"}))
+    english_specialist = agent(3, skills=frozenset({"payments"}))
+    assert rules.eligible(ticket(language="pt"), [generalist, english_specialist]) == [generalist]
+
+
 EARLY = T0 - timedelta(minutes=30)
 
 
