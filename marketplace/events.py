@@ -171,13 +171,24 @@ def _offer(offer_id: int):
     return Offer.objects.select_related("ticket__customer").get(pk=offer_id)
 
 
+def _schedule_expiry(expires_at) -> None:
+    """One expiry task per second of expiry times: precise enough, never a flood.
+
+    The sweep is the safety net (and the only path when tasks run eagerly).
+    """
+    from django.core.cache import cache
+
+    second = int(expires_at.timestamp()) + 1
+    if cache.add(f"offers-expire:{second}", 1, timeout=120):
+        countdown = max(second - timezone.now().timestamp(), 0) + 0.05
+        tasks.expire_offers.apply_async(countdown=countdown)
+
+
 def offer_created(*, offer_id: int) -> None:
     offer = _offer(offer_id)
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_created_message(offer))
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        # Precise expiry; the sweeper is the safety net (and the only path when eager).
-        window = (offer.expires_at - offer.created_at).total_seconds()
-        tasks.expire_offers.apply_async(countdown=window + 0.05)
+        _schedule_expiry(offer.expires_at)
 
 
 def offers_created(*, offer_ids: list[int]) -> None:
@@ -189,8 +200,7 @@ def offers_created(*, offer_ids: list[int]) -> None:
         [(offer.agent_id, offer_created_message(offer)) for offer in offers]
     )
     if offers and not settings.CELERY_TASK_ALWAYS_EAGER:
-        window = max((o.expires_at - o.created_at).total_seconds() for o in offers)
-        tasks.expire_offers.apply_async(countdown=window + 0.05)
+        _schedule_expiry(max(o.expires_at for o in offers))
 
 
 def offer_ended(*, offer_id: int) -> None:
