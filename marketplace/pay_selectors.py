@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Prefetch, QuerySet, Sum
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from marketplace.models import EntryKind, LedgerEntry, PayPeriod, PayrollExport
+from marketplace.services.ledger import currency as ledger_currency
 from marketplace.services.ledger import period_bounds
 
 ENTRIES_SHOWN = 200
@@ -104,3 +106,78 @@ def pay_periods() -> QuerySet[PayPeriod]:
     return PayPeriod.objects.prefetch_related(
         Prefetch("exports", queryset=PayrollExport.objects.order_by("-created_at", "-id"))
     ).order_by("-starts_at")
+
+
+# --- weekly totals (the earnings chart) ---------------------------------------------
+
+CHART_WEEKS = 8
+
+
+@dataclass
+class WeekTotal:
+    starts_at: datetime
+    ends_at: datetime
+    total: Decimal
+    period_id: int | None
+    current: bool
+
+
+@dataclass
+class WeeklyEarnings:
+    currency: str
+    weeks: list[WeekTotal]  # oldest first, the current week last
+    other_currencies: list[str]
+
+
+def week_starts(*, now: datetime, weeks: int) -> list[tuple[datetime, datetime]]:
+    """The bounds of the current pay week and the ``weeks - 1`` before it, oldest first."""
+    bounds = [period_bounds(now)]
+    while len(bounds) < weeks:
+        bounds.append(period_bounds(bounds[-1][0] - timedelta(seconds=1)))
+    return bounds[::-1]
+
+
+def agent_weekly_totals(*, agent: Agent, weeks: int = CHART_WEEKS) -> WeeklyEarnings:
+    """The agent's total per pay week, current week included, in one currency.
+
+    Weeks with no entry count as zero.  The currency charted is the one of the
+    agent's latest entry (the platform's by default); any other currency earned
+    in the window is named, not mixed into the bars.
+    """
+    bounds = week_starts(now=timezone.now(), weeks=weeks)
+    mine = LedgerEntry.objects.filter(agent=agent)
+    latest = mine.order_by("-created_at", "-id").values_list("currency", flat=True).first()
+    code = latest or ledger_currency()
+    rows = (
+        mine.filter(period__starts_at__gte=bounds[0][0], period__starts_at__lte=bounds[-1][0])
+        .values("period_id", "period__starts_at", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    by_start: dict[datetime, tuple[int, Decimal]] = {}
+    others: set[str] = set()
+    for row in rows:
+        if row["currency"] != code:
+            others.add(row["currency"])
+            continue
+        by_start[row["period__starts_at"]] = (row["period_id"], row["total"])
+    items = []
+    for i, (start, end) in enumerate(bounds):
+        period_id, total = by_start.get(start, (None, Decimal(0)))
+        items.append(
+            WeekTotal(
+                starts_at=start,
+                ends_at=end,
+                total=Decimal(total).quantize(Decimal("0.01")),
+                period_id=period_id,
+                current=i == len(bounds) - 1,
+            )
+        )
+    return WeeklyEarnings(currency=code, weeks=items, other_currencies=sorted(others))
+
+
+def agent_week_totals(*, agent: Agent) -> tuple[PayPeriod, list[CurrencyTotals]]:
+    """The open week and the agent's totals in it by currency and kind (for the console)."""
+    period = _current_period()
+    entries = LedgerEntry.objects.filter(agent=agent, period=period) if period.pk else None
+    return period, totals_by_currency(entries) if entries is not None else []
