@@ -35,3 +35,38 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     except Exception:  # a screenshot is a by-product, not the test
         pass
+
+
+def weeks_of_work(agent, *, tickets_per_week=(4, 7, 5, 9, 6, 8, 10)) -> None:
+    """Past weeks of real work for ``agent``, through the services, at the time it happened.
+
+    One week per number, the last one just before this week; every third ticket
+    rated 5.  So that the earnings chart and the floor's pay periods have a
+    history to show.  Runs on another thread (``elsewhere``): the services push
+    to sockets.  ``time_machine`` moves the clock for the whole process, so
+    nothing else may run meanwhile: call it before the pages open.
+    """
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from agents import presence
+    from agents.models import Presence
+    from tests.pay.helpers import accepted_and_resolved, online, rate
+
+    def work():
+        start = timezone.now() - timedelta(weeks=len(tickets_per_week))
+        for week, count in enumerate(tickets_per_week):
+            for n in range(count):
+                moment = start + timedelta(weeks=week, hours=n)
+                with time_machine.travel(moment, tick=False):
+                    online(agent)
+                    ticket, _ = accepted_and_resolved(
+                        agent, category=("payments", "general")[n % 2]
+                    )
+                    if n % 3 == 0:
+                        rate(ticket, 5)
+        presence.agent_presence_set(agent_id=agent.pk, status=Presence.OFFLINE)
+
+    elsewhere(work)
