@@ -265,7 +265,7 @@ def test_the_floor_lists_the_periods_with_the_action_each_allows(client, staff, 
 
     assert "Closed" in row(first) and "Export CSV" in row(first) and "€2.50" in row(first)
     assert "Close week" in row(second) and "Ended · to close" in row(second)
-    assert "Close week" not in row(current) and "Closes after" in row(current)
+    assert "Close week" not in row(current) and "Runs until" in row(current)
     assert "Export CSV" not in row(second) + row(current)
 
 

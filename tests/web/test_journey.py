@@ -26,7 +26,7 @@ from tests.agents.test_onboarding import PNG
 from tests.conftest import sign_in
 from tests.factories import UserFactory
 from tests.marketplace.factories import ShiftSlotFactory
-from tests.web.conftest import elsewhere, screenshot
+from tests.web.conftest import elsewhere, screenshot, weeks_of_work
 from tickets import services
 from tickets.models import Feedback, Rating, Ticket, TicketStatus
 
@@ -41,8 +41,9 @@ def open_ticket(*, customer, subject: str, category: str = "payments") -> Ticket
 
 
 def test_an_offer_pops_up_is_accepted_and_the_two_talk_until_rated(new_page, agent, customer):
-    # given: the agent on the console, online
-    console = new_page()
+    # given: the agent, with some weeks of work behind them, on the console, online
+    weeks_of_work(agent)
+    console = new_page(viewport={"width": 1280, "height": 800})
     sign_in(console, agent.user.email)
     errors = []
     console.on("pageerror", lambda error: errors.append(error))
