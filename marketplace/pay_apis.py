@@ -13,7 +13,7 @@ from agents.models import Agent
 from config.api import Pagination
 from config.permissions import IsAgentUser, IsOperations
 from marketplace import pay_selectors as selectors
-from marketplace.models import PayPeriod, PayrollJob, PayrollJobKind, PayrollJobStatus
+from marketplace.models import PayPeriod, PayrollJob, PayrollJobStatus
 from marketplace.pay_selectors import money
 from marketplace.payroll_views import job_data, job_file_response
 from marketplace.services import ledger, payroll, payroll_jobs
@@ -260,7 +260,7 @@ class AdminPayPeriodExportView(APIView):
 
 
 class JobInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=PayrollJobKind.choices)
+    kind = serializers.CharField(help_text='"close" or "export" (prepare the payroll CSV).')
 
 
 class JobError(serializers.Serializer):
@@ -271,7 +271,7 @@ class JobError(serializers.Serializer):
 class JobOutput(serializers.Serializer):
     id = serializers.IntegerField()
     period_id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=PayrollJobKind.choices)
+    kind = serializers.CharField(help_text='"close" or "export".')
     status = serializers.ChoiceField(choices=PayrollJobStatus.choices)
     rows_done = serializers.IntegerField()
     rows_total = serializers.IntegerField(allow_null=True)

@@ -333,3 +333,11 @@ def test_the_pay_period_pages_are_for_staff_only(client, request, closed, person
     assert client.post(f"/ops/pay-periods/{closed.pk}/prepare/").status_code == 302
     assert client.get(f"/ops/pay-periods/{closed.pk}/export.csv").status_code == 302
     assert not PayrollExport.objects.exists()
+
+
+def test_an_unknown_kind_of_job_is_a_400(api, staff, closed):
+    response = api.as_(staff).post(
+        f"/api/v1/admin/pay-periods/{closed.pk}/jobs/", {"kind": "delete"}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_kind"
+    assert not PayrollJob.objects.exists()
