@@ -58,7 +58,7 @@ def export_storage() -> FileSystemStorage:
 
 def inline_export_max_entries() -> int:
     """Periods up to this many entries download at once; larger ones are prepared first."""
-    return int(settings.HUMANLINE.get("PAYROLL_EXPORT_INLINE_MAX_ENTRIES", 20_000))
+    return int(settings.HUMANLINE["PAYROLL_EXPORT_INLINE_MAX_ENTRIES"])
 
 
 def _check(period: PayPeriod, kind: str, now: datetime) -> None:
