@@ -483,7 +483,7 @@ class PayrollExport(models.Model):
     sha256 = models.CharField(max_length=64)
     row_count = models.PositiveIntegerField()
     byte_count = models.PositiveBigIntegerField()
-    # "api", "admin" or "command".
+    # "api", "admin", "command" or "ops" (the floor).
     channel = models.CharField(max_length=16)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
