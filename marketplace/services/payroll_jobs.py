@@ -44,9 +44,10 @@ from marketplace.services import payroll
 
 log = logging.getLogger(__name__)
 
-# A job with no news for this long lost its worker (a crash, a deploy): the
-# next request for the same work marks it failed and starts again.  Closing
-# and exporting are both safe to repeat.
+# A job with no news for this long (not claimed, or no row written; a close
+# is one transaction, so a very large one must finish within it) lost its
+# worker (a crash, a deploy): the next request for the same work marks it
+# failed and starts again.  Closing and exporting are both safe to repeat.
 STALE_AFTER = timedelta(minutes=15)
 EXPORT_CHANNEL = "ops"
 
@@ -98,7 +99,7 @@ def payroll_job_start(
     _check(period, kind, now)
     active = PayrollJob.objects.filter(period=period, kind=kind, status__in=ACTIVE_JOB).first()
     if active is not None:
-        if (active.started_at or active.created_at) > now - STALE_AFTER:
+        if (active.heartbeat_at or active.created_at) > now - STALE_AFTER:
             return active
         _finish(
             active.pk,
@@ -120,8 +121,9 @@ def payroll_job_start(
 
 def payroll_job_run(*, job_id: int) -> PayrollJob | None:
     """Do a queued job's work (the Celery task calls this); None if it was not queued."""
+    now = timezone.now()
     claimed = PayrollJob.objects.filter(pk=job_id, status=PayrollJobStatus.QUEUED).update(
-        status=PayrollJobStatus.RUNNING, started_at=timezone.now()
+        status=PayrollJobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
         return None
@@ -179,7 +181,9 @@ def _run_export(job: PayrollJob) -> None:
         with open(partial, "wb") as out:
             for chunk in payroll.export_chunks(job.period_id, result):
                 out.write(chunk)
-                PayrollJob.objects.filter(pk=job.pk).update(rows_done=min(result.rows, total))
+                PayrollJob.objects.filter(pk=job.pk).update(
+                    rows_done=min(result.rows, total), heartbeat_at=timezone.now()
+                )
         os.replace(partial, storage.path(name))
     finally:
         if os.path.exists(partial):

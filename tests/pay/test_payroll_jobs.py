@@ -341,3 +341,18 @@ def test_an_unknown_kind_of_job_is_a_400(api, staff, closed):
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_kind"
     assert not PayrollJob.objects.exists()
+
+
+def test_a_long_job_still_writing_rows_is_not_taken_for_a_lost_one(closed, staff, clock):
+    from django.utils import timezone
+
+    started = timezone.now()
+    job = PayrollJob.objects.create(
+        period=closed, kind="export", status="running", started_at=started, rows_total=10
+    )
+    clock.shift(payroll_jobs.STALE_AFTER * 2)
+    PayrollJob.objects.filter(pk=job.pk).update(rows_done=5, heartbeat_at=timezone.now())
+
+    again = payroll_jobs.payroll_job_start(period_id=closed.pk, kind="export", actor=staff)
+
+    assert again.pk == job.pk and again.status == PayrollJobStatus.RUNNING
