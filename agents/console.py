@@ -19,6 +19,7 @@ from agents import presence as presence_services
 from agents import selectors
 from agents.models import Agent, AgentStatus, Presence
 from config.errors import DomainError
+from marketplace import pay_views
 from marketplace import selectors as marketplace_selectors
 from marketplace.models import Offer, OfferStatus
 from marketplace.services import dispatch
@@ -141,6 +142,7 @@ def console(request):
         "record": marketplace_selectors.attendance_record(agent=agent),
         "next_shift": marketplace_selectors.agent_bookings(agent=agent, upcoming=True).first(),
         "surge": pricing_services.surge_now(),
+        **pay_views.earnings_card_context(agent),
         **_pane_context(request, agent, selected),
     }
     return render(request, "agents/console.html", context)

@@ -298,6 +298,11 @@ HUMANLINE = {
     "PAY_FLOOR_HOURLY_RATE": env.str("PAY_FLOOR_HOURLY_RATE", default="10.00"),
     "PAY_FLOOR_CURRENCY": env.str("PAY_FLOOR_CURRENCY", default=env.str("CURRENCY", default="EUR")),
     "PAY_ADJUSTMENT_MAX": env.str("PAY_ADJUSTMENT_MAX", default="1000.00"),
+    # Closed weeks with more entries than this are prepared in the background
+    # (with progress on the floor) before download; smaller ones stream at once.
+    "PAYROLL_EXPORT_INLINE_MAX_ENTRIES": env.int(
+        "PAYROLL_EXPORT_INLINE_MAX_ENTRIES", default=20_000
+    ),
 }
 
 LOGGING = {

@@ -18,12 +18,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import AgentStatus
-from agents.selectors import review_counts
+from agents.selectors import agent_review_queue, review_counts
 from config.permissions import IsOperations
-from marketplace import floor
+from marketplace import floor, payroll_views
 from marketplace.models import ShiftSlot, SlotStatus
 
 POLL_SECONDS = 2.5
+REVIEW_SHOWN = 5
 
 
 def _target(request) -> int | None:
@@ -51,12 +52,17 @@ def ops_floor(request):
         messages.error(request, "The operations floor is for operations staff.")
         return redirect("home")
     figures = floor.floor_now(target_seconds=_target(request))
+    in_review = review_counts()[AgentStatus.IN_REVIEW]
+    review = list(agent_review_queue(status=AgentStatus.IN_REVIEW)[:REVIEW_SHOWN])
     return render(
         request,
         "marketplace/floor.html",
         {
             "floor": figures,
-            "in_review": review_counts()[AgentStatus.IN_REVIEW],
+            "in_review": in_review,
+            "review": review,
+            "review_more": max(0, in_review - len(review)),
+            **payroll_views.pay_periods_context(),
             "fill": _shift_fill(),
             "poll_ms": int(POLL_SECONDS * 1000),
         },

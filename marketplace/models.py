@@ -483,7 +483,7 @@ class PayrollExport(models.Model):
     sha256 = models.CharField(max_length=64)
     row_count = models.PositiveIntegerField()
     byte_count = models.PositiveBigIntegerField()
-    # "api", "admin" or "command".
+    # "api", "admin", "command" or "ops" (the floor).
     channel = models.CharField(max_length=16)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -495,3 +495,83 @@ class PayrollExport(models.Model):
 
     def __str__(self):
         return f"export of {self.period_id}: {self.sha256[:12]}"
+
+
+class PayrollJobKind(models.TextChoices):
+    CLOSE = "close", "Close the period"
+    EXPORT = "export", "Prepare the payroll CSV"
+
+
+class PayrollJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_JOB = (PayrollJobStatus.QUEUED, PayrollJobStatus.RUNNING)
+
+
+class PayrollJob(models.Model):
+    """Long payroll work run in the background, with its progress for the floor to poll.
+
+    Changed only by ``marketplace.services.payroll_jobs``.  A close runs as one
+    transaction, so its progress is its state (queued, running since, done); an
+    export writes the CSV to private storage and counts the rows written as it
+    goes (``rows_done`` of ``rows_total``), then links its ``PayrollExport``.
+    """
+
+    period = models.ForeignKey(PayPeriod, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.CharField(max_length=8, choices=PayrollJobKind.choices)
+    status = models.CharField(
+        max_length=8, choices=PayrollJobStatus.choices, default=PayrollJobStatus.QUEUED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life from the worker: claimed, or some rows written.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    rows_done = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    # An export's file in private storage, and the audit row of its bytes.
+    file_name = models.CharField(max_length=120, blank=True)
+    export = models.OneToOneField(
+        PayrollExport, null=True, blank=True, on_delete=models.PROTECT, related_name="job"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One close and one export at a time per period: a second click joins the first.
+            models.UniqueConstraint(
+                fields=["period", "kind"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="payroll_job_one_active_per_kind",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rows_total__isnull=True)
+                | models.Q(rows_done__lte=models.F("rows_total")),
+                name="payroll_job_progress_bounded",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} of period {self.period_id} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_JOB
+
+    @property
+    def progress(self) -> float | None:
+        """0..1 when the amount of work is known, else None (the page shows a spinner)."""
+        if self.status == PayrollJobStatus.DONE:
+            return 1.0
+        if not self.rows_total:
+            return None
+        return min(1.0, self.rows_done / self.rows_total)

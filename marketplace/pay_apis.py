@@ -13,9 +13,10 @@ from agents.models import Agent
 from config.api import Pagination
 from config.permissions import IsAgentUser, IsOperations
 from marketplace import pay_selectors as selectors
-from marketplace.models import PayPeriod
+from marketplace.models import PayPeriod, PayrollJob, PayrollJobStatus
 from marketplace.pay_selectors import money
-from marketplace.services import ledger, payroll
+from marketplace.payroll_views import job_data, job_file_response
+from marketplace.services import ledger, payroll, payroll_jobs
 
 # --- serializers ---------------------------------------------------------------------
 
@@ -253,3 +254,74 @@ class AdminPayPeriodExportView(APIView):
         period = get_object_or_404(PayPeriod, pk=period_id)
         chunks = payroll.payroll_export(period_id=period.pk, actor=request.user, channel="api")
         return payroll.streaming_response(request, chunks, payroll.export_filename(period))
+
+
+# --- background payroll jobs (the floor's close and export, with progress) ----------
+
+
+class JobInput(serializers.Serializer):
+    kind = serializers.CharField(help_text='"close" or "export" (prepare the payroll CSV).')
+
+
+class JobError(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    period_id = serializers.IntegerField()
+    kind = serializers.CharField(help_text='"close" or "export".')
+    status = serializers.ChoiceField(choices=PayrollJobStatus.choices)
+    rows_done = serializers.IntegerField()
+    rows_total = serializers.IntegerField(allow_null=True)
+    progress = serializers.FloatField(
+        allow_null=True, help_text="0 to 1 when the amount of work is known, else null."
+    )
+    status_text = serializers.CharField()
+    error = JobError(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.CharField(allow_null=True)
+
+
+class AdminPayPeriodJobsView(APIView):
+    """Close a period or prepare its CSV in the background; poll the job for progress.
+
+    Answers 202 with the job, or with the job already under way for the same
+    work; 409 when the period's state does not allow it.
+    """
+
+    permission_classes = [IsOperations]
+
+    @extend_schema(request=JobInput, responses={202: JobOutput}, tags=["pay"])
+    def post(self, request, period_id: int):
+        period = get_object_or_404(PayPeriod, pk=period_id)
+        data = JobInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = payroll_jobs.payroll_job_start(
+            period_id=period.pk, kind=data.validated_data["kind"], actor=request.user
+        )
+        job.refresh_from_db()
+        return Response(job_data(job), status=status.HTTP_202_ACCEPTED)
+
+
+class AdminPayrollJobView(APIView):
+    permission_classes = [IsOperations]
+
+    @extend_schema(responses={200: JobOutput}, tags=["pay"])
+    def get(self, request, job_id: int):
+        return Response(job_data(get_object_or_404(PayrollJob, pk=job_id)))
+
+
+class AdminPayrollJobDownloadView(APIView):
+    """The CSV a finished export job prepared; 409 while it is not ready."""
+
+    permission_classes = [IsOperations]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY}, tags=["pay"])
+    def get(self, request, job_id: int):
+        job = get_object_or_404(PayrollJob.objects.select_related("period"), pk=job_id)
+        return job_file_response(job)

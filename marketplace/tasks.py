@@ -60,3 +60,10 @@ def ensure_pay_period() -> None:
     from marketplace.services.ledger import period_get_or_create
 
     period_get_or_create(timezone.now())
+
+
+@shared_task(ignore_result=True)
+def run_payroll_job(job_id: int) -> None:
+    from marketplace.services.payroll_jobs import payroll_job_run
+
+    payroll_job_run(job_id=job_id)

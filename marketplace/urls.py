@@ -57,4 +57,19 @@ api_urlpatterns = [
         pay_apis.AdminPayPeriodExportView.as_view(),
         name="api-pay-period-export",
     ),
+    path(
+        "admin/pay-periods/<int:period_id>/jobs/",
+        pay_apis.AdminPayPeriodJobsView.as_view(),
+        name="api-pay-period-jobs",
+    ),
+    path(
+        "admin/payroll-jobs/<int:job_id>/",
+        pay_apis.AdminPayrollJobView.as_view(),
+        name="api-payroll-job",
+    ),
+    path(
+        "admin/payroll-jobs/<int:job_id>/download/",
+        pay_apis.AdminPayrollJobDownloadView.as_view(),
+        name="api-payroll-job-download",
+    ),
 ]

@@ -170,6 +170,13 @@ class LiveASGIServer:
 def live_asgi(transactional_db, settings):
     """Humanline served over HTTP and WebSockets on a free loopback port."""
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+    # A fresh channel layer for each server: channels_redis binds receiving to
+    # one event loop, and a consumer left waiting in an earlier loop (a socket
+    # test cut short on a loaded machine) would make every later receive fail
+    # with "Two event loops are trying to receive() on one channel layer".
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
     server = LiveASGIServer()
     server.start()
     yield server

@@ -37,3 +37,17 @@ def money(amount, currency) -> str:
     value = f"{float(amount):,.2f}"
     symbol = SYMBOLS.get(str(currency).upper())
     return f"{symbol}{value}" if symbol else f"{value} {currency}"
+
+
+@register.filter
+def job_text(job) -> str:
+    """A payroll job's state in words, as ``GET /api/v1/admin/payroll-jobs/{id}/`` says it."""
+    from marketplace.services.payroll_jobs import job_status_text
+
+    return job_status_text(job)
+
+
+@register.filter
+def as_percent_width(progress) -> str:
+    """0.42 → "42" (a CSS width); None → "0"."""
+    return "0" if progress is None else f"{round(float(progress) * 100)}"

@@ -8,12 +8,15 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from agents import services as agent_services
 from agents.models import Presence
-from marketplace.models import Offer, OfferStatus
+from marketplace.models import Offer, OfferStatus, PayPeriod
+from marketplace.services import payroll
+from tests.agents.test_onboarding import PNG
 from tests.conftest import sign_in
 from tests.factories import AgentFactory
 from tests.tickets.factories import TicketFactory
-from tests.web.conftest import elsewhere, screenshot
+from tests.web.conftest import elsewhere, screenshot, weeks_of_work
 from tickets import services
 from tickets.models import Feedback, Ticket, TicketStatus
 
@@ -62,10 +65,32 @@ def a_busy_hour(agent):
         Feedback.objects.create(ticket=answered[0], agent=agent, area=area, kind=kind, text=text)
 
 
-def test_the_floor_shows_the_waiting_ticket_and_updates_without_reload(new_page, staff, agent):
+def weeks_of_payroll(agent, other_agent, staff):
+    """Past weeks of pay: all closed but the last one, which has ended and waits for a close."""
+    weeks_of_work(agent)
+    weeks_of_work(other_agent, tickets_per_week=(1, 2, 1, 2, 1, 2, 3))
+    now = timezone.now()
+    ended = list(PayPeriod.objects.filter(ends_at__lte=now).order_by("starts_at"))
+    for period in ended[:-1]:
+        payroll.pay_period_close(period_id=period.pk, actor=staff)
+    return ended[-1]
+
+
+def applied_with_a_document(applicant):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("passport.png", PNG, content_type="image/png")
+    elsewhere(agent_services.agent_document_upload, agent=applicant, upload=upload)
+
+
+def test_the_floor_shows_the_waiting_ticket_and_updates_without_reload(
+    new_page, staff, agent, other_agent, applicant
+):
+    to_close = weeks_of_payroll(agent, other_agent, staff)
+    applied_with_a_document(applicant)
     a_busy_hour(agent)
     TicketFactory(subject="Card blocked abroad", queued_at=timezone.now() - timedelta(seconds=95))
-    page = new_page(viewport={"width": 1366, "height": 900})
+    page = new_page(viewport={"width": 1280, "height": 800})
     sign_in(page, staff.email)
 
     page.goto("/ops/")
@@ -85,6 +110,14 @@ def test_the_floor_shows_the_waiting_ticket_and_updates_without_reload(new_page,
     expect(page.locator("#queue-chart polyline")).to_have_count(2)
     assert page.evaluate("window.__marker") == "same page"
     assert int(page.locator("#floor").get_attribute("data-polls")) >= 2
+
+    # and: the review queue with the document, the pay periods with what each allows
+    expect(page.get_by_test_id("review-queue")).to_contain_text("April Applicant")
+    pay = page.get_by_test_id("pay-periods")
+    expect(pay.get_by_role("button", name="Close week")).to_have_count(1)
+    expect(pay.get_by_test_id(f"period-{to_close.pk}")).to_contain_text("Ended · to close")
+    expect(pay.get_by_role("link", name="Export CSV").first).to_be_visible()
+    assert pay.get_by_role("link", name="Export CSV").count() >= 3
     screenshot(page, "ops-floor")
 
 
