@@ -33,6 +33,10 @@ async def _open(user, *, origin=ORIGIN, with_ticket=True):
         query = f"?ticket={value}"
     communicator = WebsocketCommunicator(application, f"/ws/agent/{query}", headers=origin)
     connected, code = await communicator.connect()
+    if not connected:
+        # A refused consumer still waits for the disconnect; end it cleanly so that
+        # no task is left for the event loop's teardown to cancel.
+        await communicator.disconnect()
     return communicator, connected, code
 
 

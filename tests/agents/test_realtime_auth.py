@@ -42,6 +42,10 @@ def test_a_made_up_ticket_is_refused(db):
 async def _connect(path, headers=ORIGIN):
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect()
+    if not connected:
+        # A refused consumer still waits for the disconnect; end it cleanly so that
+        # no task is left for the event loop's teardown to cancel.
+        await communicator.disconnect()
     return communicator, connected, code
 
 

@@ -32,6 +32,10 @@ async def _open(person, ticket_id: int, since: int | None = None, origin=ORIGIN)
             path += f"&since={since}"
     communicator = WebsocketCommunicator(application, path, headers=origin)
     connected, code = await communicator.connect()
+    if not connected:
+        # A refused consumer still waits for the disconnect; end it cleanly so that
+        # no task is left for the event loop's teardown to cancel.
+        await communicator.disconnect()
     return communicator, connected, code
 
 
