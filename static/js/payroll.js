@@ -20,6 +20,16 @@
     note.hidden = !message;
   }
 
+  // Keyboard users keep their place: the button they pressed is gone after a redraw.
+  function focusRow(periodId) {
+    const row = card().querySelector('[data-period="' + periodId + '"]');
+    if (!row) return;
+    const target = row.querySelector("a, button:not([disabled])") || row.querySelector(".job-text");
+    if (!target) return;
+    if (!target.matches("a, button")) target.setAttribute("tabindex", "-1");
+    target.focus({ preventScroll: true });
+  }
+
   // Redraw the card from the server; keep a message shown in a row.
   function refresh(keep) {
     return fetch(card().dataset.url, { credentials: "same-origin", headers: { Accept: "text/html" } })
@@ -31,7 +41,10 @@
         const holder = document.createElement("div");
         holder.innerHTML = html.trim();
         card().replaceWith(holder.firstElementChild);
-        if (keep) say(keep.periodId, keep.message);
+        if (keep) {
+          say(keep.periodId, keep.message);
+          if (keep.focus) focusRow(keep.periodId);
+        }
         watch();
       });
   }
@@ -104,7 +117,7 @@
       })
       .then(function (answer) {
         const message = answer.ok ? "" : (answer.body.error && answer.body.error.message) || "That did not work; try again.";
-        return refresh(message ? { periodId: periodId, message: message } : null);
+        return refresh({ periodId: periodId, message: message, focus: true });
       })
       .catch(function () {
         button.disabled = false;
