@@ -352,7 +352,7 @@ def main() -> int:
             if time.monotonic() > deadline:
                 print("the ASGI server did not start; see", workdir, file=sys.stderr)
                 return 1
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling the server's health endpoint until it answers
         time.sleep(2)  # let the worker and beat connect to the broker
         result = asyncio.run(load(args, tickets, token))
     finally:
