@@ -279,12 +279,18 @@ HUMANLINE = {
     "QUEUE_PUSH_FULL_SECONDS": env.int("QUEUE_PUSH_FULL_SECONDS", default=10),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
+    # Dispatch reads quality scores (rule R5) from a per-process cache this old at most.
+    "QUALITY_CACHE_SECONDS": env.int("QUALITY_CACHE_SECONDS", default=60),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").
     "OFFER_WINDOW_SECONDS": env.int("OFFER_WINDOW_SECONDS", default=15),
     "OFFER_EXPIRIES_BEFORE_AWAY": env.int("OFFER_EXPIRIES_BEFORE_AWAY", default=3),
     "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
     "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
     "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),
+    # Offer a newly queued ticket in the process that queued it, right after the
+    # commit, when free agents outnumber the tickets ahead of it (the fast path);
+    # off, every trigger goes through the batch pass on the dispatch queue.
+    "DISPATCH_INLINE": env.bool("DISPATCH_INLINE", default=True),
     "DISPATCH_SWEEP_SECONDS": env.float("DISPATCH_SWEEP_SECONDS", default=1.0),
     "TASK_RATE_DEFAULT": env.str("TASK_RATE_DEFAULT", default="2.00"),
     "SURGE_BANDS": env.str("SURGE_BANDS", default="1.0:1.2,1.5:1.5,2.0:1.8,3.0:2.0"),

@@ -4,11 +4,15 @@ Messages for the agent socket are built by the ``*_message`` functions and
 sent through ``agents.events.push_to_agent``; e-mails go through Celery.
 """
 
+import logging
+
 from django.conf import settings
 from django.utils import timezone
 
 from agents import events as agent_events
 from marketplace import tasks
+
+logger = logging.getLogger(__name__)
 
 
 def _iso(value):
@@ -81,7 +85,20 @@ def agent_available(*, agent_id: int) -> None:
 
 
 def ticket_waiting(ticket_id: int) -> None:
-    """A ticket entered ``queued`` (opened, reopened, requeued): try to match."""
+    """A ticket entered ``queued`` (opened, reopened, requeued): try to match.
+
+    First the fast path, here and now (``dispatch_ticket``); when it cannot
+    decide alone, the batch pass on the dispatch queue.
+    """
+    if settings.HUMANLINE["DISPATCH_INLINE"]:
+        from marketplace.services.dispatch import dispatch_ticket
+
+        try:
+            if dispatch_ticket(ticket_id=ticket_id):
+                return
+        except Exception:
+            # The batch pass (and the sweep behind it) will offer the ticket.
+            logger.exception("fast-path dispatch failed for ticket %s", ticket_id)
     dispatch_soon()
 
 
@@ -209,8 +226,13 @@ def offer_ended(*, offer_id: int) -> None:
 
 
 def offer_accepted(*, offer_id: int) -> None:
+    """Tell the agent the ticket is theirs; with the offer answered, they can take another."""
     offer = _offer(offer_id)
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
+    from tickets.models import Ticket, TicketStatus
+
+    if Ticket.objects.filter(status=TicketStatus.QUEUED).exists():
+        dispatch_soon()
 
 
 def assignment_lost(*, ticket_id: int, agent_id: int, reason: str) -> None:

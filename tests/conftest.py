@@ -45,7 +45,10 @@ def _default_skills(request):
 def _no_throttle_state():
     from django.core.cache import cache
 
+    from marketplace.services.dispatch import quality_cache_clear
+
     cache.clear()
+    quality_cache_clear()  # each test's agents start with fresh quality scores
     yield
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from agents import presence as agent_presence
@@ -53,26 +53,69 @@ def _policy(name: str):
 def _waiting_tickets(limit: int) -> list[Ticket]:
     from tickets.selectors import _rank_expression
 
+    # rank is higher for more urgent tickets (tickets.models.PRIORITY_RANK).
     return list(
         Ticket.objects.filter(status=TicketStatus.QUEUED)
         .annotate(rank=_rank_expression())
-        .order_by("rank", "queued_at", "id")
+        .order_by("-rank", "queued_at", "id")
         .only("id", "language", "category", "priority", "queued_at")[:limit]
     )
 
 
-def _candidates(*, languages: set[str], now: datetime) -> list[rules.Candidate]:
-    """Online approved agents who speak one of the languages, as ranking records."""
+# Quality scores (rule R5) move slowly (a window of weeks of ratings), yet
+# computing them is three grouped queries over ratings and ticket events: each
+# process keeps them for QUALITY_CACHE_SECONDS.
+_quality_cache: dict[int, tuple[float, Decimal | None]] = {}
+
+
+def quality_cached(*, agent_ids: list[int], now: datetime) -> dict[int, Decimal | None]:
+    from time import monotonic
+
     from tickets.selectors import quality_scores
 
+    ttl = _policy("QUALITY_CACHE_SECONDS")
+    clock = monotonic()
+    stale = [i for i in agent_ids if i not in _quality_cache or _quality_cache[i][0] <= clock]
+    if stale:
+        fresh = quality_scores(agent_ids=stale, now=now)
+        for agent_id in stale:
+            score = fresh.get(agent_id)
+            _quality_cache[agent_id] = (
+                clock + ttl,
+                Decimal(score) if score is not None else None,
+            )
+    return {agent_id: _quality_cache[agent_id][1] for agent_id in agent_ids}
+
+
+def quality_cache_clear() -> None:
+    _quality_cache.clear()
+
+
+def _candidates(*, languages: set[str], now: datetime) -> list[rules.Candidate]:
+    """Online approved agents who speak one of the languages, as ranking records.
+
+    Busy agents are included: rule E4 asks whether a specialist is online at
+    all.  Three queries (agents with their pending-offer and booked-now flags,
+    languages, skills); quality comes from the per-process cache.
+    """
+    pending = Offer.objects.filter(agent=OuterRef("pk"), status=OfferStatus.PENDING)
+    booked = ShiftBooking.objects.filter(
+        agent=OuterRef("pk"), status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
+    )
+    speaks = AgentLanguage.objects.filter(agent=OuterRef("pk"), code__in=languages)
     rows = list(
-        Agent.objects.filter(
-            status=AgentStatus.APPROVED,
-            presence=Presence.ONLINE,
-            languages__code__in=languages,
+        Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE)
+        .filter(Exists(speaks))
+        .annotate(pending=Exists(pending), booked=Exists(booked))
+        .values(
+            "id",
+            "capacity",
+            "active_tickets",
+            "idle_since",
+            "presence_changed_at",
+            "pending",
+            "booked",
         )
-        .distinct()
-        .values("id", "capacity", "active_tickets", "idle_since", "presence_changed_at")
     )
     if not rows:
         return []
@@ -87,17 +130,7 @@ def _candidates(*, languages: set[str], now: datetime) -> list[rules.Candidate]:
         "agent_id", "skill__slug"
     ):
         skills.setdefault(agent_id, set()).add(slug)
-    pending = set(
-        Offer.objects.filter(agent_id__in=ids, status=OfferStatus.PENDING).values_list(
-            "agent_id", flat=True
-        )
-    )
-    booked = set(
-        ShiftBooking.objects.filter(
-            agent_id__in=ids, status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
-        ).values_list("agent_id", flat=True)
-    )
-    quality = quality_scores(agent_ids=ids, now=now)
+    quality = quality_cached(agent_ids=ids, now=now)
     return [
         rules.Candidate(
             agent_id=row["id"],
@@ -107,10 +140,10 @@ def _candidates(*, languages: set[str], now: datetime) -> list[rules.Candidate]:
             skills=frozenset(skills.get(row["id"], ())),
             capacity=row["capacity"],
             load=row["active_tickets"],
-            has_pending_offer=row["id"] in pending,
-            booked_now=row["id"] in booked,
+            has_pending_offer=row["pending"],
+            booked_now=row["booked"],
             idle_since=row["idle_since"] or row["presence_changed_at"] or EPOCH,
-            quality=Decimal(quality[row["id"]]) if row["id"] in quality else None,
+            quality=quality.get(row["id"]),
         )
         for row in rows
     ]
@@ -168,6 +201,74 @@ def dispatch(*, now: datetime | None = None) -> int:
             rates=pricing_services.rate_table(),
         )
     )
+
+
+# How many of the best-ranked agents the fast path tries to lock at once.
+FAST_PATH_AGENTS = 5
+
+
+def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
+    """The fast path for a ticket that just entered ``queued``; False asks for a batch pass.
+
+    When the agents eligible for the ticket outnumber the tickets waiting ahead
+    of it in its language, a batch cannot serve the queue better: everyone
+    ahead can still be served by the agents left.  The ticket then goes at once
+    to its best agent (``rules.rank``), in the process that queued it, right
+    after the commit, without a hop through the broker.  The best few agents
+    are tried in rank order under ``SKIP LOCKED``, so concurrent fast paths
+    fan out over the free agents instead of queueing on the best one.
+
+    Returns True when the ticket got an offer or no longer waits; False when
+    the batch pass must decide (a deeper queue, no free agent, lost races).
+    """
+    from tickets.selectors import _rank_expression
+
+    now = now or timezone.now()
+    ticket = (
+        Ticket.objects.filter(pk=ticket_id)
+        .annotate(rank=_rank_expression())
+        .only("id", "status", "language", "category", "priority", "queued_at")
+        .first()
+    )
+    if ticket is None or ticket.status != TicketStatus.QUEUED:
+        return True
+    candidates = _candidates(languages={ticket.language}, now=now)
+    offered_to = frozenset(
+        Offer.objects.filter(ticket_id=ticket.pk, status__in=ENDED).values_list(
+            "agent_id", flat=True
+        )
+    )
+    waiting = rules.WaitingTicket(
+        ticket_id=ticket.pk,
+        language=ticket.language,
+        category=ticket.category,
+        priority=ticket.priority,
+        queued_at=ticket.queued_at or now,
+        offered_to=offered_to,
+    )
+    ranked = rules.rank(waiting, candidates)
+    if not ranked:
+        return False
+    queued_at = ticket.queued_at or now
+    ahead = (
+        Ticket.objects.filter(status=TicketStatus.QUEUED, language=ticket.language)
+        .exclude(pk=ticket.pk)
+        .annotate(rank=_rank_expression())
+        .filter(
+            Q(rank__gt=ticket.rank)
+            | Q(rank=ticket.rank, queued_at__lt=queued_at)
+            | Q(rank=ticket.rank, queued_at=queued_at, id__lt=ticket.pk)
+        )
+        .count()
+    )
+    if ahead >= len(ranked):
+        return False
+    surge = pricing_services.surge_now()
+    offers = offers_make(
+        pairs=[(ticket.pk, c.agent_id) for c in ranked[:FAST_PATH_AGENTS]],
+        multiplier=surge.multiplier,
+    )
+    return bool(offers)
 
 
 LOCK_KEY, AGAIN_KEY = "dispatch:running", "dispatch:again"
@@ -249,13 +350,17 @@ def offers_make(
         )
         now = timezone.now()
         offers = []
+        offered: set[int] = set()
+        # Pairs are in preference order; a ticket listed with several agents
+        # (the fast path) goes to the first of them still free.
         for ticket_id, agent_id in pairs:
             ticket, agent = tickets.get(ticket_id), agents.get(agent_id)
-            if ticket is None or agent is None or agent_id in busy:
+            if ticket is None or agent is None or agent_id in busy or ticket_id in offered:
                 continue
             if (ticket_id, agent_id) in before:
                 continue
             busy.add(agent_id)
+            offered.add(ticket_id)
             base = pricing_services.base_rate(
                 category=ticket.category, currency_code=currency, rates=rates
             )

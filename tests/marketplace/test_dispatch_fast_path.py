@@ -1,0 +1,203 @@
+"""The fast path (a new ticket offered in the process that queued it), the batch
+limit's order, the quality cache, and dispatch after an accepted offer."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from marketplace.models import Offer, OfferStatus
+from marketplace.services import dispatch
+from tests.factories import AgentFactory
+from tests.marketplace.test_dispatch import go_online, offer_for
+from tests.tickets.factories import TicketFactory
+from tickets.models import Rating, Ticket, TicketStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def three(db):
+    """Three online English generalists: Ana idle longest, then Ben, then Cy."""
+    agents = [
+        AgentFactory(user__name=name, languages=["en"], skills=["general"])
+        for name in ("Ana", "Ben", "Cy")
+    ]
+    go_online(*agents)
+    now = timezone.now()
+    for minutes, agent in zip((30, 20, 10), agents, strict=True):
+        type(agent).objects.filter(pk=agent.pk).update(idle_since=now - timedelta(minutes=minutes))
+    return agents
+
+
+def test_a_new_ticket_goes_at_once_to_its_best_agent(three):
+    ana = three[0]
+    ticket = TicketFactory(category="general")
+
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
+
+    assert offer_for(ticket).agent == ana  # R4: idle longest
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.OFFERED
+
+
+def test_the_fast_path_leaves_the_ticket_to_the_batch_when_the_queue_ahead_is_as_long(three):
+    # Three older tickets wait for the three agents: the new one must not jump them.
+    earlier = timezone.now() - timedelta(minutes=2)
+    for _ in range(3):
+        TicketFactory(category="general", queued_at=earlier)
+    ticket = TicketFactory(category="general")
+
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is False
+
+    assert not Offer.objects.exists()
+
+
+def test_the_fast_path_serves_a_ticket_when_agents_outnumber_those_ahead(three):
+    earlier = timezone.now() - timedelta(minutes=2)
+    TicketFactory(category="general", queued_at=earlier)
+    ticket = TicketFactory(category="general")
+
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
+
+    assert offer_for(ticket).agent == three[0]
+
+
+def test_an_urgent_ticket_is_not_held_back_by_older_normal_ones(three):
+    earlier = timezone.now() - timedelta(minutes=2)
+    for _ in range(5):
+        TicketFactory(category="general", queued_at=earlier)
+    urgent = TicketFactory(category="general", priority="urgent")
+
+    assert dispatch.dispatch_ticket(ticket_id=urgent.pk) is True
+    assert offer_for(urgent).agent == three[0]
+
+
+def test_the_fast_path_has_nothing_to_do_for_a_ticket_no_longer_waiting(three):
+    ticket = TicketFactory(category="general")
+    dispatch.dispatch_ticket(ticket_id=ticket.pk)
+
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
+    assert Offer.objects.filter(ticket=ticket).count() == 1
+
+
+def test_the_fast_path_gives_way_when_nobody_can_take_the_ticket(three):
+    ticket = TicketFactory(category="general", language="pt")
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is False
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.QUEUED
+
+
+def test_opening_a_ticket_offers_it_without_the_batch_pass(three, settings, monkeypatch):
+    """The queued hook takes the fast path; the batch pass is not even asked."""
+    from marketplace import events
+
+    asked = []
+    monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
+    ticket = TicketFactory(category="general")
+    events.ticket_waiting(ticket.pk)
+
+    assert offer_for(ticket).agent == three[0]
+    assert asked == []
+
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_INLINE": False}
+    other = TicketFactory(category="general")
+    events.ticket_waiting(other.pk)
+    assert asked == [1]
+    other.refresh_from_db()
+    assert other.status == TicketStatus.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_fast_paths_fan_out_over_the_free_agents(three):
+    """The best agent's row is locked by another transaction: the ticket goes to the next."""
+    ana, ben, _ = three
+    ticket = TicketFactory(category="general")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_ana():
+        with transaction.atomic():
+            type(ana).objects.select_for_update().get(pk=ana.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_ana)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
+    finally:
+        release.set()
+        holder.join(10)
+
+    assert offer_for(ticket).agent == ben
+
+
+def test_the_batch_reads_the_most_urgent_tickets_first_when_the_queue_is_over_the_limit(
+    three, settings
+):
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_BATCH_LIMIT": 1}
+    TicketFactory(category="general", queued_at=timezone.now() - timedelta(minutes=10))
+    urgent = TicketFactory(category="general", priority="urgent")
+
+    dispatch.dispatch()
+
+    assert offer_for(urgent).agent == three[0]
+
+
+def test_accepting_an_offer_lets_the_agent_take_the_next_waiting_ticket(db):
+    from marketplace import events
+
+    agent = AgentFactory(languages=["en"], skills=["general"])
+    go_online(agent)
+    first = TicketFactory(category="general")
+    second = TicketFactory(category="general")
+    dispatch.dispatch()
+    offer = offer_for(first)
+
+    dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
+    events.offer_accepted(offer_id=offer.pk)  # what the commit runs
+
+    assert offer_for(second).agent == agent
+
+
+def test_quality_scores_are_cached_per_process_for_the_configured_time(three, settings):
+    ana = three[0]
+    before = dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())[ana.pk]
+    ticket = TicketFactory(category="general", status=TicketStatus.RESOLVED, assigned_agent=ana)
+    Rating.objects.create(ticket=ticket, agent=ana, score=1)
+
+    cached = dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())[ana.pk]
+    assert cached == before
+
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUALITY_CACHE_SECONDS": 0}
+    dispatch.quality_cache_clear()
+    fresh = dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())[ana.pk]
+    assert fresh < before
+
+    # Kept for 0 s: the next read sees a new rating at once.
+    another = TicketFactory(category="general", status=TicketStatus.RESOLVED, assigned_agent=ana)
+    Rating.objects.create(ticket=another, agent=ana, score=1)
+    assert dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())[ana.pk] < fresh
+
+
+def test_nothing_is_dispatched_after_an_accept_when_the_queue_is_empty(db, monkeypatch):
+    from marketplace import events
+
+    agent = AgentFactory(languages=["en"], skills=["general"])
+    go_online(agent)
+    ticket = TicketFactory(category="general")
+    dispatch.dispatch()
+    offer = offer_for(ticket)
+    dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
+    asked = []
+    monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
+
+    events.offer_accepted(offer_id=offer.pk)
+
+    assert asked == []
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.ASSIGNED
+    assert Offer.objects.get(pk=offer.pk).status == OfferStatus.ACCEPTED
