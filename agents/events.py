@@ -10,10 +10,10 @@ import asyncio
 import logging
 from datetime import datetime
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from agents import tasks
+from config import channel_send
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,11 @@ def push_to_agent(*, agent_id: int, message: dict) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(
-            agent_group(agent_id), {"type": "agent.event", "message": message}
+        channel_send.run(
+            layer,
+            layer.group_send,
+            agent_group(agent_id),
+            {"type": "agent.event", "message": message},
         )
     except Exception:
         logger.exception("push to agent %s failed; the client resyncs on reconnect", agent_id)
@@ -57,7 +60,7 @@ def push_many_to_agents(items: list[tuple[int, dict]]) -> None:
         )
 
     try:
-        async_to_sync(send_all)()
+        channel_send.run(layer, send_all)
     except Exception:
         logger.exception("pushing %d agent messages failed; clients resync", len(items))
 

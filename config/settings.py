@@ -92,9 +92,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Under ASGI each request may run on a different thread, and a persistent
     # connection per thread exhausts PostgreSQL's client slots; web processes keep
-    # 0 (or sit behind a pooler), Celery workers may set DB_CONN_MAX_AGE.
+    # 0, Celery workers may set DB_CONN_MAX_AGE.  What "closing" costs is what the
+    # pool saves: config.pgpool hands connections between a process's threads
+    # (DB_POOL_SIZE idle at most; 0 turns it off, as the test suite does so that
+    # the test database can be dropped at the end).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _pool_size = env.int("DB_POOL_SIZE", default=0 if TESTING else 20)
+    if _pool_size > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "config.pgpool"
+        DATABASES["default"]["POOL"] = {
+            "SIZE": _pool_size,
+            "MAX_IDLE_SECONDS": env.int("DB_POOL_MAX_IDLE_SECONDS", default=300),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
 

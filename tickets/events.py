@@ -22,9 +22,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from config import channel_send
 from tickets import selectors
 from tickets.models import Message, Ticket
 
@@ -88,8 +88,8 @@ def push(ticket_id: int, event: dict) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(
-            group_name(ticket_id), {"type": "ticket.event", "event": event}
+        channel_send.run(
+            layer, layer.group_send, group_name(ticket_id), {"type": "ticket.event", "event": event}
         )
     except Exception:
         # The fact is committed; a client that missed the push resyncs.
@@ -133,7 +133,7 @@ def push_many(items: list[tuple[int, dict]]) -> None:
         )
 
     try:
-        async_to_sync(send_all)()
+        channel_send.run(layer, send_all)
     except Exception:
         logger.exception("pushing %d ticket events failed", len(items))
 
