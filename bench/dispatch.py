@@ -15,8 +15,10 @@ It uses its own database (``humanline_bench``) and Redis db 7, recreated each ru
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -82,7 +84,10 @@ def recreate_database(env: dict) -> None:
 
 
 def seed(agents: int):
-    """Agents online (capacity 20), one customer; returns (agent tickets, customer token)."""
+    """Agents online (capacity 20), one customer.
+
+    Returns each agent's (one-time socket ticket, API token) and the customer's token.
+    """
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
@@ -126,20 +131,57 @@ def seed(agents: int):
         token = Token.objects.create(user=customer).key
     for agent in created:
         presence.agent_presence_set(agent_id=agent.pk, status="online")
-    tickets = [realtime_ticket_issue(user=agent.user)[0] for agent in created]
-    return tickets, token
+    credentials = [
+        (realtime_ticket_issue(user=agent.user)[0], Token.objects.create(user=agent.user).key)
+        for agent in created
+    ]
+    return credentials, token
 
 
-def start_stack(env: dict, port: int, workdir: str) -> list[subprocess.Popen]:
-    """daphne, a dispatch worker, a worker for everything else, and beat."""
+def web_server(args) -> list[str]:
+    """The ASGI server: uvicorn with N worker processes (the default), or daphne."""
+    bin_dir = Path(sys.executable).parent
+    if args.server == "daphne":
+        return [
+            str(bin_dir / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(args.port),
+            "config.asgi:application",
+        ]
+    return [
+        str(bin_dir / "uvicorn"),
+        "config.asgi:application",
+        "--host=127.0.0.1",
+        f"--port={args.port}",
+        f"--workers={args.web_workers}",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--ws=websockets",
+        "--no-access-log",
+        "--timeout-graceful-shutdown=5",
+        "--log-level=warning",
+    ]
+
+
+def start_stack(env: dict, args, workdir: str) -> list[subprocess.Popen]:
+    """The ASGI server, a dispatch worker, a worker for everything else, and beat."""
     log = open(Path(workdir) / "stack.log", "w")  # noqa: SIM115
     level = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     worker_env = {**env, "DB_CONN_MAX_AGE": "600"}  # workers keep their connections
 
     def spawn(command: list[str], process_env: dict) -> subprocess.Popen:
+        # Each in its own process group, so that stopping it stops its children
+        # too (uvicorn's worker processes).
         return subprocess.Popen(
-            command, cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=log
+            command,
+            cwd=ROOT,
+            env=process_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
         )
 
     def worker(queue: str, concurrency: int) -> subprocess.Popen:
@@ -161,9 +203,8 @@ def start_stack(env: dict, port: int, workdir: str) -> list[subprocess.Popen]:
             worker_env,
         )
 
-    daphne = str(Path(sys.executable).parent / "daphne")
     return [
-        spawn([daphne, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env),
+        spawn(web_server(args), env),
         worker("dispatch", 2),
         worker("celery", 4),
         spawn([*celery, "beat", "--loglevel=WARNING", f"--schedule={workdir}/beat-schedule"], env),
@@ -172,36 +213,41 @@ def start_stack(env: dict, port: int, workdir: str) -> list[subprocess.Popen]:
 
 class Run:
     def __init__(self):
-        self.sent: dict[int, float] = {}
-        self.offered: dict[int, float] = {}
-        self.accepted: list[float] = []
+        self.sent: dict[int, float] = {}  # ticket id -> creation request sent
+        self.created: dict[int, float] = {}  # ticket id -> 201 received
+        self.offered: dict[int, float] = {}  # ticket id -> offer frame received
+        self.accepted: dict[int, float] = {}  # offer id -> acceptance confirmed
         self.connected = 0
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
         self.done = asyncio.Event()
+
+    def error(self, kind: str) -> None:
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
 CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
 
 
 async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, total: int):
+    """One agent: accept every offer at once over the socket; ping as the console does."""
     import websockets
 
     async with CONNECTING:
         ws = await websockets.connect(url, additional_headers={"Origin": origin}, max_queue=None)
-    async with ws:
-        run.connected += 1
-        if run.connected == total:
-            ready.set()
-        last_ping = time.monotonic()
-        while not run.done.is_set():
-            if time.monotonic() - last_ping > 20:  # as the console does: the socket is alive
-                await ws.send(json.dumps({"type": "ping"}))
-                last_ping = time.monotonic()
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
-            except TimeoutError:
-                continue
+
+    async def keep_alive():
+        while True:
+            await asyncio.sleep(20)
+            await ws.send(json.dumps({"type": "ping"}))
+
+    pinger = asyncio.create_task(keep_alive())
+    run.connected += 1
+    if run.connected == total:
+        ready.set()
+    try:
+        async for raw in ws:
             now = time.perf_counter()
             message = json.loads(raw)
             kind = message.get("type")
@@ -211,11 +257,14 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
                     json.dumps({"type": "offer.accept", "offer_id": message["offer"]["id"]})
                 )
             elif kind == "offer.answered" and message.get("status") == "accepted":
-                run.accepted.append(now)
+                run.accepted[message["offer_id"]] = now
             elif kind == "error":
-                run.errors += 1
-                code = f"socket:{message['error']['code']}"
-                run.error_kinds[code] = run.error_kinds.get(code, 0) + 1
+                run.error(f"socket:{message['error']['code']}")
+    except websockets.ConnectionClosed as closed:
+        if not run.done.is_set():
+            run.error(f"socket closed {closed.rcvd.code if closed.rcvd else '?'}")
+    finally:
+        pinger.cancel()
 
 
 async def open_ticket(client, token: str, run: Run, number: int) -> None:
@@ -230,33 +279,43 @@ async def open_ticket(client, token: str, run: Run, number: int) -> None:
         headers={"Authorization": f"Token {token}"},
     )
     if response.status_code != 201:
-        run.errors += 1
-        code = f"http:{response.status_code}"
-        run.error_kinds[code] = run.error_kinds.get(code, 0) + 1
+        run.error(f"http:{response.status_code}")
         return
-    run.sent[response.json()["id"]] = started
+    ticket_id = response.json()["id"]
+    run.sent[ticket_id] = started
+    run.created[ticket_id] = time.perf_counter()
 
 
-async def wait_for_offers(run: Run, ids: set[int], timeout: float) -> None:
+async def set_presence(client, token: str, status: str, run: Run) -> None:
+    response = await client.post(
+        "/api/v1/agents/me/presence/",
+        json={"status": status},
+        headers={"Authorization": f"Token {token}"},
+    )
+    if response.status_code != 200:
+        run.error(f"presence:{response.status_code}")
+
+
+async def wait_until(condition, timeout: float) -> None:
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline and not ids <= run.offered.keys():
-        await asyncio.sleep(0.05)
+    while time.perf_counter() < deadline and not condition():
+        await asyncio.sleep(0.02)
 
 
-async def load(args, tickets: list[str], token: str) -> dict:
+async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
     import httpx
 
     base = f"http://127.0.0.1:{args.port}"
     run, ready = Run(), asyncio.Event()
     ws_base = f"ws://127.0.0.1:{args.port}/ws/agent/?ticket="
-    agents = [
-        asyncio.create_task(agent_loop(ws_base + value, base, run, ready, len(tickets)))
-        for value in tickets
+    sockets = [
+        asyncio.create_task(agent_loop(ws_base + realtime, base, run, ready, len(agents)))
+        for realtime, _ in agents
     ]
     await asyncio.wait_for(ready.wait(), timeout=60)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        # Phase 1: a steady rate.
+        # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * args.seconds
         start = time.perf_counter()
         pending = []
@@ -265,12 +324,15 @@ async def load(args, tickets: list[str], token: str) -> dict:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(open_ticket(client, token, run, number)))
+            pending.append(
+                asyncio.create_task(open_ticket(client, token=customer, run=run, number=number))
+            )
         await asyncio.gather(*pending)
         steady_ids = set(run.sent)
-        await wait_for_offers(run, steady_ids, timeout=30)
+        await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
         steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
+        responses = [(run.created[t] - run.sent[t]) * 1000 for t in steady_ids]
         steady = {
             "tickets": len(steady_ids),
             "offers": len(latencies),
@@ -280,29 +342,44 @@ async def load(args, tickets: list[str], token: str) -> dict:
             "p99_ms": percentile(latencies, 99),
             "max_ms": max(latencies, default=float("nan")),
             "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+            "http_p50_ms": percentile(responses, 50),
+            "http_p99_ms": percentile(responses, 99),
         }
-        # Phase 2: saturation — as fast as the API takes them, 64 at a time.
-        accepted_before = len(run.accepted)
-        sat_start = time.perf_counter()
+        await wait_until(lambda: len(run.accepted) >= len(latencies), timeout=30)
+
+        # Phase 2: saturation.  Every agent steps away, a backlog builds up
+        # through the API, then every agent comes back at once: dispatch and
+        # the agents' accepts drain the backlog as fast as the stack allows.
+        await asyncio.gather(*(set_presence(client, token, "away", run) for _, token in agents))
+        backlog_start = time.perf_counter()
         semaphore = asyncio.Semaphore(64)
 
         async def bounded(number):
             async with semaphore:
-                await open_ticket(client, token, run, number)
+                await open_ticket(client, token=customer, run=run, number=number)
 
         await asyncio.gather(*(bounded(count + n) for n in range(args.saturation)))
-        saturation_ids = set(run.sent) - steady_ids
-        await wait_for_offers(run, saturation_ids, timeout=60)
-        await asyncio.sleep(1.0)
-        accepted = run.accepted[accepted_before:]
-        sat_end = max(accepted, default=sat_start)
+        backlog_seconds = time.perf_counter() - backlog_start
+        backlog = set(run.sent) - steady_ids
+        accepted_before = len(run.accepted)
+        sat_start = time.perf_counter()
+        await asyncio.gather(*(set_presence(client, token, "online", run) for _, token in agents))
+        await wait_until(
+            lambda: len(run.accepted) - accepted_before >= len(backlog), timeout=args.drain_timeout
+        )
+        drained = sorted(run.accepted.values())[accepted_before:]
+        sat_end = drained[-1] if drained else sat_start
         saturation = {
-            "tickets": len(saturation_ids),
-            "assignments": len(accepted),
-            "assignments_per_second": len(accepted) / max(sat_end - sat_start, 1e-9),
+            "tickets": len(backlog),
+            "created_per_second": len(backlog) / max(backlog_seconds, 1e-9),
+            "assignments": len(drained),
+            "seconds": sat_end - sat_start,
+            "assignments_per_second": len(drained) / max(sat_end - sat_start, 1e-9),
         }
     run.done.set()
-    await asyncio.gather(*agents, return_exceptions=True)
+    for socket in sockets:
+        socket.cancel()
+    await asyncio.gather(*sockets, return_exceptions=True)
     return {
         "steady": steady,
         "saturation": saturation,
@@ -311,12 +388,40 @@ async def load(args, tickets: list[str], token: str) -> dict:
     }
 
 
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group, then SIGKILL whatever is left after a grace period."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_loop(coroutine):
+    """The load generator on uvloop when it is there: less of the machine for the client."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--rate", type=int, default=100, help="tickets per second")
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--saturation", type=int, default=1500, help="tickets at full speed")
+    parser.add_argument("--saturation", type=int, default=1500, help="backlog for saturation")
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--web-workers", type=int, default=2, help="ASGI server processes")
     parser.add_argument("--port", type=int, default=8791)
     args = parser.parse_args()
 
@@ -332,13 +437,13 @@ def main() -> int:
     import django
 
     django.setup()
-    tickets, token = seed(args.agents)
+    credentials, token = seed(args.agents)
     from django.db import connections
 
     connections.close_all()
 
     workdir = tempfile.mkdtemp(prefix="humanline-bench-")
-    processes = start_stack(env, args.port, workdir)
+    processes = start_stack(env, args, workdir)
     try:
         import httpx
 
@@ -354,17 +459,11 @@ def main() -> int:
                 return 1
             time.sleep(0.2)  # polling the server's health endpoint until it answers
         time.sleep(2)  # let the worker and beat connect to the broker
-        result = asyncio.run(load(args, tickets, token))
+        result = run_loop(load(args, credentials, token))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
     steady, saturation = result["steady"], result["saturation"]
-    print(f"  agents connected over WebSockets : {args.agents}")
+    print(f"  agents connected over WebSockets : {args.agents} ({args.server} x{args.web_workers})")
     print(
         f"  steady: {steady['offers']}/{steady['tickets']} tickets offered, "
         f"{steady['offers_per_second']:.1f} offers/s sustained"
@@ -375,7 +474,13 @@ def main() -> int:
         f"(mean {steady['mean_ms']:.1f}, max {steady['max_ms']:.1f})"
     )
     print(
-        f"  saturation: {saturation['assignments']}/{saturation['tickets']} assigned, "
+        f"  creation request -> 201 response : p50 {steady['http_p50_ms']:.1f} ms, "
+        f"p99 {steady['http_p99_ms']:.1f} ms"
+    )
+    print(
+        f"  saturation: backlog of {saturation['tickets']} opened at "
+        f"{saturation['created_per_second']:.0f}/s with every agent away; all back online: "
+        f"{saturation['assignments']} assigned in {saturation['seconds']:.2f} s = "
         f"{saturation['assignments_per_second']:.1f} assignments/s"
     )
     print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
