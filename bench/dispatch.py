@@ -161,6 +161,7 @@ def web_server(args) -> list[str]:
         "--ws=websockets",
         "--no-access-log",
         "--timeout-graceful-shutdown=5",
+        "--timeout-keep-alive=75",  # the load generator keeps its connections between phases
         "--log-level=warning",
     ]
 
@@ -268,16 +269,22 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
 
 
 async def open_ticket(client, token: str, run: Run, number: int) -> None:
+    import httpx
+
     started = time.perf_counter()
-    response = await client.post(
-        "/api/v1/tickets/",
-        json={
-            "subject": f"Bench ticket {number}",
-            "body": "Where is my refund?",
-            "category": "general",
-        },
-        headers={"Authorization": f"Token {token}"},
-    )
+    try:
+        response = await client.post(
+            "/api/v1/tickets/",
+            json={
+                "subject": f"Bench ticket {number}",
+                "body": "Where is my refund?",
+                "category": "general",
+            },
+            headers={"Authorization": f"Token {token}"},
+        )
+    except httpx.TransportError as exc:
+        run.error(f"http:{type(exc).__name__}")
+        return
     if response.status_code != 201:
         run.error(f"http:{response.status_code}")
         return
@@ -395,10 +402,8 @@ def stop(processes: list[subprocess.Popen]) -> None:
             os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
