@@ -448,6 +448,8 @@ def main() -> int:
     connections.close_all()
 
     workdir = tempfile.mkdtemp(prefix="humanline-bench-")
+    # A SIGTERM (timeout, CI) unwinds through ``finally`` and stops the stack too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     processes = start_stack(env, args, workdir)
     try:
         import httpx
