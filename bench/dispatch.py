@@ -158,7 +158,7 @@ def web_server(args) -> list[str]:
         f"--workers={args.web_workers}",
         "--loop=uvloop",
         "--http=httptools",
-        "--ws=websockets",
+        "--ws=websockets-sansio",
         "--no-access-log",
         "--timeout-graceful-shutdown=5",
         "--timeout-keep-alive=75",  # the load generator keeps its connections between phases
