@@ -6,11 +6,8 @@ emitted.  Redis may lose a push; the socket's snapshot on (re)connect is the
 recovery path, so a failed push is logged, never raised into the caller.
 """
 
-import asyncio
 import logging
 from datetime import datetime
-
-from channels.layers import get_channel_layer
 
 from agents import tasks
 from config import channel_send
@@ -30,37 +27,18 @@ def agent_group(agent_id: int) -> str:
 
 
 def push_to_agent(*, agent_id: int, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        channel_send.run(
-            layer,
-            layer.group_send,
-            agent_group(agent_id),
-            {"type": "agent.event", "message": message},
-        )
-    except Exception:
-        logger.exception("push to agent %s failed; the client resyncs on reconnect", agent_id)
+    push_many_to_agents([(agent_id, message)])
 
 
 def push_many_to_agents(items: list[tuple[int, dict]]) -> None:
     """Send many (agent id, message) pushes in one trip to the channel layer."""
-    layer = get_channel_layer()
-    if layer is None or not items:
-        return
-
-    async def send_all():
-        await asyncio.gather(
-            *(
-                layer.group_send(agent_group(agent_id), {"type": "agent.event", "message": message})
-                for agent_id, message in items
-            ),
-            return_exceptions=True,
-        )
-
     try:
-        channel_send.run(layer, send_all)
+        channel_send.group_send_many(
+            [
+                (agent_group(agent_id), {"type": "agent.event", "message": message})
+                for agent_id, message in items
+            ]
+        )
     except Exception:
         logger.exception("pushing %d agent messages failed; clients resync", len(items))
 

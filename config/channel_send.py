@@ -6,9 +6,10 @@ connections live as long as the process.  Elsewhere (a Celery worker, the
 embedded sweeper, a management command) ``async_to_sync`` makes a new event
 loop per call, and channels-redis keeps a connection pool per loop: every push
 opened and closed its own Redis connection, which was most of a worker's push
-time.  There, sends run on one long-lived loop on a background thread instead.
-The in-memory layer (the embedded default) keeps ``async_to_sync``: its queues
-belong to the server's loop.
+time.  There, sends run on one long-lived loop on a background thread, through
+a channel-layer instance of its own (the shared one's pools stay with the
+loops that use it).  The in-memory layer (the embedded default) keeps
+``async_to_sync``: its queues belong to the server's loop.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import os
 import threading
 
 from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
+_layer = None
+_pid: int | None = None
 
 
 def _server_loop_running() -> bool:
@@ -32,26 +35,38 @@ def _server_loop_running() -> bool:
     return loop is not None and loop.is_running()
 
 
-def sender_loop() -> asyncio.AbstractEventLoop:
-    """The process's long-lived sending loop, started on first use (and after a fork)."""
-    global _loop, _loop_pid
-    with _lock:
-        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(
-                target=loop.run_forever, name="channel-layer-sender", daemon=True
-            ).start()
-            _loop, _loop_pid = loop, os.getpid()
-        return _loop
-
-
 def _is_redis(layer) -> bool:
     return type(layer).__module__.startswith("channels_redis")
 
 
-def run(layer, async_fn, *args, timeout: float = 10.0):
-    """Run ``async_fn(*args)`` (a send on ``layer``) from synchronous code; its result."""
+def sender():
+    """The process's sending loop and its layer, started on first use (and after a fork)."""
+    global _loop, _layer, _pid
+    with _lock:
+        if _loop is None or _pid != os.getpid() or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name="channel-layer-sender", daemon=True
+            ).start()
+            _loop, _pid = loop, os.getpid()
+            _layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        return _loop, _layer
+
+
+def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:
+    """Send each ``(group, message)``; one failed send does not stop the others."""
+    layer = get_channel_layer()
+    if layer is None or not items:
+        return
+
+    async def send_all(on):
+        await asyncio.gather(
+            *(on.group_send(group, message) for group, message in items),
+            return_exceptions=True,
+        )
+
     if _server_loop_running() or not _is_redis(layer):
-        return async_to_sync(async_fn)(*args)
-    future = asyncio.run_coroutine_threadsafe(async_fn(*args), sender_loop())
-    return future.result(timeout)
+        async_to_sync(send_all)(layer)
+        return
+    loop, own = sender()
+    asyncio.run_coroutine_threadsafe(send_all(own), loop).result(timeout)

@@ -18,11 +18,8 @@ dropped out, an offer ran out).  Dispatch registers a callable in
 agent; until then a queued ticket simply waits in line.
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
-
-from channels.layers import get_channel_layer
 
 from config import channel_send
 from tickets import selectors
@@ -84,16 +81,7 @@ def position_event(ticket_id: int, place: selectors.QueuePlace) -> dict:
 
 def push(ticket_id: int, event: dict) -> None:
     """Send one event to everyone watching the ticket.  Never raises: it runs after commit."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        channel_send.run(
-            layer, layer.group_send, group_name(ticket_id), {"type": "ticket.event", "event": event}
-        )
-    except Exception:
-        # The fact is committed; a client that missed the push resyncs.
-        logger.exception("push of %s for ticket %s failed", event.get("type"), ticket_id)
+    push_many([(ticket_id, event)])
 
 
 # --- after-commit reactions, called by services -----------------------------
@@ -119,22 +107,15 @@ def statuses_changed(ticket_ids: list[int]) -> None:
 
 def push_many(items: list[tuple[int, dict]]) -> None:
     """Send many (ticket id, event) pushes in one trip to the channel layer."""
-    layer = get_channel_layer()
-    if layer is None or not items:
-        return
-
-    async def send_all():
-        await asyncio.gather(
-            *(
-                layer.group_send(group_name(ticket_id), {"type": "ticket.event", "event": event})
-                for ticket_id, event in items
-            ),
-            return_exceptions=True,
-        )
-
     try:
-        channel_send.run(layer, send_all)
+        channel_send.group_send_many(
+            [
+                (group_name(ticket_id), {"type": "ticket.event", "event": event})
+                for ticket_id, event in items
+            ]
+        )
     except Exception:
+        # The facts are committed; a client that missed the push resyncs.
         logger.exception("pushing %d ticket events failed", len(items))
 
 

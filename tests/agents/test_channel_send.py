@@ -3,47 +3,54 @@
 import threading
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from config import channel_send
 
 
 @pytest.fixture
-def layer(settings):
+def layer():
     layer = get_channel_layer()
     assert type(layer).__module__.startswith("channels_redis"), "the suite runs on Redis"
     return layer
 
 
-def test_a_worker_thread_sends_on_one_long_lived_loop(layer):
-    channel = channel_send.run(layer, layer.new_channel)
-    loops, received = [], []
+def test_a_worker_thread_sends_on_one_long_lived_loop_of_its_own(layer):
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("probe-worker", channel)
+    senders = []
 
     def worker():
         for n in range(3):
-            channel_send.run(layer, layer.send, channel, {"type": "probe", "n": n})
-            loops.append(channel_send.sender_loop())
+            channel_send.group_send_many([("probe-worker", {"type": "probe", "n": n})])
+            senders.append(channel_send.sender())
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join(10)
-    for _ in range(3):
-        received.append(channel_send.run(layer, layer.receive, channel)["n"])
+
+    async def receive_three():
+        return [(await layer.receive(channel))["n"] for _ in range(3)]
+
+    received = async_to_sync(receive_three)()
 
     assert received == [0, 1, 2]
-    assert len({id(loop) for loop in loops}) == 1
-    assert loops[0].is_running()
+    assert len({id(loop) for loop, _ in senders}) == 1  # one loop for every send
+    loop, own_layer = senders[0]
+    assert loop.is_running()
+    assert own_layer is not layer  # the shared instance's pools are left alone
 
 
 @pytest.mark.asyncio
 async def test_inside_the_server_a_send_uses_the_servers_loop(layer):
     channel = await layer.new_channel()
+    await layer.group_add("probe-server", channel)
 
     def handler():
         # What a view or a socket handler does: synchronous code on a pool thread.
         assert channel_send._server_loop_running()
-        channel_send.run(layer, layer.send, channel, {"type": "probe", "n": 7})
+        channel_send.group_send_many([("probe-server", {"type": "probe", "n": 7})])
 
     await sync_to_async(handler, thread_sensitive=False)()
 

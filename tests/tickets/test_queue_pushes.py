@@ -26,6 +26,7 @@ def test_the_head_of_a_long_lane_gets_every_push_the_tail_now_and_then(settings,
 
 def test_with_a_broker_lane_changes_are_coalesced_into_one_push(settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_PUSH_INTERVAL_SECONDS": 0.5}
     scheduled = []
     monkeypatch.setattr(
         "tickets.tasks.push_queue_positions.apply_async",
