@@ -58,10 +58,7 @@ def weeks_of_work(agent, *, tickets_per_week=(3, 6, 4, 7, 5, 6, 8)) -> None:
 
     def work():
         # History has no audience: no socket pushes (and no trips to Redis) while seeding.
-        with (
-            mock.patch("agents.events.get_channel_layer", return_value=None),
-            mock.patch("tickets.events.get_channel_layer", return_value=None),
-        ):
+        with mock.patch("config.channel_send.get_channel_layer", return_value=None):
             seed()
 
     def seed():
