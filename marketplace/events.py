@@ -208,11 +208,9 @@ def offer_created(*, offer_id: int) -> None:
         _schedule_expiry(offer.expires_at)
 
 
-def offers_created(*, offer_ids: list[int]) -> None:
-    """``offer_created`` for a batch: one query, one round of pushes, one expiry task."""
-    from marketplace.models import Offer
-
-    offers = list(Offer.objects.select_related("ticket").filter(pk__in=offer_ids))
+def offers_made(*, offers: list) -> None:
+    """Push each new offer to its agent (built from the rows just written, tickets
+    included: no query), and schedule one expiry task for the batch."""
     agent_events.push_many_to_agents(
         [(offer.agent_id, offer_created_message(offer)) for offer in offers]
     )

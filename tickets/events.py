@@ -99,9 +99,8 @@ def status_changed(ticket_id: int, *, reason: str = "") -> None:
         push(ticket_id, assigned_event(ticket))
 
 
-def statuses_changed(ticket_ids: list[int]) -> None:
-    """``status_changed`` for many tickets: one query, one round of pushes."""
-    tickets = Ticket.objects.select_related("assigned_agent__user").filter(pk__in=ticket_ids)
+def statuses_pushed(tickets: list[Ticket]) -> None:
+    """Push the status of tickets the caller has in memory, as committed: no query."""
     push_many([(ticket.pk, status_event(ticket)) for ticket in tickets])
 
 

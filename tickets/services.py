@@ -509,7 +509,7 @@ def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> Non
     Ticket.objects.filter(pk__in=ids).update(status=TicketStatus.OFFERED, status_changed_at=now)
     for ticket in tickets:
         ticket.status, ticket.status_changed_at = TicketStatus.OFFERED, now
-    transaction.on_commit(lambda ids=ids: events.statuses_changed(ids))
+    transaction.on_commit(lambda tickets=list(tickets): events.statuses_pushed(tickets))
 
 
 @transaction.atomic

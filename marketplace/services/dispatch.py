@@ -406,81 +406,90 @@ def offers_make(
     if not pairs:
         return []
     window = timedelta(seconds=_policy("OFFER_WINDOW_SECONDS"))
-    currency = pricing_services.currency()
     rates = rates if rates is not None else pricing_services.rate_table()
-    with transaction.atomic():
-        tickets = {
-            t.pk: t
-            for t in Ticket.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=[ticket_id for ticket_id, _ in pairs], status=TicketStatus.QUEUED)
-            .order_by("pk")
-        }
-        agents = {
-            a.pk: a
-            for a in Agent.objects.select_for_update(skip_locked=True)
-            .filter(
-                pk__in=[agent_id for _, agent_id in pairs],
-                status=AgentStatus.APPROVED,
-                presence=Presence.ONLINE,
-                active_tickets__lt=F("capacity"),
-            )
-            .order_by("pk")
-        }
-        busy = set(
-            Offer.objects.filter(agent_id__in=agents, status=OfferStatus.PENDING).values_list(
-                "agent_id", flat=True
-            )
-        )
-        before = set(
-            Offer.objects.filter(
-                ticket_id__in=tickets, agent_id__in=agents, status__in=ENDED
-            ).values_list("ticket_id", "agent_id")
-        )
-        now = timezone.now()
-        offers = []
-        offered: set[int] = set()
-        # Pairs are in preference order; a ticket listed with several agents
-        # (the fast path) goes to the first of them still free.
-        for ticket_id, agent_id in pairs:
-            ticket, agent = tickets.get(ticket_id), agents.get(agent_id)
-            if ticket is None or agent is None or agent_id in busy or ticket_id in offered:
-                continue
-            if (ticket_id, agent_id) in before:
-                continue
-            busy.add(agent_id)
-            offered.add(ticket_id)
-            base = pricing_services.base_rate(
-                category=ticket.category, currency_code=currency, rates=rates
-            )
-            offers.append(
-                Offer(
-                    ticket=ticket,
-                    agent=agent,
-                    base_amount=base,
-                    surge_multiplier=multiplier,
-                    amount=pricing_services.pricing.task_price(base=base, multiplier=multiplier),
-                    currency=currency,
-                    created_at=now,
-                    expires_at=now + window,
+    try:
+        with transaction.atomic():
+            offers = _offers_insert(pairs=pairs, multiplier=multiplier, rates=rates, window=window)
+            if offers:
+                ticket_services.tickets_offer_many(
+                    tickets=[offer.ticket for offer in offers],
+                    reasons={o.ticket_id: f"Offered to agent {o.agent_id}." for o in offers},
                 )
+                # The pushes are built from the rows written here: no re-read.
+                transaction.on_commit(lambda offers=offers: events.offers_made(offers=offers))
+    except IntegrityError:
+        # Only possible if a row changed hands outside these locks; the next
+        # pass (events or the sweep) matches again from fresh data.
+        logger.warning("dispatch pass lost a race on %d pairs; retrying later", len(pairs))
+        return []
+    return offers
+
+
+def _offers_insert(
+    *, pairs: list[tuple[int, int]], multiplier: Decimal, rates: dict, window: timedelta
+) -> list[Offer]:
+    currency = pricing_services.currency()
+    tickets = {
+        t.pk: t
+        for t in Ticket.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=[ticket_id for ticket_id, _ in pairs], status=TicketStatus.QUEUED)
+        .order_by("pk")
+    }
+    if not tickets:
+        return []
+    # Rule E6 (one pending offer per agent) is read with the lock.
+    agents = {
+        a.pk: a
+        for a in Agent.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            pk__in=[agent_id for ticket_id, agent_id in pairs if ticket_id in tickets],
+            status=AgentStatus.APPROVED,
+            presence=Presence.ONLINE,
+            active_tickets__lt=F("capacity"),
+        )
+        .annotate(
+            pending=Exists(Offer.objects.filter(agent=OuterRef("pk"), status=OfferStatus.PENDING))
+        )
+        .order_by("pk")
+    }
+    busy = {agent_id for agent_id, agent in agents.items() if agent.pending}
+    if len(busy) == len(agents):
+        return []
+    before = set(
+        Offer.objects.filter(
+            ticket_id__in=tickets, agent_id__in=agents, status__in=ENDED
+        ).values_list("ticket_id", "agent_id")
+    )
+    now = timezone.now()
+    offers = []
+    offered: set[int] = set()
+    # Pairs are in preference order; a ticket listed with several agents
+    # (the fast path) goes to the first of them still free.
+    for ticket_id, agent_id in pairs:
+        ticket, agent = tickets.get(ticket_id), agents.get(agent_id)
+        if ticket is None or agent is None or agent_id in busy or ticket_id in offered:
+            continue
+        if (ticket_id, agent_id) in before:
+            continue
+        busy.add(agent_id)
+        offered.add(ticket_id)
+        base = pricing_services.base_rate(
+            category=ticket.category, currency_code=currency, rates=rates
+        )
+        offers.append(
+            Offer(
+                ticket=ticket,
+                agent=agent,
+                base_amount=base,
+                surge_multiplier=multiplier,
+                amount=pricing_services.pricing.task_price(base=base, multiplier=multiplier),
+                currency=currency,
+                created_at=now,
+                expires_at=now + window,
             )
-        if not offers:
-            return []
-        try:
-            with transaction.atomic():
-                Offer.objects.bulk_create(offers)
-        except IntegrityError:
-            # Only possible if a row changed hands outside these locks; the next
-            # pass (events or the sweep) matches again from fresh data.
-            logger.warning("dispatch pass lost a race on %d offers; retrying later", len(offers))
-            return []
-        ticket_services.tickets_offer_many(
-            tickets=[offer.ticket for offer in offers],
-            reasons={offer.ticket_id: f"Offered to agent {offer.agent_id}." for offer in offers},
         )
-        transaction.on_commit(
-            lambda ids=[o.pk for o in offers]: events.offers_created(offer_ids=ids)
-        )
+    if offers:
+        Offer.objects.bulk_create(offers)
     return offers
 
 
