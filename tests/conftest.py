@@ -46,9 +46,11 @@ def _no_throttle_state():
     from django.core.cache import cache
 
     from marketplace.services.dispatch import quality_cache_clear
+    from tickets.selectors import rate_cache_clear
 
     cache.clear()
     quality_cache_clear()  # each test's agents start with fresh quality scores
+    rate_cache_clear()  # and each lane with a fresh service rate
     yield
 
 

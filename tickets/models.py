@@ -219,7 +219,11 @@ class TicketEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["agent", "to_status", "created_at"])]
+        indexes = [
+            models.Index(fields=["agent", "to_status", "created_at"]),
+            # The lanes' service rate (queue ETA): recent assignments.
+            models.Index(fields=["to_status", "created_at"], name="ticketevent_status_recent"),
+        ]
 
     def __str__(self):
         return f"#{self.ticket_id}: {self.from_status or '-'} -> {self.to_status}"

@@ -12,12 +12,14 @@ lane assigned to an agent in the last ``QUEUE_ETA_WINDOW_MINUTES``.  With at
 least ``QUEUE_ETA_MIN_SAMPLES`` of them, one ticket is served every
 ``window / n`` seconds; otherwise the rate is unknown and we assume
 ``QUEUE_ETA_FALLBACK_SECONDS`` per ticket.  ``eta_seconds = ceil(position *
-seconds_per_ticket)``.
+seconds_per_ticket)``.  Each process keeps a lane's rate for
+``QUEUE_ETA_CACHE_SECONDS`` (default 5).
 """
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 
 from django.conf import settings
 from django.db.models import (
@@ -110,8 +112,21 @@ def _lane(*, language: str, category: str) -> QuerySet[Ticket]:
     return Ticket.objects.filter(status__in=WAITING, language=language, category=category)
 
 
+# The service rate moves slowly, yet counting it reads every assignment of the
+# window: each process keeps a lane's rate for QUEUE_ETA_CACHE_SECONDS.
+_rate_cache: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def rate_cache_clear() -> None:
+    _rate_cache.clear()
+
+
 def seconds_per_ticket(*, language: str, category: str, now: datetime | None = None) -> float:
     policy = settings.HUMANLINE
+    clock = monotonic()
+    cached = _rate_cache.get((language, category))
+    if now is None and cached is not None and cached[0] > clock:
+        return cached[1]
     now = now or timezone.now()
     window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
     served = TicketEvent.objects.filter(
@@ -121,8 +136,11 @@ def seconds_per_ticket(*, language: str, category: str, now: datetime | None = N
         ticket__category=category,
     ).count()
     if served < policy["QUEUE_ETA_MIN_SAMPLES"]:
-        return float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
-    return window.total_seconds() / served
+        rate = float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
+    else:
+        rate = window.total_seconds() / served
+    _rate_cache[(language, category)] = (clock + policy["QUEUE_ETA_CACHE_SECONDS"], rate)
+    return rate
 
 
 def _eta(position: int, per_ticket: float) -> int:

@@ -5,7 +5,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Func, IntegerField, Max, Subquery, Sum
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus, Presence, Skill, User
@@ -34,13 +34,25 @@ def surge_now() -> Surge:
     """The multiplier from the waiting tickets and the free seats of online agents."""
     from tickets.models import Ticket, TicketStatus
 
-    waiting = Ticket.objects.filter(status=TicketStatus.QUEUED).count()
-    free = (
-        Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE).aggregate(
-            free=Sum(F("capacity") - F("active_tickets"))
-        )["free"]
-        or 0
+    # One statement: the waiting count rides along as a scalar subquery.
+    queued = Ticket.objects.filter(status=TicketStatus.QUEUED).order_by()
+    counts = (
+        Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE)
+        .order_by()
+        .aggregate(
+            free=Sum(F("capacity") - F("active_tickets")),
+            waiting=Max(
+                Subquery(
+                    queued.annotate(n=Func(F("id"), function="COUNT")).values("n")[:1],
+                    output_field=IntegerField(),
+                )
+            ),
+        )
     )
+    free = counts["free"] or 0
+    waiting = counts["waiting"]
+    if waiting is None:  # no online agent: the aggregate saw no row
+        waiting = queued.count()
     bands, cap = surge_policy()
     return Surge(
         multiplier=pricing.surge_multiplier(

@@ -112,3 +112,19 @@ def test_a_new_ticket_gets_its_position_pushed(
     assert [e for t, e in pushed if t == mine] == [
         {"type": "queue.position", "ticket_id": mine, "queue_position": 2, "eta_seconds": 360}
     ]
+
+
+def test_each_process_keeps_a_lanes_service_rate_for_a_few_seconds(settings):
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_ETA_CACHE_SECONDS": 60}
+    TicketFactory(queued_at=timezone.now() - timedelta(minutes=2))
+    mine = TicketFactory()
+    fallback = settings.HUMANLINE["QUEUE_ETA_FALLBACK_SECONDS"]
+    assert selectors.queue_place(ticket=mine).eta_seconds == 2 * fallback
+
+    # Six assignments in the window: one every 5 minutes, once the rate is read again.
+    for _ in range(6):
+        assigned(TicketFactory(), AgentFactory())
+    assert selectors.queue_place(ticket=mine).eta_seconds == 2 * fallback  # kept
+
+    selectors.rate_cache_clear()
+    assert selectors.queue_place(ticket=mine).eta_seconds == 2 * 300
