@@ -36,7 +36,9 @@ def _server_loop_running() -> bool:
 
 
 def _is_redis(layer) -> bool:
-    return type(layer).__module__.startswith("channels_redis")
+    from channels_redis.core import RedisChannelLayer
+
+    return isinstance(layer, RedisChannelLayer)
 
 
 def sender():
@@ -54,12 +56,17 @@ def sender():
 
 
 def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:
-    """Send each ``(group, message)``; one failed send does not stop the others."""
+    """Send each ``(group, message)``: as one batch on the batching Redis layer,
+    else one send each, where one failed send does not stop the others."""
     layer = get_channel_layer()
     if layer is None or not items:
         return
 
     async def send_all(on):
+        if hasattr(on, "group_send_many"):
+            # config.channel_layer: the whole batch in two round trips to Redis.
+            await on.group_send_many(items)
+            return
         await asyncio.gather(
             *(on.group_send(group, message) for group, message in items),
             return_exceptions=True,

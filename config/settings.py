@@ -113,7 +113,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis with group sends batched (config/channel_layer.py).
+            "BACKEND": "config.channel_layer.BatchingRedisChannelLayer",
             "CONFIG": {
                 # redis-py's async pool refuses past 100 connections by default;
                 # an ASGI process with a few hundred sockets needs more.

@@ -94,9 +94,10 @@ def message_posted(message_id: int) -> None:
 
 def status_changed(ticket_id: int, *, reason: str = "") -> None:
     ticket = Ticket.objects.select_related("assigned_agent__user").get(pk=ticket_id)
-    push(ticket_id, status_event(ticket, reason=reason))
+    events = [status_event(ticket, reason=reason)]
     if ticket.status == "assigned":
-        push(ticket_id, assigned_event(ticket))
+        events.append(assigned_event(ticket))
+    push_many([(ticket_id, event) for event in events])
 
 
 def statuses_pushed(tickets: list[Ticket]) -> None:

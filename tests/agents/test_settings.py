@@ -78,7 +78,7 @@ def test_database_and_redis_urls_select_the_production_stack():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "config.pgpool",  # PostgreSQL, with connections pooled per process
-        "channels_redis.core.RedisChannelLayer",
+        "config.channel_layer.BatchingRedisChannelLayer",  # channels-redis, sends batched
         "redis://cache.internal:6379/0",
         "False",
         "False",

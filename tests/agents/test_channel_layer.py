@@ -1,0 +1,93 @@
+"""The batching Redis channel layer (config.channel_layer) against the real Redis:
+many group messages in one batch reach exactly their groups' members, in order,
+under each channel's capacity, and the stock channels-redis layer reads them."""
+
+import pytest
+from channels.layers import channel_layers
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+from config.channel_layer import SCRIPT_KEYS, BatchingRedisChannelLayer
+
+pytestmark = pytest.mark.asyncio
+
+
+def _layer(**config) -> BatchingRedisChannelLayer:
+    base = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    return BatchingRedisChannelLayer(**{**base, "prefix": "hl-test-batch", **config})
+
+
+async def test_a_batch_reaches_every_member_of_each_group_in_order():
+    layer = _layer()
+    await layer.flush()
+    ana, ben, cy = [await layer.new_channel() for _ in range(3)]
+    await layer.group_add("agent.1", ana)
+    await layer.group_add("agent.1", ben)
+    await layer.group_add("agent.2", cy)
+
+    over = await layer.group_send_many(
+        [
+            ("agent.1", {"type": "offer", "n": 1}),
+            ("agent.2", {"type": "offer", "n": 2}),
+            ("agent.1", {"type": "offer", "n": 3}),
+            ("nobody.here", {"type": "offer", "n": 4}),
+        ]
+    )
+
+    assert over == 0
+    assert [(await layer.receive(ana))["n"] for _ in range(2)] == [1, 3]
+    assert [(await layer.receive(ben))["n"] for _ in range(2)] == [1, 3]
+    assert (await layer.receive(cy))["n"] == 2
+    await layer.flush()
+
+
+async def test_the_stock_layer_receives_what_the_batch_sent():
+    sender, receiver = (
+        _layer(),
+        RedisChannelLayer(
+            **{**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": "hl-test-batch"}
+        ),
+    )
+    await sender.flush()
+    channel = await receiver.new_channel()
+    await receiver.group_add("ticket.9", channel)
+
+    await sender.group_send("ticket.9", {"type": "ticket.event", "event": {"status": "offered"}})
+
+    assert (await receiver.receive(channel))["event"] == {"status": "offered"}
+    await sender.flush()
+
+
+async def test_a_full_channel_drops_the_excess_and_says_how_many():
+    layer = _layer(capacity=2)
+    await layer.flush()
+    channel = await layer.new_channel()
+    await layer.group_add("agent.3", channel)
+
+    over = await layer.group_send_many([("agent.3", {"type": "t", "n": n}) for n in range(5)])
+
+    assert over == 3
+    assert [(await layer.receive(channel))["n"] for _ in range(2)] == [0, 1]
+    await layer.flush()
+
+
+async def test_a_batch_larger_than_one_script_call_arrives_whole():
+    layer = _layer()
+    await layer.flush()
+    # Named channels, a Redis key each (a process's "!" channels share one key,
+    # whose capacity a batch this size would exceed).
+    channels = [f"probe.batch{n}" for n in range(SCRIPT_KEYS + 20)]
+    for n, channel in enumerate(channels):
+        await layer.group_add(f"agent.{n}", channel)
+
+    await layer.group_send_many(
+        [(f"agent.{n}", {"type": "t", "n": n}) for n in range(len(channels))]
+    )
+
+    assert [(await layer.receive(c))["n"] for c in channels] == list(range(len(channels)))
+    await layer.flush()
+
+
+def test_the_platform_runs_the_batching_layer_on_redis():
+    channel_layers.backends.clear()
+    assert isinstance(channel_layers["default"], BatchingRedisChannelLayer)
