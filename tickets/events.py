@@ -100,6 +100,11 @@ def status_changed(ticket_id: int, *, reason: str = "") -> None:
     push_many([(ticket_id, event) for event in events])
 
 
+def assignment_pushed(ticket: Ticket) -> None:
+    """``ticket.status`` and ``ticket.assigned`` for a ticket just assigned, from memory."""
+    push_many([(ticket.pk, status_event(ticket)), (ticket.pk, assigned_event(ticket))])
+
+
 def statuses_pushed(tickets: list[Ticket]) -> None:
     """Push the status of tickets the caller has in memory, as committed: no query."""
     push_many([(ticket.pk, status_event(ticket)) for ticket in tickets])

@@ -554,7 +554,8 @@ def ticket_assign(
         assigned_agent=agent,
         assigned_at=timezone.now(),
     )
-    _on_commit_status(ticket)
+    # Pushed from the ticket as written here (agent and user loaded): no re-read.
+    transaction.on_commit(lambda ticket=ticket: events.assignment_pushed(ticket))
     _on_commit_lane(ticket)
     return ticket
 

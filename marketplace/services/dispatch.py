@@ -544,7 +544,8 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     )
     offer.status, offer.answered_at = OfferStatus.ACCEPTED, now
     offer.save(update_fields=["status", "answered_at"])
-    Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
+    if offer.agent.expired_streak:  # read with the offer's lock (select_related)
+        Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     transaction.on_commit(lambda offer_id=offer.pk: events.offer_accepted(offer_id=offer_id))
     return offer
 
@@ -558,7 +559,8 @@ def offer_decline(*, offer_id: int, user: User, reason: str = "") -> Offer:
     offer.status, offer.answered_at = OfferStatus.DECLINED, now
     offer.reason = (reason or "").strip()[:200]
     offer.save(update_fields=["status", "answered_at", "reason"])
-    Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
+    if offer.agent.expired_streak:
+        Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     # Requeueing triggers dispatch after commit (tickets.events.QUEUED_HOOKS).
     ticket_services.ticket_requeue(
         ticket_id=offer.ticket_id, reason=f"Offer {offer.pk} declined by the agent."
