@@ -125,7 +125,8 @@ def seconds_per_ticket(*, language: str, category: str, now: datetime | None = N
     policy = settings.HUMANLINE
     clock = monotonic()
     cached = _rate_cache.get((language, category))
-    if now is None and cached is not None and cached[0] > clock:
+    current = now is None  # only the rate as of now is kept
+    if current and cached is not None and cached[0] > clock:
         return cached[1]
     now = now or timezone.now()
     window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
@@ -139,7 +140,8 @@ def seconds_per_ticket(*, language: str, category: str, now: datetime | None = N
         rate = float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
     else:
         rate = window.total_seconds() / served
-    _rate_cache[(language, category)] = (clock + policy["QUEUE_ETA_CACHE_SECONDS"], rate)
+    if current:
+        _rate_cache[(language, category)] = (clock + policy["QUEUE_ETA_CACHE_SECONDS"], rate)
     return rate
 
 
