@@ -24,13 +24,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, FloatField, OuterRef, Q, Value
-from django.db.models.functions import Cast, Coalesce, Greatest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from agents import presence as agent_presence
-from agents.models import Agent, AgentConnection, AgentLanguage, AgentStatus, Presence, User
+from agents.models import (
+    Agent,
+    AgentConnection,
+    AgentLanguage,
+    AgentStatus,
+    Presence,
+    Skill,
+    User,
+)
 from config.errors import InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
@@ -209,8 +216,66 @@ def dispatch(*, now: datetime | None = None) -> int:
 FAST_PATH_AGENTS = 5
 
 
-def _idle_expression():
-    return Coalesce("idle_since", "presence_changed_at", Value(EPOCH))
+def _ranked_sql() -> str:
+    """The statement behind ``ranked_in_database``, written once (PostgreSQL and SQLite).
+
+    Hand-written rather than built by the ORM: it runs for every new ticket,
+    and composing this query from querysets cost more Python than the query
+    costs PostgreSQL.
+    """
+    t = {
+        "agent": Agent._meta.db_table,
+        "language": AgentLanguage._meta.db_table,
+        "agent_skill": Agent.skills.through._meta.db_table,
+        "skill": Skill._meta.db_table,
+        "offer": Offer._meta.db_table,
+        "booking": ShiftBooking._meta.db_table,
+    }
+    has_skill = (
+        "EXISTS (SELECT 1 FROM {agent_skill} s JOIN {skill} k ON k.id = s.skill_id"
+        " WHERE s.agent_id = a.id AND k.slug = %s)"
+    )
+    return (
+        # Only table names (model metadata) are formatted in; every value is a parameter.
+        "SELECT a.id, a.capacity, a.active_tickets, a.idle_since, a.presence_changed_at,"  # noqa: S608
+        # R1 booked into a slot covering now
+        " EXISTS (SELECT 1 FROM {booking} b WHERE b.agent_id = a.id AND b.status = %s"
+        " AND b.starts_at <= %s AND b.ends_at > %s) AS booked,"
+        # R2 has the ticket's own skill
+        f" {has_skill} AS matches"
+        " FROM {agent} a"
+        " WHERE a.status = %s AND a.presence = %s"  # E1, E2
+        " AND EXISTS (SELECT 1 FROM {language} l WHERE l.agent_id = a.id AND l.code = %s)"  # E3
+        # E4 the skill, or general when no specialist for the ticket is online
+        f" AND ({has_skill} OR ({has_skill} AND NOT EXISTS ("
+        " SELECT 1 FROM {agent} a2 JOIN {language} l2 ON l2.agent_id = a2.id"
+        " JOIN {agent_skill} s2 ON s2.agent_id = a2.id JOIN {skill} k2 ON k2.id = s2.skill_id"
+        " WHERE a2.status = %s AND a2.presence = %s AND l2.code = %s AND k2.slug = %s)))"
+        " AND a.active_tickets < a.capacity"  # E5
+        " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.agent_id = a.id AND o.status = %s)"
+        " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.agent_id = a.id"  # E7
+        " AND o.ticket_id = %s AND o.status IN (%s, %s, %s))"
+        # R1, R2, R3 load, R4 idle longest, R6 id (R5 is applied in Python)
+        " ORDER BY booked DESC, matches DESC,"
+        " CAST(a.active_tickets AS DOUBLE PRECISION)"
+        " / (CASE WHEN a.capacity > 1 THEN a.capacity ELSE 1 END),"
+        " COALESCE(a.idle_since, a.presence_changed_at, %s), a.id"
+        " LIMIT %s"
+    ).format(**t)
+
+
+_RANKED_SQL: str | None = None
+
+
+def _aware(value) -> datetime | None:
+    """A timestamp as read by a raw cursor (SQLite may give text or naive UTC)."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
+    if isinstance(value, str):
+        from django.utils.dateparse import parse_datetime
+
+        value = parse_datetime(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def ranked_in_database(
@@ -225,58 +290,51 @@ def ranked_in_database(
     unless agents tied on R1–R4 straddle the limit; ``exact`` is then False
     and the caller falls back to ranking every candidate.
     """
-    skill = Agent.skills.through.objects.filter(agent_id=OuterRef("pk"))
-    speaks = AgentLanguage.objects.filter(agent=OuterRef("pk"), code=ticket.language)
-    specialist = Agent.objects.filter(
-        status=AgentStatus.APPROVED,
-        presence=Presence.ONLINE,
-        languages__code=ticket.language,
-        skills__slug=ticket.category,
-    )
-    pending = Offer.objects.filter(agent=OuterRef("pk"), status=OfferStatus.PENDING)
-    offered = Offer.objects.filter(
-        agent=OuterRef("pk"), ticket_id=ticket.ticket_id, status__in=ENDED
-    )
-    booked = ShiftBooking.objects.filter(
-        agent=OuterRef("pk"), status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
-    )
-    matches = Exists(skill.filter(skill__slug=ticket.category))
-    rows = list(
-        Agent.objects.filter(
-            Exists(speaks),  # E3
-            Q(matches) | (Exists(skill.filter(skill__slug=rules.GENERAL)) & ~Exists(specialist)),
-            status=AgentStatus.APPROVED,  # E1
-            presence=Presence.ONLINE,  # E2
-            active_tickets__lt=F("capacity"),  # E5
-        )
-        .exclude(Exists(pending))  # E6
-        .exclude(Exists(offered))  # E7
-        .annotate(
-            booked=Exists(booked),
-            matches=matches,
-            load=Cast("active_tickets", FloatField()) / Greatest("capacity", Value(1)),
-            idle=_idle_expression(),
-        )
-        .order_by("-booked", "-matches", "load", "idle", "id")  # R1, R2, R3, R4, R6
-        .values("id", "capacity", "active_tickets", "booked", "matches", "idle")[:limit]
-    )
-    quality = quality_cached(agent_ids=[row["id"] for row in rows], now=now)
+    global _RANKED_SQL
+    if _RANKED_SQL is None:
+        _RANKED_SQL = _ranked_sql()
+    at = connection.ops.adapt_datetimefield_value
+    approved, online = AgentStatus.APPROVED.value, Presence.ONLINE.value
+    params = [
+        BookingStatus.BOOKED.value,
+        at(now),
+        at(now),
+        ticket.category,
+        approved,
+        online,
+        ticket.language,
+        ticket.category,
+        rules.GENERAL,
+        approved,
+        online,
+        ticket.language,
+        ticket.category,
+        OfferStatus.PENDING.value,
+        ticket.ticket_id,
+        *(status.value for status in ENDED),
+        at(EPOCH),
+        limit,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RANKED_SQL, params)
+        rows = cursor.fetchall()
+    quality = quality_cached(agent_ids=[row[0] for row in rows], now=now)
     candidates = [
         rules.Candidate(
-            agent_id=row["id"],
-            status=AgentStatus.APPROVED,
-            presence=Presence.ONLINE,
+            agent_id=agent_id,
+            status=approved,
+            presence=online,
             languages=frozenset({ticket.language}),
             # Only whether the agent has the ticket's own skill matters to the order.
-            skills=frozenset({ticket.category} if row["matches"] else {rules.GENERAL}),
-            capacity=row["capacity"],
-            load=row["active_tickets"],
+            skills=frozenset({ticket.category} if matches else {rules.GENERAL}),
+            capacity=capacity,
+            load=load,
             has_pending_offer=False,
-            booked_now=row["booked"],
-            idle_since=row["idle"],
-            quality=quality.get(row["id"]),
+            booked_now=bool(booked),
+            idle_since=_aware(idle_since) or _aware(changed_at) or EPOCH,
+            quality=quality.get(agent_id),
         )
-        for row in rows
+        for agent_id, capacity, load, idle_since, changed_at, booked, matches in rows
     ]
 
     def before_quality(candidate):
