@@ -22,6 +22,11 @@ Agent order (first difference wins):
   R4 longest idle (earliest ``idle_since``)
   R5 higher quality score
   R6 lowest id, so that the order is total and repeatable
+
+The fast path applies E1–E7 and R1–R4, R6 in one SQL statement
+(``marketplace.services.dispatch.ranked_in_database``) and R5 here;
+tests/marketplace/test_dispatch_ranking_sql.py checks that it agrees with
+``rank`` on random markets.  A change to a rule changes both.
 """
 
 from __future__ import annotations
