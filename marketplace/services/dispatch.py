@@ -570,8 +570,12 @@ def offer_make(
 
 def _own_offer(*, offer_id: int, user: User) -> Offer:
     """The caller's offer, locked; ``Offer.DoesNotExist`` (a 404) for anyone else's."""
+    # of=("self",): the agent row is read, not locked here; ticket_assign locks
+    # it after the ticket, keeping the order offer → ticket → agent.
     return (
-        Offer.objects.select_for_update().select_related("agent").get(pk=offer_id, agent__user=user)
+        Offer.objects.select_for_update(of=("self",))
+        .select_related("agent")
+        .get(pk=offer_id, agent__user=user)
     )
 
 
