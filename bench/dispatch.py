@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -218,6 +219,10 @@ class Run:
         self.created: dict[int, float] = {}  # ticket id -> 201 received
         self.offered: dict[int, float] = {}  # ticket id -> offer frame received
         self.accepted: dict[int, float] = {}  # offer id -> acceptance confirmed
+        self.answer_ms: list[float] = []  # offer frame -> acceptance confirmed
+        # (acceptance confirmed, ms until the same agent's next offer frame)
+        self.gaps: list[tuple[float, float]] = []
+        self.delivery_ms: list[float] = []  # offer row written (its created_at) -> offer frame
         self.connected = 0
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
@@ -247,6 +252,8 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
     run.connected += 1
     if run.connected == total:
         ready.set()
+    offered_at: dict[int, float] = {}
+    last_accepted = None
     try:
         async for raw in ws:
             now = time.perf_counter()
@@ -254,11 +261,20 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
             kind = message.get("type")
             if kind == "offer.created":
                 run.offered.setdefault(message["offer"]["ticket"]["id"], now)
+                offered_at[message["offer"]["id"]] = now
+                made = datetime.fromisoformat(message["offer"]["created_at"]).timestamp()
+                run.delivery_ms.append((time.time() - made) * 1000)
+                if last_accepted is not None:
+                    run.gaps.append((last_accepted, (now - last_accepted) * 1000))
+                    last_accepted = None
                 await ws.send(
                     json.dumps({"type": "offer.accept", "offer_id": message["offer"]["id"]})
                 )
             elif kind == "offer.answered" and message.get("status") == "accepted":
                 run.accepted[message["offer_id"]] = now
+                if message["offer_id"] in offered_at:
+                    run.answer_ms.append((now - offered_at.pop(message["offer_id"])) * 1000)
+                last_accepted = now
             elif kind == "error":
                 run.error(f"socket:{message['error']['code']}")
     except websockets.ConnectionClosed as closed:
@@ -370,6 +386,8 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
         backlog = set(run.sent) - steady_ids
         accepted_before = len(run.accepted)
         sat_start = time.perf_counter()
+        answers_before = len(run.answer_ms)
+        deliveries_before = len(run.delivery_ms)
         await asyncio.gather(*(set_presence(client, token, "online", run) for _, token in agents))
         await wait_until(
             lambda: len(run.accepted) - accepted_before >= len(backlog), timeout=args.drain_timeout
@@ -382,6 +400,12 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
             "assignments": len(drained),
             "seconds": sat_end - sat_start,
             "assignments_per_second": len(drained) / max(sat_end - sat_start, 1e-9),
+            # Where an agent's cycle goes while the backlog drains.
+            "answer_p50_ms": percentile(run.answer_ms[answers_before:], 50),
+            "gap_p50_ms": percentile([ms for at, ms in run.gaps if at >= sat_start], 50),
+            "gap_p95_ms": percentile([ms for at, ms in run.gaps if at >= sat_start], 95),
+            "delivery_p50_ms": percentile(run.delivery_ms[deliveries_before:], 50),
+            "delivery_p95_ms": percentile(run.delivery_ms[deliveries_before:], 95),
         }
     run.done.set()
     for socket in sockets:
@@ -493,6 +517,13 @@ def main() -> int:
         f"{saturation['created_per_second']:.0f}/s with every agent away; all back online: "
         f"{saturation['assignments']} assigned in {saturation['seconds']:.2f} s = "
         f"{saturation['assignments_per_second']:.1f} assignments/s"
+    )
+    print(
+        "  saturation cycle: offer frame -> accept confirmed p50"
+        f" {saturation['answer_p50_ms']:.1f} ms;"
+        f" accept confirmed -> next offer p50 {saturation['gap_p50_ms']:.1f} ms,"
+        f" p95 {saturation['gap_p95_ms']:.1f} ms; offer written -> frame p50"
+        f" {saturation['delivery_p50_ms']:.1f} ms, p95 {saturation['delivery_p95_ms']:.1f} ms"
     )
     print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
     return 0

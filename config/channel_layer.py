@@ -11,16 +11,32 @@ the sender's time (docs/architecture.md, "Dispatch performance").
 Redis host: one pipeline reads every group's members, one script call per 500
 channel keys (pipelined) drops expired messages and adds the new ones under
 capacity.  The stored data is exactly what channels-redis writes and reads
-(its own key names and serializer), so receivers are unchanged and a process
-running the stock layer interoperates.  ``group_send`` is a batch of one.
+(its own key names and serializer), so a process running the stock layer
+interoperates.  ``group_send`` is a batch of one.
+
+Receiving on a process's own channels (every WebSocket consumer's) goes
+through one inbox reader per process.  channels-redis receives one message per
+four round trips (a clean-up script, a blocking pop, a backup copy, its
+removal), in turn, with every consumer of the process racing for one lock per
+message: under load, a server process with a hundred agents drained its inbox
+more slowly than dispatch filled it, and offers reached agents seconds late.
+The reader takes everything waiting, up to ``INBOX_BATCH`` messages, in one
+round trip (a blocking pop and a pop of the rest, pipelined) and hands each to
+its consumer's queue.  A message the reader popped is lost if the process dies
+before the consumer sends it on, as it is with channels-redis once its backup
+copy is cleaned; clients resync from the database on reconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections import defaultdict
 
 from channels_redis.core import RedisChannelLayer
+from redis.exceptions import RedisError
 
 # Per channel key: drop messages past expiry, then add the message unless the
 # channel is at capacity.  KEYS: channel keys; ARGV: the messages, their
@@ -48,9 +64,73 @@ return over
 STEP = 1e-6
 
 SCRIPT_KEYS = 500  # channel keys per script call
+INBOX_BATCH = 500  # messages the inbox reader takes per round trip
+
+logger = logging.getLogger(__name__)
 
 
 class BatchingRedisChannelLayer(RedisChannelLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._inbox_reader: asyncio.Task | None = None
+        self._inbox_waiting = 0  # receive() calls on this process's channels, pending
+
+    async def receive(self, channel):
+        if "!" not in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        inbox = self.non_local_name(channel)
+        assert inbox.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        queue = self.receive_buffer[channel]
+        self._inbox_waiting += 1
+        try:
+            self._inbox_start(inbox)
+            return await queue.get()
+        finally:
+            self._inbox_waiting -= 1
+            # No await since get() returned: the reader cannot have added to it.
+            if queue.empty() and self.receive_buffer.get(channel) is queue:
+                del self.receive_buffer[channel]
+
+    def _inbox_start(self, inbox: str) -> None:
+        reader = self._inbox_reader
+        if reader is None or reader.done() or reader.get_loop() is not asyncio.get_running_loop():
+            self._inbox_reader = asyncio.get_running_loop().create_task(self._inbox_read(inbox))
+
+    async def _inbox_read(self, inbox: str) -> None:
+        """Move the process's messages from Redis to its consumers' queues while any wait."""
+        key = self.prefix + inbox
+        connection = self.connection(self.consistent_hash(inbox))
+        failures = 0
+        while self._inbox_waiting:
+            pipe = connection.pipeline(transaction=False)
+            pipe.bzpopmin(key, timeout=self.brpop_timeout)
+            pipe.zpopmin(key, INBOX_BATCH - 1)
+            try:
+                first, rest = await pipe.execute()
+            except (OSError, RedisError) as exc:
+                # Redis went away: keep the consumers waiting and try again,
+                # backing off up to a second between attempts.
+                failures += 1
+                logger.warning("channel layer inbox read failed (%s); retrying", exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 1.0))
+                continue
+            failures = 0
+            contents = ([first[1]] if first else []) + [member for member, _ in rest]
+            for content in contents:
+                message = self.deserialize(content)
+                channels = message.pop("__asgi_channel__")
+                for channel in channels if isinstance(channels, list) else [channels]:
+                    self.receive_buffer[channel].put_nowait(message)
+
+    async def close_pools(self):
+        reader, self._inbox_reader = self._inbox_reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        await super().close_pools()
+
     async def group_send(self, group, message):
         await self.group_send_many([(group, message)])
 
@@ -83,6 +163,10 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
                     int(self.expiry),
                 )
             over += sum(await pipe.execute())
+        if over:
+            # The client resyncs from the database, but an offer it never saw
+            # waits out its window: say so, a full inbox is a setting to raise.
+            logger.warning("channel layer dropped %d message(s): inbox at capacity", over)
         return over
 
     async def _members(self, groups: list[str]) -> list[list[str]]:

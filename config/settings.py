@@ -129,6 +129,13 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="hl"),
+                # Every socket of one ASGI process shares one Redis inbox (its
+                # "!" channels), and channels-redis drops, silently, what is
+                # sent past that inbox's capacity: 100 by default, less than
+                # one dispatch pass pushes to a process holding a few hundred
+                # agents.  Dropped offers stranded agents for a whole offer
+                # window (docs/architecture.md, "Dispatch performance").
+                "capacity": env.int("CHANNELS_CAPACITY", default=5000),
             },
         }
     }

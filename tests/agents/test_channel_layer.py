@@ -2,6 +2,8 @@
 many group messages in one batch reach exactly their groups' members, in order,
 under each channel's capacity, and the stock channels-redis layer reads them."""
 
+import asyncio
+
 import pytest
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
@@ -12,9 +14,12 @@ from config.channel_layer import SCRIPT_KEYS, BatchingRedisChannelLayer
 pytestmark = pytest.mark.asyncio
 
 
+def _config() -> dict:
+    return settings.CHANNEL_LAYERS["default"]["CONFIG"]
+
+
 def _layer(**config) -> BatchingRedisChannelLayer:
-    base = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    return BatchingRedisChannelLayer(**{**base, "prefix": "hl-test-batch", **config})
+    return BatchingRedisChannelLayer(**{**_config(), "prefix": "hl-test-batch", **config})
 
 
 async def test_a_batch_reaches_every_member_of_each_group_in_order():
@@ -71,6 +76,24 @@ async def test_a_full_channel_drops_the_excess_and_says_how_many():
     await layer.flush()
 
 
+async def test_one_process_inbox_takes_a_push_to_each_of_hundreds_of_sockets():
+    # Every socket of a server process shares one Redis inbox; at the stock
+    # capacity (100) a dispatch pass to 300 agents would lose 200 offers.
+    layer = _layer()
+    await layer.flush()
+    sockets = [await layer.new_channel() for _ in range(300)]
+    for n, channel in enumerate(sockets):
+        await layer.group_add(f"agent.{n}", channel)
+
+    over = await layer.group_send_many(
+        [(f"agent.{n}", {"type": "offer", "n": n}) for n in range(len(sockets))]
+    )
+
+    assert over == 0
+    assert [(await layer.receive(channel))["n"] for channel in sockets] == list(range(300))
+    await layer.flush()
+
+
 async def test_a_batch_larger_than_one_script_call_arrives_whole():
     layer = _layer()
     await layer.flush()
@@ -85,6 +108,47 @@ async def test_a_batch_larger_than_one_script_call_arrives_whole():
     )
 
     assert [(await layer.receive(c))["n"] for c in channels] == list(range(len(channels)))
+    await layer.flush()
+
+
+async def test_every_socket_of_a_process_receives_its_own_messages_in_order():
+    # As consumers do: every socket of the process waits on receive() at once,
+    # and one inbox reader hands each its messages (sent by the stock layer).
+    layer, stock = _layer(), RedisChannelLayer(**{**_config(), "prefix": "hl-test-batch"})
+    await layer.flush()
+    sockets = [await layer.new_channel() for _ in range(60)]
+
+    async def two(channel):
+        return [(await layer.receive(channel))["n"] for _ in range(2)]
+
+    waiting = [asyncio.ensure_future(two(channel)) for channel in sockets]
+    for round_ in range(2):
+        for n, channel in enumerate(sockets):
+            await stock.send(channel, {"type": "t", "n": 100 * round_ + n})
+
+    received = await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
+
+    assert received == [[n, 100 + n] for n in range(len(sockets))]
+    assert not layer.receive_buffer  # nothing left behind once delivered
+    await stock.close_pools()
+    await layer.flush()
+
+
+async def test_a_socket_that_stops_receiving_does_not_hold_up_the_others():
+    layer = _layer()
+    await layer.flush()
+    gone, staying = await layer.new_channel(), await layer.new_channel()
+    abandoned = asyncio.ensure_future(layer.receive(gone))
+    kept = asyncio.ensure_future(layer.receive(staying))
+    await layer.group_add("ticket.5", staying)  # meanwhile both start waiting on the inbox
+    assert layer._inbox_waiting == 2
+    abandoned.cancel()
+
+    await layer.group_send("ticket.5", {"type": "ticket.event", "n": 5})
+
+    assert (await asyncio.wait_for(kept, timeout=10))["n"] == 5
+    assert abandoned.cancelled()
+    assert gone not in layer.receive_buffer
     await layer.flush()
 
 
