@@ -233,6 +233,52 @@ class Run:
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
+class CpuMeter:
+    """CPU seconds used by each part of the stack, read from /proc (Linux).
+
+    Parts: the ASGI server, the dispatch worker, the other worker, beat (each a
+    process group the benchmark started), PostgreSQL's and Redis's processes,
+    and this load generator.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, groups: dict[str, int]):
+        self.groups = {pgid: name for name, pgid in groups.items()}
+
+    def read(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        me = os.getpid()
+        for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, fields = (
+                stat[stat.index("(") + 1 : stat.rindex(")")],
+                stat.rsplit(")", 1)[1].split(),
+            )
+            pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / self.TICK
+            if int(entry.name) == me:
+                part = "load generator"
+            elif pgid in self.groups:
+                part = self.groups[pgid]
+            elif name.startswith("postgres"):
+                part = "postgresql"
+            elif name.startswith("redis-server"):
+                part = "redis"
+            else:
+                continue
+            used[part] = used.get(part, 0.0) + seconds
+        return used
+
+    @staticmethod
+    def between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {part: after[part] - before.get(part, 0.0) for part in after}
+
+
 CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
 
 
@@ -325,7 +371,7 @@ async def wait_until(condition, timeout: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
+async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter) -> dict:
     import httpx
 
     base = f"http://127.0.0.1:{args.port}"
@@ -340,7 +386,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * args.seconds
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu.read()
         pending = []
         for number in range(count):
             due = start + number / args.rate
@@ -356,7 +402,9 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
         steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
         responses = [(run.created[t] - run.sent[t]) * 1000 for t in steady_ids]
+        steady_cpu = CpuMeter.between(cpu_start, cpu.read())
         steady = {
+            "cpu": steady_cpu,
             "tickets": len(steady_ids),
             "offers": len(latencies),
             "offers_per_second": len(latencies) / max(steady_end - start, 1e-9),
@@ -385,7 +433,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
         backlog_seconds = time.perf_counter() - backlog_start
         backlog = set(run.sent) - steady_ids
         accepted_before = len(run.accepted)
-        sat_start = time.perf_counter()
+        sat_start, cpu_start = time.perf_counter(), cpu.read()
         answers_before = len(run.answer_ms)
         deliveries_before = len(run.delivery_ms)
         await asyncio.gather(*(set_presence(client, token, "online", run) for _, token in agents))
@@ -395,6 +443,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str) -> dict:
         drained = sorted(run.accepted.values())[accepted_before:]
         sat_end = drained[-1] if drained else sat_start
         saturation = {
+            "cpu": CpuMeter.between(cpu_start, cpu.read()),
             "tickets": len(backlog),
             "created_per_second": len(backlog) / max(backlog_seconds, 1e-9),
             "assignments": len(drained),
@@ -494,7 +543,9 @@ def main() -> int:
                 return 1
             time.sleep(0.2)  # polling the server's health endpoint until it answers
         time.sleep(2)  # let the worker and beat connect to the broker
-        result = run_loop(load(args, credentials, token))
+        parts = ["ASGI server", "dispatch worker", "other worker", "beat"]
+        cpu = CpuMeter({part: process.pid for part, process in zip(parts, processes, strict=True)})
+        result = run_loop(load(args, credentials, token, cpu))
     finally:
         stop(processes)
     steady, saturation = result["steady"], result["saturation"]
@@ -525,6 +576,15 @@ def main() -> int:
         f" p95 {saturation['gap_p95_ms']:.1f} ms; offer written -> frame p50"
         f" {saturation['delivery_p50_ms']:.1f} ms, p95 {saturation['delivery_p95_ms']:.1f} ms"
     )
+    for phase, figures, count in (
+        ("steady", steady, steady["offers"]),
+        ("saturation", saturation, saturation["assignments"]),
+    ):
+        shares = ", ".join(
+            f"{part} {seconds:.1f} s" for part, seconds in sorted(figures["cpu"].items()) if seconds
+        )
+        total = sum(figures["cpu"].values())
+        print(f"  CPU, {phase}: {shares}; {total * 1000 / max(count, 1):.1f} ms per ticket in all")
     print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
     return 0
 

@@ -75,7 +75,16 @@ def slot_cancelled(*, slot_id: int, booking_ids: list[int]) -> None:
 
 
 def dispatch_soon() -> None:
-    """Run dispatch in the background (a Celery worker; in-process when eager)."""
+    """Run dispatch in the background (a Celery worker; in-process when eager).
+
+    When a pass is already running it is asked to go round once more instead
+    (``dispatch_ask_running_pass``): no task to publish and run.
+    """
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        from marketplace.services.dispatch import dispatch_ask_running_pass
+
+        if dispatch_ask_running_pass():
+            return
     tasks.dispatch.delay()
 
 
@@ -223,9 +232,12 @@ def offer_ended(*, offer_id: int) -> None:
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))
 
 
-def offer_accepted(*, offer_id: int) -> None:
-    """Tell the agent the ticket is theirs; with the offer answered, they can take another."""
-    offer = _offer(offer_id)
+def offer_accepted(*, offer) -> None:
+    """Tell the agent the ticket is theirs; with the offer answered, they can take another.
+
+    ``offer`` is the accepted offer as committed, its ticket (with the
+    customer) loaded: built from memory, no query.
+    """
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
     from tickets.models import Ticket, TicketStatus
 

@@ -528,8 +528,24 @@ def ticket_assign(
     """``queued | offered → assigned`` to an approved agent with room for one more.
 
     Locks the ticket, then the agent: dispatch must take locks in this order.
+    The returned ticket has its customer and agent loaded (for the pushes).
     """
-    ticket = _lock(ticket_id)
+    return ticket_assign_within(ticket_id=ticket_id, agent_id=agent_id, actor=actor, reason=reason)
+
+
+def ticket_assign_within(
+    *, ticket_id: int, agent_id: int, actor: User | None = None, reason: str = ""
+) -> Ticket:
+    """``ticket_assign`` inside the caller's transaction, without a savepoint.
+
+    For a caller whose own transaction must roll back whole when this fails
+    (accepting an offer): a savepoint would cost two more round trips on
+    every accept and buy nothing.
+    """
+    # of=("self",): the customer is read with the ticket, not locked.
+    ticket = (
+        Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket_id)
+    )
     if ticket.status not in WAITING:
         raise InvalidTransition(
             f"A {ticket.status} ticket cannot be assigned.", fields={"status": [ticket.status]}

@@ -420,6 +420,46 @@ def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
 LOCK_KEY, AGAIN_KEY = "dispatch:running", "dispatch:again"
 
 
+# If a pass is running, ask it to go round once more; atomic, so that a pass
+# releasing the lock either sees the request or leaves no lock behind to hide
+# it (the caller then queues a task).
+_AGAIN_IF_RUNNING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+    return 1
+end
+return 0
+"""
+
+
+def dispatch_ask_running_pass() -> bool:
+    """True if a dispatch pass was running and will now go round once more.
+
+    At saturation every accepted offer asks for a dispatch while a pass is
+    running; publishing a task for each only had the worker set the flag that
+    this sets directly, in one round trip to Redis.  The holder deletes the
+    lock *before* its last look at the flag (``dispatch_single_flight``), so
+    the request is either seen by that look or finds no lock.  False (queue a
+    task) with any cache but Redis's.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return False
+    client = cache._cache.get_client(write=True)
+    return bool(
+        client.eval(
+            _AGAIN_IF_RUNNING,
+            2,
+            cache.make_and_validate_key(LOCK_KEY),
+            cache.make_and_validate_key(AGAIN_KEY),
+            30,
+        )
+    )
+
+
 def dispatch_single_flight(*, max_passes: int = 50) -> int:
     """Run ``dispatch`` unless one is running; then that one runs again for us.
 
@@ -598,7 +638,7 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     offer = _own_offer(offer_id=offer_id, user=user)
     now = timezone.now()
     _refuse_unless_open(offer, now=now)
-    ticket_services.ticket_assign(
+    offer.ticket = ticket_services.ticket_assign_within(
         ticket_id=offer.ticket_id,
         agent_id=offer.agent_id,
         actor=user,
@@ -608,7 +648,8 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     offer.save(update_fields=["status", "answered_at"])
     if offer.agent.expired_streak:  # read with the offer's lock (select_related)
         Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
-    transaction.on_commit(lambda offer_id=offer.pk: events.offer_accepted(offer_id=offer_id))
+    # The push is built from the offer and the ticket as written here: no re-read.
+    transaction.on_commit(lambda offer=offer: events.offer_accepted(offer=offer))
     return offer
 
 

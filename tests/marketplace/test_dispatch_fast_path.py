@@ -158,8 +158,8 @@ def test_accepting_an_offer_lets_the_agent_take_the_next_waiting_ticket(db):
     dispatch.dispatch()
     offer = offer_for(first)
 
-    dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
-    events.offer_accepted(offer_id=offer.pk)  # what the commit runs
+    accepted = dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
+    events.offer_accepted(offer=accepted)  # what the commit runs
 
     assert offer_for(second).agent == agent
 
@@ -192,11 +192,11 @@ def test_nothing_is_dispatched_after_an_accept_when_the_queue_is_empty(db, monke
     ticket = TicketFactory(category="general")
     dispatch.dispatch()
     offer = offer_for(ticket)
-    dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
+    accepted = dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
     asked = []
     monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
 
-    events.offer_accepted(offer_id=offer.pk)
+    events.offer_accepted(offer=accepted)
 
     assert asked == []
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.ASSIGNED
