@@ -160,6 +160,7 @@ def web_server(args) -> list[str]:
         "--loop=uvloop",
         "--http=httptools",
         "--ws=websockets-sansio",
+        "--ws-per-message-deflate=false",
         "--no-access-log",
         "--timeout-graceful-shutdown=5",
         "--timeout-keep-alive=75",  # the load generator keeps its connections between phases

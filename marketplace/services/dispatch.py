@@ -19,13 +19,13 @@ and ranking) and ``marketplace.dispatch.matching`` (batch assignment).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from agents import presence as agent_presence
@@ -44,7 +44,7 @@ from marketplace.dispatch import matching, rules
 from marketplace.models import BookingStatus, Offer, OfferStatus, ShiftBooking
 from marketplace.services import pricing as pricing_services
 from tickets import services as ticket_services
-from tickets.models import Message, Ticket, TicketStatus
+from tickets.models import PRIORITY_RANK, Message, Ticket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,7 @@ def _ranked_sql() -> str:
     costs PostgreSQL.
     """
     t = {
+        "ticket": Ticket._meta.db_table,
         "agent": Agent._meta.db_table,
         "language": AgentLanguage._meta.db_table,
         "agent_skill": Agent.skills.through._meta.db_table,
@@ -235,9 +236,16 @@ def _ranked_sql() -> str:
         "EXISTS (SELECT 1 FROM {agent_skill} s JOIN {skill} k ON k.id = s.skill_id"
         " WHERE s.agent_id = a.id AND k.slug = %s)"
     )
+    # Priority as a number (tickets.models.PRIORITY_RANK, higher first); the
+    # priorities and their ranks are parameters.
+    rank = "CASE t.priority" + " WHEN %s THEN %s" * len(PRIORITY_RANK) + " END"
     return (
         # Only table names (model metadata) are formatted in; every value is a parameter.
         "SELECT a.id, a.capacity, a.active_tickets, a.idle_since, a.presence_changed_at,"  # noqa: S608
+        # The tickets of the language ahead of this one in dispatch order, on every row.
+        " (SELECT COUNT(*) FROM {ticket} t WHERE t.status = %s AND t.language = %s"
+        f" AND t.id <> %s AND ({rank} > %s OR ({rank} = %s AND (t.queued_at < %s"
+        " OR (t.queued_at = %s AND t.id < %s))))) AS ahead,"
         # R1 booked into a slot covering now
         " EXISTS (SELECT 1 FROM {booking} b WHERE b.agent_id = a.id AND b.status = %s"
         " AND b.starts_at <= %s AND b.ends_at > %s) AS booked,"
@@ -278,24 +286,44 @@ def _aware(value) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def ranked_in_database(
-    *, ticket: rules.WaitingTicket, now: datetime, limit: int
-) -> tuple[list[rules.Candidate], bool]:
-    """The ticket's eligible agents in rule order, chosen by the database; (best first, exact).
+@dataclass(frozen=True)
+class Ranked:
+    candidates: list[rules.Candidate]  # best first
+    exact: bool  # False: agents tied on R1–R4 straddle the limit
+    ahead: int  # queued tickets of the language ahead of this one (when any agent is eligible)
+
+
+def ranked_in_database(*, ticket: rules.WaitingTicket, now: datetime, limit: int) -> Ranked:
+    """The ticket's eligible agents in rule order, chosen by the database.
 
     One query applies rules E1–E7 and orders by R1–R4 and R6 (``rules`` has
     them in Python; a test checks the two forms agree on random markets),
     returning at most ``limit`` agents.  R5 (quality) cannot be computed in
     SQL, so the rows are re-sorted in Python with the full key.  That is exact
     unless agents tied on R1–R4 straddle the limit; ``exact`` is then False
-    and the caller falls back to ranking every candidate.
+    and the caller falls back to ranking every candidate.  The same statement
+    counts the tickets ahead of this one in its language (0 when no agent is
+    eligible: there is no row to carry it).
     """
     global _RANKED_SQL
     if _RANKED_SQL is None:
         _RANKED_SQL = _ranked_sql()
     at = connection.ops.adapt_datetimefield_value
     approved, online = AgentStatus.APPROVED.value, Presence.ONLINE.value
+    ranks = [value for priority, rank in PRIORITY_RANK.items() for value in (priority, rank)]
+    queued_at = at(ticket.queued_at)
+    own_rank = PRIORITY_RANK.get(ticket.priority)
     params = [
+        TicketStatus.QUEUED.value,
+        ticket.language,
+        ticket.ticket_id,
+        *ranks,
+        own_rank,
+        *ranks,
+        own_rank,
+        queued_at,
+        queued_at,
+        ticket.ticket_id,
         BookingStatus.BOOKED.value,
         at(now),
         at(now),
@@ -334,7 +362,7 @@ def ranked_in_database(
             idle_since=_aware(idle_since) or _aware(changed_at) or EPOCH,
             quality=quality.get(agent_id),
         )
-        for agent_id, capacity, load, idle_since, changed_at, booked, matches in rows
+        for agent_id, capacity, load, idle_since, changed_at, _, booked, matches in rows
     ]
 
     def before_quality(candidate):
@@ -346,7 +374,7 @@ def ranked_in_database(
         and before_quality(candidates[FAST_PATH_AGENTS - 1]) == before_quality(candidates[-1])
     )
     candidates.sort(key=lambda c: rules.agent_order_key(ticket, c))
-    return candidates, exact
+    return Ranked(candidates=candidates, exact=exact, ahead=rows[0][5] if rows else 0)
 
 
 def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
@@ -366,52 +394,40 @@ def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
     Returns True when the ticket got an offer or no longer waits; False when
     the batch pass must decide (a deeper queue, no free agent, lost races).
     """
-    from tickets.selectors import _rank_expression
-
     now = now or timezone.now()
-    ticket = (
+    row = (
         Ticket.objects.filter(pk=ticket_id)
-        .annotate(rank=_rank_expression())
-        .only("id", "status", "language", "category", "priority", "queued_at")
+        .values_list("status", "language", "category", "priority", "queued_at")
         .first()
     )
-    if ticket is None or ticket.status != TicketStatus.QUEUED:
+    if row is None or row[0] != TicketStatus.QUEUED:
         return True
-    queued_at = ticket.queued_at or now
-    ahead = (
-        Ticket.objects.filter(status=TicketStatus.QUEUED, language=ticket.language)
-        .exclude(pk=ticket.pk)
-        .annotate(rank=_rank_expression())
-        .filter(
-            Q(rank__gt=ticket.rank)
-            | Q(rank=ticket.rank, queued_at__lt=queued_at)
-            | Q(rank=ticket.rank, queued_at=queued_at, id__lt=ticket.pk)
-        )
-        .count()
-    )
+    _, language, category, priority, queued_at = row
     waiting = rules.WaitingTicket(
-        ticket_id=ticket.pk,
-        language=ticket.language,
-        category=ticket.category,
-        priority=ticket.priority,
-        queued_at=queued_at,
+        ticket_id=ticket_id,
+        language=language,
+        category=category,
+        priority=priority,
+        queued_at=queued_at or now,
     )
-    ranked, exact = ranked_in_database(
-        ticket=waiting, now=now, limit=max(ahead + 1, FAST_PATH_AGENTS + 1)
-    )
-    if len(ranked) <= ahead:
+    found = ranked_in_database(ticket=waiting, now=now, limit=FAST_PATH_AGENTS + 1)
+    if found.ahead >= len(found.candidates) == FAST_PATH_AGENTS + 1:
+        # A deep queue: are there more eligible agents than tickets ahead?
+        found = ranked_in_database(ticket=waiting, now=now, limit=found.ahead + 1)
+    ranked = found.candidates
+    if len(ranked) <= found.ahead:
         return False  # no more eligible agents than tickets ahead: the batch decides
-    if not exact:
+    if not found.exact:
         offered_to = frozenset(
-            Offer.objects.filter(ticket_id=ticket.pk, status__in=ENDED).values_list(
+            Offer.objects.filter(ticket_id=ticket_id, status__in=ENDED).values_list(
                 "agent_id", flat=True
             )
         )
         waiting = replace(waiting, offered_to=offered_to)
-        ranked = rules.rank(waiting, _candidates(languages={ticket.language}, now=now))
+        ranked = rules.rank(waiting, _candidates(languages={language}, now=now))
     surge = pricing_services.surge_now()
     offers = offers_make(
-        pairs=[(ticket.pk, c.agent_id) for c in ranked[:FAST_PATH_AGENTS]],
+        pairs=[(ticket_id, c.agent_id) for c in ranked[:FAST_PATH_AGENTS]],
         multiplier=surge.multiplier,
     )
     return bool(offers)

@@ -116,9 +116,9 @@ def test_the_database_ranks_as_the_rules_do(seed):
     expected = [c.agent_id for c in ranked]
     assert len(expected) >= 3  # the market leaves several agents to order
 
-    everyone, exact = dispatch.ranked_in_database(ticket=waiting, now=now, limit=len(agents) + 1)
-    assert exact
-    assert [c.agent_id for c in everyone] == expected
+    everyone = dispatch.ranked_in_database(ticket=waiting, now=now, limit=len(agents) + 1)
+    assert everyone.exact
+    assert [c.agent_id for c in everyone.candidates] == expected
 
     # Cut at every length: the database must pick the same best k agents (R1–R4
     # in SQL) unless agents tied on R1–R4 straddle the cut, where only R5 decides.
@@ -128,7 +128,7 @@ def test_the_database_ranks_as_the_rules_do(seed):
     for k in range(1, len(expected)):
         if before_quality(ranked[k - 1]) == before_quality(ranked[k]):
             continue
-        head, _ = dispatch.ranked_in_database(ticket=waiting, now=now, limit=k)
+        head = dispatch.ranked_in_database(ticket=waiting, now=now, limit=k).candidates
         assert [c.agent_id for c in head] == expected[:k], f"cut at {k}"
 
 
@@ -151,11 +151,53 @@ def test_agents_tied_past_the_limit_send_the_fast_path_to_the_full_ranking():
         queued_at=ticket.queued_at,
     )
 
-    head, exact = dispatch.ranked_in_database(
-        ticket=waiting, now=now, limit=dispatch.FAST_PATH_AGENTS + 1
-    )
-    assert not exact  # the SQL limit cut the tie group: quality was not seen for all
-    assert agents[-1].pk not in [c.agent_id for c in head]
+    head = dispatch.ranked_in_database(ticket=waiting, now=now, limit=dispatch.FAST_PATH_AGENTS + 1)
+    assert not head.exact  # the SQL limit cut the tie group: quality was not seen for all
+    assert agents[-1].pk not in [c.agent_id for c in head.candidates]
 
     assert dispatch.dispatch_ticket(ticket_id=ticket.pk, now=now) is True
     assert Offer.objects.get(ticket=ticket, status=OfferStatus.PENDING).agent_id == agents[-1].pk
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_same_statement_counts_the_tickets_ahead_in_dispatch_order(seed):
+    """Priority first, then time in line, then id; only queued tickets of the language."""
+    rng = random.Random(seed)
+    now = timezone.now()
+    AgentFactory(user__password=None, languages=["en"], skills=["general"])
+    Agent.objects.update(presence=Presence.ONLINE)
+    customer = UserFactory(password=None)
+    moments = [now - timedelta(minutes=m) for m in (3, 9, 27)]  # repeated: ties on time
+    tickets = [
+        TicketFactory(
+            customer=customer,
+            category="general",
+            language=rng.choice(["en", "en", "pt"]),
+            priority=rng.choice(["urgent", "high", "normal"]),
+            status=rng.choice(["queued", "queued", "queued", "offered"]),
+            queued_at=rng.choice(moments),
+        )
+        for _ in range(14)
+    ]
+
+    def waiting(ticket):
+        return rules.WaitingTicket(
+            ticket_id=ticket.pk,
+            language=ticket.language,
+            category=ticket.category,
+            priority=ticket.priority,
+            queued_at=ticket.queued_at,
+        )
+
+    for ticket in (t for t in tickets if t.language == "en"):
+        expected = sum(
+            1
+            for other in tickets
+            if other.pk != ticket.pk
+            and other.status == "queued"
+            and other.language == "en"
+            and rules.ticket_order_key(waiting(other)) < rules.ticket_order_key(waiting(ticket))
+        )
+        found = dispatch.ranked_in_database(ticket=waiting(ticket), now=now, limit=2)
+        assert found.candidates, "the agent is eligible, so a row carries the count"
+        assert found.ahead == expected, f"ticket {ticket.pk}"
