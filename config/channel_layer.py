@@ -118,8 +118,13 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
             failures = 0
             contents = ([first[1]] if first else []) + [member for member, _ in rest]
             for content in contents:
-                message = self.deserialize(content)
-                channels = message.pop("__asgi_channel__")
+                try:
+                    message = self.deserialize(content)
+                    channels = message.pop("__asgi_channel__")
+                except Exception:
+                    # One unreadable message must not stop the process's sockets.
+                    logger.exception("channel layer inbox: skipped an unreadable message")
+                    continue
                 for channel in channels if isinstance(channels, list) else [channels]:
                     self.receive_buffer[channel].put_nowait(message)
 

@@ -152,6 +152,21 @@ async def test_a_socket_that_stops_receiving_does_not_hold_up_the_others():
     await layer.flush()
 
 
+async def test_an_unreadable_message_in_the_inbox_does_not_stop_the_sockets():
+    layer = _layer()
+    await layer.flush()
+    socket = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(socket))
+    inbox = layer.prefix + layer.non_local_name(socket)
+    redis = layer.connection(layer.consistent_hash(layer.non_local_name(socket)))
+    # Written by something else: no channel name inside.
+    await redis.zadd(inbox, {layer.serialize({"type": "stray"}): 1.0})
+    await layer.send(socket, {"type": "t", "n": 1})
+
+    assert (await asyncio.wait_for(waiting, timeout=10))["n"] == 1
+    await layer.flush()
+
+
 def test_the_platform_runs_the_batching_layer_on_redis():
     channel_layers.backends.clear()
     assert isinstance(channel_layers["default"], BatchingRedisChannelLayer)
