@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from marketplace.models import Offer, OfferStatus
@@ -201,3 +202,34 @@ def test_nothing_is_dispatched_after_an_accept_when_the_queue_is_empty(db, monke
     assert asked == []
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.ASSIGNED
     assert Offer.objects.get(pk=offer.pk).status == OfferStatus.ACCEPTED
+
+
+def test_an_accept_tells_the_agent_from_the_rows_it_wrote_without_reading_them_again(
+    db, pushes, django_capture_on_commit_callbacks
+):
+    agent = AgentFactory(languages=["en"], skills=["general"])
+    go_online(agent)
+    ticket = TicketFactory(
+        category="general",
+        customer__name="Maria Lopes",
+        handoff_transcript=[{"role": "customer", "text": "Refund?", "at": None}],
+    )
+    dispatch.dispatch()
+    offer = offer_for(ticket)
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
+    pushes.clear()
+    with CaptureQueriesContext(connection) as queries:
+        for callback in after_commit:
+            callback()
+
+    assigned = [m for agent_id, m in pushes if m["type"] == "ticket.assigned"]
+    assert len(assigned) == 1 and pushes[0][0] == agent.pk
+    assert assigned[0]["offer_id"] == offer.pk
+    assert assigned[0]["pay"] == {"amount": f"{offer.amount:.2f}", "currency": offer.currency}
+    assert assigned[0]["ticket"]["customer"] == {"name": "Maria"}
+    assert assigned[0]["ticket"]["status"] == TicketStatus.ASSIGNED
+    assert assigned[0]["ticket"]["handoff_transcript"][0]["text"] == "Refund?"
+    # The offer (with its ticket and customer) is not read again after commit.
+    assert not [q["sql"] for q in queries if '"marketplace_offer"' in q["sql"]]
