@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+"""ASGI entry point: HTTP through Django (on a thread pool), WebSockets through Channels.
 
 WebSocket connections are authenticated by the session cookie or by a one-time
 realtime ticket (``?ticket=``), and refused unless their Origin is allowed.
@@ -6,13 +6,14 @@ realtime ticket (``?ticket=``), and refused unless their Origin is allowed.
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.asgi_http import PooledASGIHandler  # noqa: E402
 from config.embedded import start_background_loop  # noqa: E402
 from config.realtime import websocket_stack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
@@ -21,7 +22,8 @@ start_background_loop()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Each request whole on one thread of a pool (config.asgi_http).
+        "http": PooledASGIHandler(),
         "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -105,6 +105,10 @@ else:
             "SIZE": _pool_size,
             "MAX_IDLE_SECONDS": env.int("DB_POOL_MAX_IDLE_SECONDS", default=300),
         }
+# Threads per web process that run HTTP requests (config.asgi_http): how many
+# requests one process serves at once; each holds a database connection while
+# it runs.
+HTTP_THREADS = env.int("HTTP_THREADS", default=32)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
 

@@ -1,0 +1,175 @@
+"""HTTP under the ASGI server: every request whole on one thread of a fixed pool."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core import signals
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import path
+from rest_framework.authtoken.models import Token
+
+from config.asgi_http import PooledASGIHandler
+from tickets.models import Ticket
+
+
+def probe(request):
+    """Where the request ran, and whether async_to_sync reached the server's loop."""
+
+    async def loop_id():
+        return id(asyncio.get_running_loop())
+
+    response = HttpResponse(
+        json.dumps({"thread": threading.current_thread().name, "loop": async_to_sync(loop_id)()}),
+        content_type="application/json",
+    )
+    response.set_cookie("probe", "yes")
+    return response
+
+
+def stream(request):
+    return StreamingHttpResponse(f"line {n}\n".encode() for n in range(3))
+
+
+def broken(request):
+    raise RuntimeError("the view failed")
+
+
+urlpatterns = [path("probe/", probe), path("stream/", stream), path("broken/", broken)]
+
+
+async def call(handler, method="GET", url="/probe/", body=b"", headers=()):
+    """One request through the handler; returns (status, headers, body)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(3600)  # the client stays connected
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await handler(scope, receive, send)
+    start, *bodies = sent
+    assert start["type"] == "http.response.start"
+    assert all(m["type"] == "http.response.body" for m in bodies)
+    assert not bodies[-1].get("more_body", False)  # the response was finished
+    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in bodies)
+
+
+@pytest.fixture
+def probe_urls(settings):
+    settings.ROOT_URLCONF = __name__
+
+
+@pytest.fixture
+def lifecycle():
+    """The threads request_started and request_finished fire on, in order."""
+    seen = []
+
+    def started(**kwargs):
+        seen.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs):
+        seen.append(("finished", threading.current_thread().name))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield seen
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+@pytest.mark.asyncio
+async def test_requests_run_whole_on_the_pools_reused_threads(probe_urls, lifecycle):
+    handler = PooledASGIHandler(threads=2)
+
+    replies = await asyncio.gather(*(call(handler) for _ in range(8)))
+
+    assert {status for status, _, _ in replies} == {200}
+    threads = {json.loads(body)["thread"] for _, _, body in replies}
+    assert all(name.startswith("http") for name in threads)
+    assert len(threads) <= 2  # 8 requests, no thread made for any of them
+    # Each request's start and finish (the database connection's return) on its own thread.
+    assert len(lifecycle) == 16
+    for name in threads:
+        mine = [event for event, thread in lifecycle if thread == name]
+        assert mine == ["started", "finished"] * (len(mine) // 2)
+
+
+@pytest.mark.asyncio
+async def test_async_to_sync_in_a_view_runs_on_the_servers_loop(probe_urls):
+    handler = PooledASGIHandler(threads=1)
+
+    status, headers, body = await call(handler)
+
+    assert status == 200
+    assert json.loads(body)["loop"] == id(asyncio.get_running_loop())
+    assert b"probe=yes" in headers[b"Set-Cookie"]
+
+
+@pytest.mark.asyncio
+async def test_a_streaming_response_is_sent_as_it_is_produced(probe_urls, lifecycle):
+    handler = PooledASGIHandler(threads=1)
+
+    status, _, body = await call(handler, url="/stream/")
+
+    assert status == 200
+    assert body == b"line 0\nline 1\nline 2\n"
+    assert [event for event, _ in lifecycle] == ["started", "finished"]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_view_is_a_500_and_the_request_still_finishes(probe_urls, lifecycle):
+    handler = PooledASGIHandler(threads=1)
+
+    status, _, _ = await call(handler, url="/broken/")
+
+    assert status == 500
+    assert [event for event, _ in lifecycle] == ["started", "finished"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_the_api_opens_a_ticket_through_the_pooled_handler(customer):
+    from asgiref.sync import sync_to_async
+
+    token = await sync_to_async(lambda: Token.objects.create(user=customer).key)()
+    handler = PooledASGIHandler(threads=2)
+    body = json.dumps({"subject": "Refund", "body": "Where is my refund?"}).encode()
+
+    status, headers, content = await call(
+        handler,
+        method="POST",
+        url="/api/v1/tickets/",
+        body=body,
+        headers=[
+            (b"authorization", f"Token {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    )
+
+    assert status == 201, content
+    assert headers[b"Content-Type"] == b"application/json"
+    opened = json.loads(content)
+    ticket = await sync_to_async(Ticket.objects.get)(pk=opened["id"])
+    assert (ticket.subject, ticket.customer_id) == ("Refund", customer.pk)
