@@ -73,7 +73,10 @@ def _waiting_tickets(limit: int) -> list[Ticket]:
 
 # Quality scores (rule R5) move slowly (a window of weeks of ratings), yet
 # computing them is three grouped queries over ratings and ticket events: each
-# process keeps them for QUALITY_CACHE_SECONDS.
+# process keeps them for QUALITY_CACHE_SECONDS.  A miss refreshes every online
+# agent in the same three queries: the fast path asks about a few agents per
+# ticket, and filling the cache a few agents at a time cost a new process those
+# queries on most of its first few hundred tickets.
 _quality_cache: dict[int, tuple[float, Decimal | None]] = {}
 
 
@@ -86,6 +89,8 @@ def quality_cached(*, agent_ids: list[int], now: datetime) -> dict[int, Decimal 
     clock = monotonic()
     stale = [i for i in agent_ids if i not in _quality_cache or _quality_cache[i][0] <= clock]
     if stale:
+        online = Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE)
+        stale = sorted({*stale, *online.values_list("pk", flat=True)})
         fresh = quality_scores(agent_ids=stale, now=now)
         for agent_id in stale:
             score = fresh.get(agent_id)

@@ -185,6 +185,16 @@ def test_quality_scores_are_cached_per_process_for_the_configured_time(three, se
     assert dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())[ana.pk] < fresh
 
 
+def test_one_miss_fills_the_quality_cache_for_every_online_agent(three, django_assert_num_queries):
+    ana, ben, cy = three
+    with django_assert_num_queries(4):  # the online agents, then the three grouped queries
+        dispatch.quality_cached(agent_ids=[ana.pk], now=timezone.now())
+
+    with django_assert_num_queries(0):
+        scores = dispatch.quality_cached(agent_ids=[ben.pk, cy.pk], now=timezone.now())
+    assert set(scores) == {ben.pk, cy.pk}
+
+
 def test_nothing_is_dispatched_after_an_accept_when_the_queue_is_empty(db, monkeypatch):
     from marketplace import events
 
