@@ -53,6 +53,11 @@ def surge_now() -> Surge:
     waiting = counts["waiting"]
     if waiting is None:  # no online agent: the aggregate saw no row
         waiting = queued.count()
+    return surge_of(waiting=waiting, free=free)
+
+
+def surge_of(*, waiting: int, free: int) -> Surge:
+    """The surge for counts read elsewhere (the fast path reads them with its ranking)."""
     bands, cap = surge_policy()
     return Surge(
         multiplier=pricing.surge_multiplier(

@@ -3,6 +3,7 @@ limit's order, the quality cache, and dispatch after an accepted offer."""
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -243,3 +244,102 @@ def test_an_accept_tells_the_agent_from_the_rows_it_wrote_without_reading_them_a
     assert assigned[0]["ticket"]["handoff_transcript"][0]["text"] == "Refund?"
     # The offer (with its ticket and customer) is not read again after commit.
     assert not [q["sql"] for q in queries if '"marketplace_offer"' in q["sql"]]
+
+
+def _statements(queries) -> list[str]:
+    return [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+
+
+def test_the_fast_path_offers_in_one_statement_at_the_locked_price(
+    three, pushes, settings, django_capture_on_commit_callbacks
+):
+    """Ticket read, ranking (with the surge's counts), then one statement writes it all."""
+    from marketplace.models import RateCard
+    from marketplace.pricing import task_price
+    from tickets.models import TicketEvent
+
+    ana = three[0]
+    settings.HUMANLINE = {**settings.HUMANLINE, "SURGE_BANDS": "0:1.10"}  # a surge at any ratio
+    currency = settings.HUMANLINE["CURRENCY"]
+    RateCard.objects.update_or_create(
+        category_id="general", currency=currency, defaults={"amount": "2.25"}
+    )
+    ticket = TicketFactory(category="general", handoff_summary="Card blocked abroad")
+    dispatch.quality_cached(agent_ids=[a.pk for a in three], now=timezone.now())
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
+
+    assert len(_statements(queries.captured_queries)) == 3
+    offer = offer_for(ticket)
+    assert (offer.agent, offer.status) == (ana, OfferStatus.PENDING)
+    assert offer.base_amount == Decimal("2.25") and offer.surge_multiplier == Decimal("1.10")
+    assert offer.amount == task_price(base=Decimal("2.25"), multiplier=Decimal("1.10"))  # 2.48
+    assert offer.currency == currency
+    window = settings.HUMANLINE["OFFER_WINDOW_SECONDS"]
+    assert offer.expires_at - offer.created_at == timedelta(seconds=window)
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.OFFERED
+    event = TicketEvent.objects.filter(ticket=ticket).latest("id")
+    assert (event.from_status, event.to_status) == (TicketStatus.QUEUED, TicketStatus.OFFERED)
+    assert event.reason == f"Offered to agent {ana.pk}."
+    # The agent's push is built from the rows the statement returned.
+    (agent_id, message), *_ = [p for p in pushes if p[1]["type"] == "offer.created"]
+    assert agent_id == ana.pk
+    assert message["offer"]["id"] == offer.pk
+    assert message["offer"]["pay"] == {"amount": "2.48", "currency": currency}
+    assert message["offer"]["surge_multiplier"] == "1.10"
+    assert message["offer"]["ticket"]["summary"] == "Card blocked abroad"
+    assert message["offer"]["ticket"]["id"] == ticket.pk
+
+
+def test_the_offer_statement_checks_again_who_is_still_free(three):
+    """Ana has a pending offer and Ben declined this ticket since the ranking: Cy gets it."""
+    ana, ben, cy = three
+    ticket = TicketFactory(category="general")
+    other = TicketFactory(category="general")
+    Offer.objects.create(
+        ticket=other,
+        agent=ana,
+        base_amount=2,
+        surge_multiplier=1,
+        amount=2,
+        currency="EUR",
+        expires_at=timezone.now() + timedelta(seconds=30),
+    )
+    Offer.objects.create(
+        ticket=ticket,
+        agent=ben,
+        status=OfferStatus.DECLINED,
+        base_amount=2,
+        surge_multiplier=1,
+        amount=2,
+        currency="EUR",
+        expires_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    offer = dispatch.offer_first_free(
+        ticket_id=ticket.pk, agent_ids=[ana.pk, ben.pk, cy.pk], multiplier=Decimal("1.00")
+    )
+
+    assert offer is not None and offer.agent_id == cy.pk
+    assert offer_for(ticket).agent == cy
+
+
+def test_the_offer_statement_writes_nothing_for_a_ticket_no_longer_queued(three):
+    ticket = TicketFactory(category="general")
+    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CANCELLED)
+    before = Offer.objects.count()
+
+    assert (
+        dispatch.offer_first_free(
+            ticket_id=ticket.pk, agent_ids=[a.pk for a in three], multiplier=Decimal("1.00")
+        )
+        is None
+    )
+    assert Offer.objects.count() == before
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.CANCELLED
