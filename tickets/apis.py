@@ -59,6 +59,18 @@ def _ticket_response(request, ticket_id: int, code=status.HTTP_200_OK, headers=N
     return Response(TicketOutput(ticket).data, status=code, headers=headers)
 
 
+def _as_now(ticket: Ticket) -> Ticket:
+    """A ticket just opened, as it stands now, from the row in memory.
+
+    Only its status can have moved since it was written (dispatch's fast path
+    may have offered it already, right after the commit); a new ticket has no
+    rating and no agent.  Saves reading the ticket and its relations again.
+    """
+    ticket.status = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).get()
+    Ticket._meta.get_field("rating").set_cached_value(ticket, None)
+    return ticket
+
+
 def _new_ticket(data: dict) -> tuple[services.NewTicket, services.CustomerRef | None]:
     handoff = data.get("handoff")
     customer = data.get("customer")
@@ -131,8 +143,12 @@ class TicketsView(APIView):
             customer=customer,
             idempotency_key=request.headers.get("Idempotency-Key") or None,
         )
-        headers = {} if opened.created else {"Idempotent-Replayed": "true"}
-        return _ticket_response(request, opened.ticket.pk, code=opened.status_code, headers=headers)
+        if not opened.created:
+            headers = {"Idempotent-Replayed": "true"}
+            return _ticket_response(
+                request, opened.ticket.pk, code=opened.status_code, headers=headers
+            )
+        return Response(TicketOutput(_as_now(opened.ticket)).data, status=opened.status_code)
 
 
 class TicketDetailView(APIView):

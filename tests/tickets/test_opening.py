@@ -36,6 +36,25 @@ def test_customer_opens_a_queued_ticket_with_its_place_in_line(
     assert (event.from_status, event.to_status, event.actor) == ("", "queued", customer)
 
 
+@pytest.mark.django_db(transaction=True)  # commits: the fast path runs before the response
+@pytest.mark.parametrize("agent_free", [False, True], ids=["queued", "offered at once"])
+def test_the_201_body_is_what_reading_the_ticket_gives(api, customer, agent_free):
+    """The response is built from the row in memory; it must read as the stored ticket."""
+    from tests.factories import AgentFactory
+    from tests.marketplace.test_dispatch import go_online
+
+    if agent_free:
+        go_online(AgentFactory(languages=["en"], skills=["payments"]))
+
+    created = api.as_(customer).post("/api/v1/tickets/", new_ticket_body(handoff=HANDOFF))
+    assert created.status_code == 201, created.json()
+    read = api.as_(customer).get(f"/api/v1/tickets/{created.json()['id']}/")
+
+    assert created.json() == read.json()
+    assert created.json()["status"] == ("offered" if agent_free else "queued")
+    assert created.json()["handoff"]["summary"] == HANDOFF["summary"]
+
+
 def test_language_defaults_to_the_customers(api, customer):
     customer.language = "pt"
     customer.save()
