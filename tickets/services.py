@@ -533,6 +533,22 @@ def ticket_assign(
     return ticket_assign_within(ticket_id=ticket_id, agent_id=agent_id, actor=actor, reason=reason)
 
 
+def refuse_unless_assignable(*, ticket_status: str, agent_status: str | None = None) -> None:
+    """Why a ticket cannot go to an agent, read from their locked rows (none: it can)."""
+    if ticket_status not in WAITING:
+        raise InvalidTransition(
+            f"A {ticket_status} ticket cannot be assigned.", fields={"status": [ticket_status]}
+        )
+    if agent_status is not None and agent_status != AgentStatus.APPROVED:
+        raise InvalidTransition(
+            f"An agent who is {agent_status} cannot take tickets.", code="agent_not_available"
+        )
+
+
+def at_capacity() -> Conflict:
+    return Conflict("The agent is at capacity.", code="agent_at_capacity")
+
+
 def ticket_assign_within(
     *, ticket_id: int, agent_id: int, actor: User | None = None, reason: str = ""
 ) -> Ticket:
@@ -546,21 +562,15 @@ def ticket_assign_within(
     ticket = (
         Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket_id)
     )
-    if ticket.status not in WAITING:
-        raise InvalidTransition(
-            f"A {ticket.status} ticket cannot be assigned.", fields={"status": [ticket.status]}
-        )
+    refuse_unless_assignable(ticket_status=ticket.status)
     agent = Agent.objects.select_for_update().select_related("user").get(pk=agent_id)
-    if agent.status != AgentStatus.APPROVED:
-        raise InvalidTransition(
-            f"An agent who is {agent.status} cannot take tickets.", code="agent_not_available"
-        )
+    refuse_unless_assignable(ticket_status=ticket.status, agent_status=agent.status)
     # A conditional increment: the agent row is locked and the check constraint
     # agent_never_above_capacity backs this up in the database.
     if not Agent.objects.filter(pk=agent.pk, active_tickets__lt=F("capacity")).update(
         active_tickets=F("active_tickets") + 1
     ):
-        raise Conflict("The agent is at capacity.", code="agent_at_capacity")
+        raise at_capacity()
     _transition(
         ticket=ticket,
         to=TicketStatus.ASSIGNED,
