@@ -145,7 +145,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.SharedRedisCache",  # one pool per process
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "hl",
         }

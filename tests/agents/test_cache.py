@@ -1,0 +1,27 @@
+"""The Redis cache: one client and connection pool per process, whatever the context."""
+
+import contextvars
+
+from django.core.cache import caches
+
+from config.cache import SharedRedisCache
+
+
+def _in_a_fresh_context(work):
+    # Under ASGI each request and each sync_to_async call runs in a context of its own.
+    return contextvars.Context().run(work)
+
+
+def test_every_context_gets_its_own_cache_object_but_one_connection_pool():
+    def use_the_cache():
+        cache = caches["default"]
+        cache.set("probe", "yes", timeout=10)
+        assert cache.get("probe") == "yes"
+        return cache, cache._cache.get_client(write=True).connection_pool
+
+    first, first_pool = _in_a_fresh_context(use_the_cache)
+    second, second_pool = _in_a_fresh_context(use_the_cache)
+
+    assert isinstance(first, SharedRedisCache), "the suite runs on Redis"
+    assert first is not second  # Django's per-context instances...
+    assert first_pool is second_pool  # ...share the process's pool
