@@ -1,12 +1,12 @@
 """WebSocket consumers for people.  Transport only: authenticate, forward, never write."""
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents import events, presence, selectors
+from config.realtime import JsonConsumer
 
 
-class PingConsumer(AsyncJsonWebsocketConsumer):
+class PingConsumer(JsonConsumer):
     """A liveness socket for signed-in users: answers ``ping`` with ``pong``.
 
     It exercises the whole WebSocket stack (origin check, session or one-time
@@ -28,7 +28,7 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
 
 
-class AgentConsumer(AsyncJsonWebsocketConsumer):
+class AgentConsumer(JsonConsumer):
     """``/ws/agent/``: an approved agent's live channel (presence now; offers and assignments next).
 
     On connect it joins the agent's group *before* building the snapshot, so an

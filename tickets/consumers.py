@@ -8,9 +8,9 @@ that a client that reconnects loses nothing.  Messages sent here go through
 """
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from config.errors import DomainError
+from config.realtime import JsonConsumer
 from tickets import events, selectors, services
 from tickets.models import Ticket
 
@@ -19,7 +19,7 @@ UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 
 
-class TicketConsumer(AsyncJsonWebsocketConsumer):
+class TicketConsumer(JsonConsumer):
     async def connect(self):
         self.ticket_id = int(self.scope["url_route"]["kwargs"]["ticket_id"])
         self.group = events.group_name(self.ticket_id)

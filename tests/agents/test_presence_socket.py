@@ -77,6 +77,26 @@ async def test_ping_answers_pong_and_marks_the_socket_alive(agent):
     await socket.disconnect()
 
 
+async def test_messages_are_handled_without_a_hop_to_close_connections(agent, monkeypatch):
+    """Channels would hop to a shared thread before every message (config.realtime)."""
+    import channels.consumer
+
+    hops = []
+
+    async def hop():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", hop)
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+
+    await socket.send_json_to({"type": "ping"})
+
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()
+    assert hops == []
+
+
 async def test_unknown_message_type_gets_an_error_not_a_crash(agent):
     socket, _, _ = await _open(agent)
     await socket.receive_json_from()
