@@ -232,16 +232,19 @@ def offer_ended(*, offer_id: int) -> None:
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))
 
 
-def offer_accepted(*, offer) -> None:
+def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
     """Tell the agent the ticket is theirs; with the offer answered, they can take another.
 
     ``offer`` is the accepted offer as committed, its ticket (with the
-    customer) loaded: built from memory, no query.
+    customer) loaded: built from memory, no query.  ``tickets_waiting`` is
+    whether any ticket is queued, when the caller read it with the accept.
     """
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
     from tickets.models import Ticket, TicketStatus
 
-    if Ticket.objects.filter(status=TicketStatus.QUEUED).exists():
+    if tickets_waiting is None:
+        tickets_waiting = Ticket.objects.filter(status=TicketStatus.QUEUED).exists()
+    if tickets_waiting:
         dispatch_soon()
 
 

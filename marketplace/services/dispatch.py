@@ -891,7 +891,9 @@ def _accept_sql() -> str:
         " SELECT o.status, o.expires_at, t.status, a.status, EXISTS (SELECT 1 FROM inc),"
         " o.ticket_id, o.agent_id, o.amount, o.currency, t.customer_id, c.name, t.subject,"
         " t.body, t.language, t.category, t.priority, t.handoff_transcript, t.handoff_summary,"
-        " t.handoff_intent, t.queued_at"
+        " t.handoff_intent, t.queued_at,"
+        # Whether tickets wait for the seat this accept may leave for another offer.
+        " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = %(queued)s)"
         " FROM o LEFT JOIN t ON true LEFT JOIN a ON true LEFT JOIN {user} c ON c.id = t.customer_id"
     ).format(**t)
 
@@ -921,6 +923,7 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
         "waiting": [TicketStatus.QUEUED.value, TicketStatus.OFFERED.value],
         "approved": AgentStatus.APPROVED.value,
         "assigned": TicketStatus.ASSIGNED.value,
+        "queued": TicketStatus.QUEUED.value,
         "reason": f"Accepted offer {offer_id}.",
         "now": now,
     }
@@ -938,7 +941,9 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
         )
         raise ticket_services.at_capacity()
     ticket_id, agent_id, amount, currency, customer_id, customer_name, *fields = rest
-    subject, body, language, category, priority, transcript, summary, intent, queued_at = fields
+    subject, body, language, category, priority, transcript, summary, intent, queued_at, more = (
+        fields
+    )
     agent = Agent(id=agent_id, user=user, status=AgentStatus.APPROVED)
     ticket = Ticket(
         id=ticket_id,
@@ -973,7 +978,7 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     # lane's places, then the agent's push (and dispatch if tickets wait).
     transaction.on_commit(lambda: ticket_events.assignment_pushed(ticket))
     transaction.on_commit(lambda: ticket_events.lane_changed(language=language, category=category))
-    transaction.on_commit(lambda: events.offer_accepted(offer=offer))
+    transaction.on_commit(lambda: events.offer_accepted(offer=offer, tickets_waiting=more))
     return offer
 
 

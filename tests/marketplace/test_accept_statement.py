@@ -134,3 +134,27 @@ def test_someone_elses_offer_does_not_exist_for_them(offered):
     with pytest.raises(Offer.DoesNotExist):
         dispatch.offer_accept(offer_id=offer.pk + 1000, user=other.user)
     assert Offer.objects.get(pk=offer.pk).status == OfferStatus.PENDING
+
+
+@pytest.mark.parametrize("another_waits", [False, True], ids=["queue empty", "a ticket waits"])
+def test_the_accept_reads_whether_tickets_wait_and_asks_for_dispatch_only_then(
+    offered, another_waits, monkeypatch, django_capture_on_commit_callbacks
+):
+    from marketplace import events
+
+    paula, _, offer = offered
+    if another_waits:
+        TicketFactory(category="payments")  # queued: Paula's pending offer kept it from her
+    asked = []
+    monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
+    user = paula.user
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        dispatch.offer_accept(offer_id=offer.pk, user=user)
+    with CaptureQueriesContext(connection) as queries:
+        for callback in after_commit:
+            callback()
+
+    assert asked == ([1] if another_waits else [])
+    # Read with the accept, not after it (the lane's places are pushed eagerly in tests).
+    assert not [q for q in _statements(queries.captured_queries) if 'SELECT 1 AS "a"' in q]
