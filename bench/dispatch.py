@@ -1,13 +1,16 @@
 """Dispatch benchmark on the production-like stack, all on loopback.
 
-Starts daphne (ASGI), a Celery worker and Celery beat against PostgreSQL and
-Redis, connects N agents over real WebSockets, opens tickets through the HTTP
-API at a set rate, has the agents accept each offer over their socket, and
-prints:
+Starts the ASGI server (uvicorn, 2 worker processes), a dispatch worker, a
+Celery worker and Celery beat against PostgreSQL and Redis, connects N agents
+over real WebSockets, opens tickets through the HTTP API at a set rate (after
+a few seconds of warm-up at that rate, not measured), has the agents accept
+each offer over their socket, and prints:
 
 - offers per second sustained, and p50/p95/p99 of the time from the ticket's
   creation request being sent to the ``offer.created`` frame arriving;
-- assignments per second at saturation (tickets opened as fast as the API takes them).
+- assignments per second at saturation: every agent steps away, a backlog is
+  opened, everyone comes back and the backlog drains;
+- where an agent's cycle goes at saturation, and the CPU each part used.
 
 Usage: ``make bench`` or ``python bench/dispatch.py --agents 200 --rate 100 --seconds 10``.
 It uses its own database (``humanline_bench``) and Redis db 7, recreated each run.
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -247,8 +251,9 @@ class CpuMeter:
     def __init__(self, groups: dict[str, int]):
         self.groups = {pgid: name for name, pgid in groups.items()}
 
-    def read(self) -> dict[str, float]:
-        used: dict[str, float] = {}
+    def read(self) -> dict[int, tuple[str, float]]:
+        """Each process of the stack: its part and the CPU seconds it has used so far."""
+        used: dict[int, tuple[str, float]] = {}
         me = os.getpid()
         for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
             if not entry.name.isdigit():
@@ -272,12 +277,20 @@ class CpuMeter:
                 part = "redis"
             else:
                 continue
-            used[part] = used.get(part, 0.0) + seconds
+            used[int(entry.name)] = (part, seconds)
         return used
 
     @staticmethod
-    def between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {part: after[part] - before.get(part, 0.0) for part in after}
+    def between(
+        before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+    ) -> dict[str, float]:
+        """CPU seconds per part between two reads.  A process that ended in between
+        is lost (PostgreSQL's backends come and go): an undercount, never negative."""
+        spent: dict[str, float] = {}
+        for pid, (part, seconds) in after.items():
+            start = before[pid][1] if pid in before else 0.0
+            spent[part] = spent.get(part, 0.0) + seconds - start
+        return spent
 
 
 CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
@@ -291,9 +304,12 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
         ws = await websockets.connect(url, additional_headers={"Origin": origin}, max_queue=None)
 
     async def keep_alive():
+        # Every 20 s from the agent's own start: real agents sign in at different
+        # times, so their pings are spread out, not sent by everyone at once.
+        await asyncio.sleep(random.uniform(0, 20))
         while True:
-            await asyncio.sleep(20)
             await ws.send(json.dumps({"type": "ping"}))
+            await asyncio.sleep(20)
 
     pinger = asyncio.create_task(keep_alive())
     run.connected += 1
@@ -423,20 +439,32 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
     await asyncio.wait_for(ready.wait(), timeout=60)
     client = HttpPool("127.0.0.1", args.port, size=64)
     try:
+
+        async def paced(first: int, count: int) -> set[int]:
+            """Open ``count`` tickets at the set rate; the ids of those opened."""
+            before, begin, pending = set(run.sent), time.perf_counter(), []
+            for n in range(count):
+                delay = begin + n / args.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                pending.append(
+                    asyncio.create_task(
+                        open_ticket(client, token=customer, run=run, number=first + n)
+                    )
+                )
+            await asyncio.gather(*pending)
+            return set(run.sent) - before
+
+        # Warm-up at the same rate, not measured: each process opens its
+        # connections and fills its caches, as a server in service has done.
+        warm_ids = await paced(0, args.rate * args.warmup)
+        await wait_until(lambda: warm_ids <= run.offered.keys(), timeout=30)
+        await wait_until(lambda: len(run.accepted) >= len(warm_ids), timeout=30)
+
         # Phase 1: a steady rate, every ticket into a pool of free agents.
-        count = args.rate * args.seconds
+        count = args.rate * (args.warmup + args.seconds)
         start, cpu_start = time.perf_counter(), cpu.read()
-        pending = []
-        for number in range(count):
-            due = start + number / args.rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(
-                asyncio.create_task(open_ticket(client, token=customer, run=run, number=number))
-            )
-        await asyncio.gather(*pending)
-        steady_ids = set(run.sent)
+        steady_ids = await paced(args.rate * args.warmup, args.rate * args.seconds)
         await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
         steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
@@ -455,7 +483,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
             "http_p50_ms": percentile(responses, 50),
             "http_p99_ms": percentile(responses, 99),
         }
-        await wait_until(lambda: len(run.accepted) >= len(latencies), timeout=30)
+        await wait_until(lambda: len(run.accepted) >= len(warm_ids) + len(latencies), timeout=30)
 
         # Phase 2: saturation.  Every agent steps away, a backlog builds up
         # through the API, then every agent comes back at once: dispatch and
@@ -470,7 +498,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
 
         await asyncio.gather(*(bounded(count + n) for n in range(args.saturation)))
         backlog_seconds = time.perf_counter() - backlog_start
-        backlog = set(run.sent) - steady_ids
+        backlog = set(run.sent) - steady_ids - warm_ids
         accepted_before = len(run.accepted)
         sat_start, cpu_start = time.perf_counter(), cpu.read()
         answers_before = len(run.answer_ms)
@@ -537,6 +565,9 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--rate", type=int, default=100, help="tickets per second")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="seconds at the same rate before measuring"
+    )
     parser.add_argument("--saturation", type=int, default=1500, help="backlog for saturation")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
@@ -546,8 +577,8 @@ def main() -> int:
 
     env = bench_env(args)
     print(
-        f"dispatch bench: {args.agents} agents, {args.rate} tickets/s for {args.seconds} s, "
-        f"then {args.saturation} at saturation",
+        f"dispatch bench: {args.agents} agents, {args.rate} tickets/s for {args.seconds} s "
+        f"(after {args.warmup} s of warm-up), then {args.saturation} at saturation",
         flush=True,
     )
     recreate_database(env)
