@@ -88,8 +88,8 @@ def recreate_database(env: dict) -> None:
     )
 
 
-def seed(agents: int):
-    """Agents online (capacity 20), one customer.
+def seed(agents: int, capacity: int):
+    """Agents online, each with room for ``capacity`` tickets; one customer.
 
     Returns each agent's (one-time socket ticket, API token) and the customer's token.
     """
@@ -121,7 +121,7 @@ def seed(agents: int):
                     cohort="student",
                     country="PT",
                     time_zone="Europe/Lisbon",
-                    capacity=20,
+                    capacity=capacity,
                 )
                 for user in users
             ]
@@ -587,7 +587,9 @@ def main() -> int:
     import django
 
     django.setup()
-    credentials, token = seed(args.agents)
+    # Room for every ticket the run opens: no agent fills up before the end.
+    total = args.rate * (args.warmup + args.seconds) + args.saturation
+    credentials, token = seed(args.agents, capacity=max(20, -(-total // args.agents) + 1))
     from django.db import connection, connections
 
     with connection.cursor() as cursor:
