@@ -5,6 +5,7 @@ sent through ``agents.events.push_to_agent``; e-mails go through Celery.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -232,18 +233,30 @@ def offer_ended(*, offer_id: int) -> None:
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))
 
 
+# A ticket queued less than this long ago is still in its own fast path (the
+# request that queued it is offering it, or has asked for a batch pass): an
+# accept does not ask for a pass on its account.  Without this, at a steady
+# rate nearly every accept saw some ticket in flight and started a batch pass
+# that found nothing to do.  Such a ticket left waiting is picked up by the
+# next event or the periodic sweep.
+JUST_QUEUED = timedelta(seconds=1)
+
+
 def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
     """Tell the agent the ticket is theirs; with the offer answered, they can take another.
 
     ``offer`` is the accepted offer as committed, its ticket (with the
     customer) loaded: built from memory, no query.  ``tickets_waiting`` is
-    whether any ticket is queued, when the caller read it with the accept.
+    whether tickets wait (queued before ``JUST_QUEUED``), when the caller read
+    it with the accept.
     """
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
     from tickets.models import Ticket, TicketStatus
 
     if tickets_waiting is None:
-        tickets_waiting = Ticket.objects.filter(status=TicketStatus.QUEUED).exists()
+        tickets_waiting = Ticket.objects.filter(
+            status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - JUST_QUEUED
+        ).exists()
     if tickets_waiting:
         dispatch_soon()
 

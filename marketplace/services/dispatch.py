@@ -892,8 +892,10 @@ def _accept_sql() -> str:
         " o.ticket_id, o.agent_id, o.amount, o.currency, t.customer_id, c.name, t.subject,"
         " t.body, t.language, t.category, t.priority, t.handoff_transcript, t.handoff_summary,"
         " t.handoff_intent, t.queued_at,"
-        # Whether tickets wait for the seat this accept may leave for another offer.
-        " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = %(queued)s)"
+        # Whether tickets wait for the agent this accept frees for another offer
+        # (not those queued a moment ago: their own fast path is deciding them).
+        " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = %(queued)s"
+        " AND q.status_changed_at < %(settled)s)"
         " FROM o LEFT JOIN t ON true LEFT JOIN a ON true LEFT JOIN {user} c ON c.id = t.customer_id"
     ).format(**t)
 
@@ -924,6 +926,7 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
         "approved": AgentStatus.APPROVED.value,
         "assigned": TicketStatus.ASSIGNED.value,
         "queued": TicketStatus.QUEUED.value,
+        "settled": now - events.JUST_QUEUED,
         "reason": f"Accepted offer {offer_id}.",
         "now": now,
     }

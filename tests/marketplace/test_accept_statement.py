@@ -1,9 +1,12 @@
 """Accepting an offer in one statement (PostgreSQL): the same checks, writes and pushes as
 the ORM's transaction, and nothing written when a check fails."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from agents.models import Agent, AgentStatus
 from config.errors import Conflict, InvalidTransition
@@ -136,15 +139,20 @@ def test_someone_elses_offer_does_not_exist_for_them(offered):
     assert Offer.objects.get(pk=offer.pk).status == OfferStatus.PENDING
 
 
-@pytest.mark.parametrize("another_waits", [False, True], ids=["queue empty", "a ticket waits"])
+@pytest.mark.parametrize(
+    ("queued_ago", "asks"),
+    [(None, False), (timedelta(seconds=5), True), (timedelta(milliseconds=200), False)],
+    ids=["queue empty", "a ticket waits", "a ticket in its own fast path"],
+)
 def test_the_accept_reads_whether_tickets_wait_and_asks_for_dispatch_only_then(
-    offered, another_waits, monkeypatch, django_capture_on_commit_callbacks
+    offered, queued_ago, asks, monkeypatch, django_capture_on_commit_callbacks
 ):
     from marketplace import events
 
     paula, _, offer = offered
-    if another_waits:
-        TicketFactory(category="payments")  # queued: Paula's pending offer kept it from her
+    if queued_ago is not None:
+        # Queued: Paula's pending offer kept it from her.
+        TicketFactory(category="payments", status_changed_at=timezone.now() - queued_ago)
     asked = []
     monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
     user = paula.user
@@ -155,6 +163,6 @@ def test_the_accept_reads_whether_tickets_wait_and_asks_for_dispatch_only_then(
         for callback in after_commit:
             callback()
 
-    assert asked == ([1] if another_waits else [])
+    assert asked == ([1] if asks else [])
     # Read with the accept, not after it (the lane's places are pushed eagerly in tests).
     assert not [q for q in _statements(queries.captured_queries) if 'SELECT 1 AS "a"' in q]

@@ -156,12 +156,14 @@ def test_accepting_an_offer_lets_the_agent_take_the_next_waiting_ticket(db):
     agent = AgentFactory(languages=["en"], skills=["general"])
     go_online(agent)
     first = TicketFactory(category="general")
-    second = TicketFactory(category="general")
+    second = TicketFactory(
+        category="general", status_changed_at=timezone.now() - timedelta(seconds=5)
+    )
     dispatch.dispatch()
     offer = offer_for(first)
 
     accepted = dispatch.offer_accept(offer_id=offer.pk, user=agent.user)
-    events.offer_accepted(offer=accepted)  # what the commit runs
+    events.offer_accepted(offer=accepted)  # what the commit runs (the ORM's own check)
 
     assert offer_for(second).agent == agent
 
