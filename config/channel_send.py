@@ -15,11 +15,16 @@ loops that use it).  The in-memory layer (the embedded default) keeps
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import os
 import threading
+from contextlib import contextmanager
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -55,9 +60,42 @@ def sender():
         return _loop, _layer
 
 
+_batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("channel_batch", default=None)
+
+
+@contextmanager
+def batched():
+    """Hold every ``group_send_many`` of the block and send them as one at its end.
+
+    One event often pushes to several audiences (an accepted offer: the agent
+    and the ticket's watchers); each send is a hop to the sending loop and two
+    round trips to Redis, so the block's sends go together.  Nested blocks
+    join the outer one.  A failure at the end is logged, as the pushes' own
+    senders do: the facts are committed and clients resync.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    held: list[tuple[str, dict]] = []
+    token = _batch.set(held)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    try:
+        group_send_many(held)
+    except Exception:
+        logger.exception("sending %d batched pushes failed; clients resync", len(held))
+
+
 def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:
     """Send each ``(group, message)``: as one batch on the batching Redis layer,
-    else one send each, where one failed send does not stop the others."""
+    else one send each, where one failed send does not stop the others.  Inside
+    ``batched()`` they are held and sent with the block's others."""
+    held = _batch.get()
+    if held is not None:
+        held.extend(items)
+        return
     layer = get_channel_layer()
     if layer is None or not items:
         return

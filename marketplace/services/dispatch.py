@@ -40,6 +40,7 @@ from agents.models import (
     Skill,
     User,
 )
+from config import channel_send
 from config.errors import InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
@@ -594,9 +595,15 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
         expires_at=params["expires"],
     )
     offer._state.adding, offer._state.db = False, connection.alias
-    # As offers_make: the ticket's status to its watchers, then the offer to its agent.
-    transaction.on_commit(lambda: ticket_events.statuses_pushed([ticket]))
-    transaction.on_commit(lambda: events.offers_made(offers=[offer]))
+
+    def pushes():
+        # As offers_make: the ticket's status to its watchers, then the offer to
+        # its agent; in one send.
+        with channel_send.batched():
+            ticket_events.statuses_pushed([ticket])
+            events.offers_made(offers=[offer])
+
+    transaction.on_commit(pushes)
     return offer
 
 
@@ -977,11 +984,17 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     )
     for instance in (agent, ticket, offer):
         instance._state.adding, instance._state.db = False, connection.alias
-    # As ticket_assign_within and _offer_accept: the customer's pushes, the
-    # lane's places, then the agent's push (and dispatch if tickets wait).
-    transaction.on_commit(lambda: ticket_events.assignment_pushed(ticket))
-    transaction.on_commit(lambda: ticket_events.lane_changed(language=language, category=category))
-    transaction.on_commit(lambda: events.offer_accepted(offer=offer, tickets_waiting=more))
+
+    def after_commit():
+        # As ticket_assign_within and _offer_accept: the customer's pushes, the
+        # lane's places, then the agent's push (and dispatch if tickets wait);
+        # the customer's and the agent's pushes in one send.
+        with channel_send.batched():
+            ticket_events.assignment_pushed(ticket)
+            ticket_events.lane_changed(language=language, category=category)
+            events.offer_accepted(offer=offer, tickets_waiting=more)
+
+    transaction.on_commit(after_commit)
     return offer
 
 

@@ -55,3 +55,38 @@ async def test_inside_the_server_a_send_uses_the_servers_loop(layer):
     await sync_to_async(handler, thread_sensitive=False)()
 
     assert (await layer.receive(channel))["n"] == 7
+
+
+def test_sends_inside_a_batch_go_as_one_at_its_end_in_order(layer, monkeypatch):
+    from config.channel_layer import BatchingRedisChannelLayer
+
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("probe-batch", channel)
+    calls = []
+    real = BatchingRedisChannelLayer.group_send_many
+
+    async def counted(self, items):
+        calls.append(len(items))
+        return await real(self, items)
+
+    monkeypatch.setattr(BatchingRedisChannelLayer, "group_send_many", counted)
+    before_the_end = []
+
+    def worker():
+        with channel_send.batched():
+            channel_send.group_send_many([("probe-batch", {"type": "probe", "n": 1})])
+            with channel_send.batched():  # a nested block joins the outer one
+                channel_send.group_send_many([("probe-batch", {"type": "probe", "n": 2})])
+            before_the_end.extend(calls)
+            channel_send.group_send_many([("probe-batch", {"type": "probe", "n": 3})])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(10)
+
+    async def receive_three():
+        return [(await layer.receive(channel))["n"] for _ in range(3)]
+
+    assert async_to_sync(receive_three)() == [1, 2, 3]
+    assert before_the_end == []  # nothing sent before the block ended
+    assert calls == [3]  # then one send for the three
