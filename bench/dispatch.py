@@ -88,8 +88,8 @@ def recreate_database(env: dict) -> None:
     )
 
 
-def seed(agents: int, capacity: int):
-    """Agents online, each with room for ``capacity`` tickets; one customer.
+def seed(agents: int):
+    """Agents online (capacity 20, the most the product allows), one customer.
 
     Returns each agent's (one-time socket ticket, API token) and the customer's token.
     """
@@ -121,7 +121,7 @@ def seed(agents: int, capacity: int):
                     cohort="student",
                     country="PT",
                     time_zone="Europe/Lisbon",
-                    capacity=capacity,
+                    capacity=20,
                 )
                 for user in users
             ]
@@ -485,6 +485,8 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         }
         await wait_until(lambda: len(run.accepted) >= len(warm_ids) + len(latencies), timeout=30)
 
+        await asyncio.to_thread(clear_desks)
+
         # Phase 2: saturation.  Every agent steps away, a backlog builds up
         # through the API, then every agent comes back at once: dispatch and
         # the agents' accepts drain the backlog as fast as the stack allows.
@@ -537,6 +539,29 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
     }
 
 
+def clear_desks() -> int:
+    """Between phases, not measured: the agents resolve what they were given.
+
+    200 agents hold 4,000 tickets at most (capacity 20 each); without this the
+    seats the steady phase filled would cut the saturation phase short.
+    """
+    from django.db import connections
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from tickets.models import Ticket, TicketStatus
+
+    try:
+        now = timezone.now()
+        done = Ticket.objects.filter(status=TicketStatus.ASSIGNED).update(
+            status=TicketStatus.RESOLVED, resolved_at=now, status_changed_at=now
+        )
+        Agent.objects.update(active_tickets=0)
+        return done
+    finally:
+        connections.close_all()
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     """SIGTERM each process group, then SIGKILL whatever is left after a grace period."""
     for process in processes:
@@ -568,7 +593,7 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=int, default=3, help="seconds at the same rate before measuring"
     )
-    parser.add_argument("--saturation", type=int, default=1500, help="backlog for saturation")
+    parser.add_argument("--saturation", type=int, default=3000, help="backlog for saturation")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--web-workers", type=int, default=2, help="ASGI server processes")
@@ -587,9 +612,7 @@ def main() -> int:
     import django
 
     django.setup()
-    # Room for every ticket the run opens: no agent fills up before the end.
-    total = args.rate * (args.warmup + args.seconds) + args.saturation
-    credentials, token = seed(args.agents, capacity=max(20, -(-total // args.agents) + 1))
+    credentials, token = seed(args.agents)
     from django.db import connection, connections
 
     with connection.cursor() as cursor:
