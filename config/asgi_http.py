@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,8 +40,6 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
 from django.urls import set_script_prefix
-
-logger = logging.getLogger(__name__)
 
 
 class PooledASGIHandler(ASGIHandler):

@@ -40,7 +40,7 @@ from agents.models import (
     Skill,
     User,
 )
-from config import channel_send
+from config import channel_send, prepared
 from config.errors import InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
@@ -247,7 +247,7 @@ def _ranked_sql() -> str:
     )
     # Priority as a number (tickets.models.PRIORITY_RANK, higher first); the
     # priorities and their ranks are parameters.
-    rank = "CASE t.priority" + " WHEN %s THEN %s" * len(PRIORITY_RANK) + " END"
+    rank = "CASE t.priority" + " WHEN %s THEN CAST(%s AS INTEGER)" * len(PRIORITY_RANK) + " END"
     return (
         # Only table names (model metadata) are formatted in; every value is a parameter.
         "SELECT a.id, a.capacity, a.active_tickets, a.idle_since, a.presence_changed_at,"  # noqa: S608
@@ -285,7 +285,7 @@ def _ranked_sql() -> str:
     ).format(**t)
 
 
-_RANKED_SQL: str | None = None
+_RANKED: prepared.Statement | None = None
 
 
 def _aware(value) -> datetime | None:
@@ -319,9 +319,9 @@ def ranked_in_database(*, ticket: rules.WaitingTicket, now: datetime, limit: int
     counts the tickets ahead of this one in its language (0 when no agent is
     eligible: there is no row to carry it), and the surge's two counts.
     """
-    global _RANKED_SQL
-    if _RANKED_SQL is None:
-        _RANKED_SQL = _ranked_sql()
+    global _RANKED
+    if _RANKED is None:
+        _RANKED = prepared.Statement("humanline_ranked_agents", _ranked_sql())
     at = connection.ops.adapt_datetimefield_value
     approved, online = AgentStatus.APPROVED.value, Presence.ONLINE.value
     ranks = [value for priority, rank in PRIORITY_RANK.items() for value in (priority, rank)]
@@ -361,7 +361,7 @@ def ranked_in_database(*, ticket: rules.WaitingTicket, now: datetime, limit: int
         limit,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_RANKED_SQL, params)
+        _RANKED.execute(connection, cursor, params)
         rows = cursor.fetchall()
     quality = quality_cached(agent_ids=[row[0] for row in rows], now=now)
     candidates = [
@@ -504,7 +504,7 @@ def _offer_sql() -> str:
     ).format(**t)
 
 
-_OFFER_SQL: str | None = None
+_OFFER: prepared.Statement | None = None
 
 
 def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decimal) -> Offer | None:
@@ -519,9 +519,9 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
     are built from the rows it returns.  None when the ticket or every agent
     is taken (the batch pass decides then).
     """
-    global _OFFER_SQL
-    if _OFFER_SQL is None:
-        _OFFER_SQL = _offer_sql()
+    global _OFFER
+    if _OFFER is None:
+        _OFFER = prepared.Statement("humanline_offer_first_free", _offer_sql())
     now = timezone.now()
     currency = pricing_services.currency()
     params = {
@@ -544,7 +544,7 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
         # not poison it: a savepoint then.  Outside one it is atomic alone.
         guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with guard, connection.cursor() as cursor:
-            cursor.execute(_OFFER_SQL, params)
+            _OFFER.execute(connection, cursor, params)
             row = cursor.fetchone()
     except IntegrityError:
         # A pending offer made between the statement's snapshot and its lock
@@ -907,7 +907,7 @@ def _accept_sql() -> str:
     ).format(**t)
 
 
-_ACCEPT_SQL: str | None = None
+_ACCEPT: prepared.Statement | None = None
 
 
 def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
@@ -920,9 +920,9 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     ORM version's order; nothing was written then.  Atomic by itself outside a
     transaction; a savepoint inside one.
     """
-    global _ACCEPT_SQL
-    if _ACCEPT_SQL is None:
-        _ACCEPT_SQL = _accept_sql()
+    global _ACCEPT
+    if _ACCEPT is None:
+        _ACCEPT = prepared.Statement("humanline_offer_accept", _accept_sql())
     now = timezone.now()
     params = {
         "offer": offer_id,
@@ -939,7 +939,7 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     }
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard, connection.cursor() as cursor:
-        cursor.execute(_ACCEPT_SQL, params)
+        _ACCEPT.execute(connection, cursor, params)
         row = cursor.fetchone()
     if row is None:
         raise Offer.DoesNotExist("No such offer.")
