@@ -225,6 +225,18 @@ def dispatch(*, now: datetime | None = None) -> int:
 FAST_PATH_AGENTS = 5
 
 
+def _literal(value: str) -> str:
+    """A status or other constant of the code, written into a statement as SQL text.
+
+    Constants are written in rather than passed as parameters so that the
+    prepared statements' one plan can use the partial indexes (``status =
+    'pending'``, the waiting tickets); no value from a request goes this way.
+    """
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a constant: {value!r}")
+    return f"'{value}'"
+
+
 def _ranked_sql() -> str:
     """The statement behind ``ranked_in_database``, written once (PostgreSQL and SQLite).
 
@@ -240,42 +252,54 @@ def _ranked_sql() -> str:
         "skill": Skill._meta.db_table,
         "offer": Offer._meta.db_table,
         "booking": ShiftBooking._meta.db_table,
+        "queued": _literal(TicketStatus.QUEUED.value),
+        "approved": _literal(AgentStatus.APPROVED.value),
+        "online": _literal(Presence.ONLINE.value),
+        "booked": _literal(BookingStatus.BOOKED.value),
+        "pending": _literal(OfferStatus.PENDING.value),
+        "ended": ", ".join(_literal(status.value) for status in ENDED),
     }
     has_skill = (
         "EXISTS (SELECT 1 FROM {agent_skill} s JOIN {skill} k ON k.id = s.skill_id"
         " WHERE s.agent_id = a.id AND k.slug = %s)"
     )
-    # Priority as a number (tickets.models.PRIORITY_RANK, higher first); the
-    # priorities and their ranks are parameters.
-    rank = "CASE t.priority" + " WHEN %s THEN CAST(%s AS INTEGER)" * len(PRIORITY_RANK) + " END"
+    # Priority as a number (tickets.models.PRIORITY_RANK, higher first).
+    rank = (
+        "CASE t.priority"
+        + "".join(f" WHEN {_literal(p)} THEN {int(r)}" for p, r in PRIORITY_RANK.items())
+        + " END"
+    )
     return (
-        # Only table names (model metadata) are formatted in; every value is a parameter.
+        # Only table names and the code's constants are formatted in; every value
+        # of the ticket or the moment is a parameter.
         "SELECT a.id, a.capacity, a.active_tickets, a.idle_since, a.presence_changed_at,"  # noqa: S608
         # The tickets of the language ahead of this one in dispatch order, on every row.
-        " (SELECT COUNT(*) FROM {ticket} t WHERE t.status = %s AND t.language = %s"
+        " (SELECT COUNT(*) FROM {ticket} t WHERE t.status = {queued} AND t.language = %s"
         f" AND t.id <> %s AND ({rank} > %s OR ({rank} = %s AND (t.queued_at < %s"
         " OR (t.queued_at = %s AND t.id < %s))))) AS ahead,"
         # The surge's two counts (pricing_services.surge_now), read in passing.
-        " (SELECT COUNT(*) FROM {ticket} t WHERE t.status = %s) AS waiting,"
+        " (SELECT COUNT(*) FROM {ticket} t WHERE t.status = {queued}) AS waiting,"
         " (SELECT COALESCE(SUM(f.capacity - f.active_tickets), 0) FROM {agent} f"
-        " WHERE f.status = %s AND f.presence = %s) AS free,"
+        " WHERE f.status = {approved} AND f.presence = {online}) AS free,"
         # R1 booked into a slot covering now
-        " EXISTS (SELECT 1 FROM {booking} b WHERE b.agent_id = a.id AND b.status = %s"
+        " EXISTS (SELECT 1 FROM {booking} b WHERE b.agent_id = a.id AND b.status = {booked}"
         " AND b.starts_at <= %s AND b.ends_at > %s) AS booked,"
         # R2 has the ticket's own skill
         f" {has_skill} AS matches"
         " FROM {agent} a"
-        " WHERE a.status = %s AND a.presence = %s"  # E1, E2
+        " WHERE a.status = {approved} AND a.presence = {online}"  # E1, E2
         " AND EXISTS (SELECT 1 FROM {language} l WHERE l.agent_id = a.id AND l.code = %s)"  # E3
         # E4 the skill, or general when no specialist for the ticket is online
         f" AND ({has_skill} OR ({has_skill} AND NOT EXISTS ("
         " SELECT 1 FROM {agent} a2 JOIN {language} l2 ON l2.agent_id = a2.id"
         " JOIN {agent_skill} s2 ON s2.agent_id = a2.id JOIN {skill} k2 ON k2.id = s2.skill_id"
-        " WHERE a2.status = %s AND a2.presence = %s AND l2.code = %s AND k2.slug = %s)))"
+        " WHERE a2.status = {approved} AND a2.presence = {online} AND l2.code = %s"
+        " AND k2.slug = %s)))"
         " AND a.active_tickets < a.capacity"  # E5
-        " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.agent_id = a.id AND o.status = %s)"
+        " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.agent_id = a.id"  # E6
+        " AND o.status = {pending})"
         " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.agent_id = a.id"  # E7
-        " AND o.ticket_id = %s AND o.status IN (%s, %s, %s))"
+        " AND o.ticket_id = %s AND o.status IN ({ended}))"
         # R1, R2, R3 load, R4 idle longest, R6 id (R5 is applied in Python)
         " ORDER BY booked DESC, matches DESC,"
         " CAST(a.active_tickets AS DOUBLE PRECISION)"
@@ -324,39 +348,25 @@ def ranked_in_database(*, ticket: rules.WaitingTicket, now: datetime, limit: int
         _RANKED = prepared.Statement("humanline_ranked_agents", _ranked_sql())
     at = connection.ops.adapt_datetimefield_value
     approved, online = AgentStatus.APPROVED.value, Presence.ONLINE.value
-    ranks = [value for priority, rank in PRIORITY_RANK.items() for value in (priority, rank)]
     queued_at = at(ticket.queued_at)
     own_rank = PRIORITY_RANK.get(ticket.priority)
     params = [
-        TicketStatus.QUEUED.value,
         ticket.language,
         ticket.ticket_id,
-        *ranks,
         own_rank,
-        *ranks,
         own_rank,
         queued_at,
         queued_at,
         ticket.ticket_id,
-        TicketStatus.QUEUED.value,
-        approved,
-        online,
-        BookingStatus.BOOKED.value,
         at(now),
         at(now),
         ticket.category,
-        approved,
-        online,
         ticket.language,
         ticket.category,
         rules.GENERAL,
-        approved,
-        online,
         ticket.language,
         ticket.category,
-        OfferStatus.PENDING.value,
         ticket.ticket_id,
-        *(status.value for status in ENDED),
         at(EPOCH),
         limit,
     ]
@@ -464,23 +474,30 @@ def _offer_sql() -> str:
         "agent": Agent._meta.db_table,
         "offer": Offer._meta.db_table,
         "rate": RateCard._meta.db_table,
+        "queued": _literal(TicketStatus.QUEUED.value),
+        "offered": _literal(TicketStatus.OFFERED.value),
+        "approved": _literal(AgentStatus.APPROVED.value),
+        "online": _literal(Presence.ONLINE.value),
+        "pending": _literal(OfferStatus.PENDING.value),
+        "ended": ", ".join(_literal(status.value) for status in ENDED),
     }
-    # Only table names (model metadata) are formatted in; every value is a parameter.
+    # Only table names and the code's constants are formatted in; every value of
+    # the ticket, the agents or the moment is a parameter.
     return (  # noqa: S608
         # The ticket, locked, if it still waits and nobody else holds it.
         "WITH t AS (SELECT id, customer_id, subject, body, language, category, priority,"
         " handoff_transcript, handoff_summary, handoff_intent, queued_at FROM {ticket}"
-        " WHERE id = %(ticket)s AND status = %(queued)s FOR UPDATE SKIP LOCKED),"
+        " WHERE id = %(ticket)s AND status = {queued} FOR UPDATE SKIP LOCKED),"
         # The first of the agents, in the order given, still free (E1, E2, E5, E6,
         # E7 read again under the lock) whose row nobody else holds.
         " a AS (SELECT ag.id FROM {agent} ag WHERE ag.id = ANY(%(agents)s)"
         " AND EXISTS (SELECT 1 FROM t)"
-        " AND ag.status = %(approved)s AND ag.presence = %(online)s"
+        " AND ag.status = {approved} AND ag.presence = {online}"
         " AND ag.active_tickets < ag.capacity"
         " AND NOT EXISTS (SELECT 1 FROM {offer} p"
-        " WHERE p.agent_id = ag.id AND p.status = %(pending)s)"
+        " WHERE p.agent_id = ag.id AND p.status = {pending})"
         " AND NOT EXISTS (SELECT 1 FROM {offer} p WHERE p.agent_id = ag.id"
-        " AND p.ticket_id = %(ticket)s AND p.status = ANY(%(ended)s))"
+        " AND p.ticket_id = %(ticket)s AND p.status IN ({ended}))"
         " ORDER BY array_position(%(agents)s, ag.id) LIMIT 1 FOR UPDATE OF ag SKIP LOCKED),"
         # The price: the rate card's amount for the category (or the default) times
         # the surge, rounded half up to the cent as pricing.task_price does.
@@ -488,15 +505,15 @@ def _offer_sql() -> str:
         " AND currency = %(currency)s), %(default_rate)s) AS base FROM t),"
         " o AS (INSERT INTO {offer} (ticket_id, agent_id, status, base_amount, surge_multiplier,"
         " amount, currency, created_at, expires_at, answered_at, reason)"
-        " SELECT t.id, a.id, %(pending)s, r.base, %(multiplier)s,"
+        " SELECT t.id, a.id, {pending}, r.base, %(multiplier)s,"
         " ROUND(r.base * %(multiplier)s, 2), %(currency)s, %(now)s, %(expires)s, NULL, ''"
         " FROM t, a, r"
         " RETURNING id, ticket_id, agent_id, base_amount, amount),"
         # The audit row and the ticket's new status (tickets_offer_many's writes).
         " e AS (INSERT INTO {event} (ticket_id, actor_id, integration_id, agent_id, from_status,"
-        " to_status, reason, created_at) SELECT o.ticket_id, NULL, NULL, NULL, %(queued)s,"
-        " %(offered)s, 'Offered to agent ' || o.agent_id || '.', %(now)s FROM o),"
-        " u AS (UPDATE {ticket} SET status = %(offered)s, status_changed_at = %(now)s"
+        " to_status, reason, created_at) SELECT o.ticket_id, NULL, NULL, NULL, {queued},"
+        " {offered}, 'Offered to agent ' || o.agent_id || '.', %(now)s FROM o),"
+        " u AS (UPDATE {ticket} SET status = {offered}, status_changed_at = %(now)s"
         " WHERE id IN (SELECT ticket_id FROM o))"
         " SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, t.subject, t.body,"
         " t.language, t.category, t.priority, t.handoff_transcript, t.handoff_summary,"
@@ -527,12 +544,6 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
     params = {
         "ticket": ticket_id,
         "agents": list(agent_ids),
-        "queued": TicketStatus.QUEUED.value,
-        "offered": TicketStatus.OFFERED.value,
-        "approved": AgentStatus.APPROVED.value,
-        "online": Presence.ONLINE.value,
-        "pending": OfferStatus.PENDING.value,
-        "ended": [status.value for status in ENDED],
         "currency": currency,
         "default_rate": Decimal(settings.HUMANLINE["TASK_RATE_DEFAULT"]),
         "multiplier": multiplier,
@@ -866,8 +877,17 @@ def _accept_sql() -> str:
         "agent": Agent._meta.db_table,
         "offer": Offer._meta.db_table,
         "user": User._meta.db_table,
+        "pending": _literal(OfferStatus.PENDING.value),
+        "accepted": _literal(OfferStatus.ACCEPTED.value),
+        "waiting": ", ".join(
+            _literal(status.value) for status in (TicketStatus.QUEUED, TicketStatus.OFFERED)
+        ),
+        "approved": _literal(AgentStatus.APPROVED.value),
+        "assigned": _literal(TicketStatus.ASSIGNED.value),
+        "queued": _literal(TicketStatus.QUEUED.value),
     }
-    # Only table names (model metadata) are formatted in; every value is a parameter.
+    # Only table names and the code's constants are formatted in; every value of
+    # the offer, the caller or the moment is a parameter.
     return (  # noqa: S608
         # The locks, in the order every path takes them (offer → ticket → agent):
         # each lock's row is found through the one before, so it waits for it.
@@ -881,18 +901,18 @@ def _accept_sql() -> str:
         " AND EXISTS (SELECT 1 FROM t) FOR UPDATE),"
         # Every check, on the locked rows; then the writes, only if the agent has a
         # free seat (the conditional increment; agent_never_above_capacity backs it).
-        " ok AS (SELECT 1 FROM o, t, a WHERE o.status = %(pending)s AND o.expires_at > %(now)s"
-        " AND t.status = ANY(%(waiting)s) AND a.status = %(approved)s),"
+        " ok AS (SELECT 1 FROM o, t, a WHERE o.status = {pending} AND o.expires_at > %(now)s"
+        " AND t.status IN ({waiting}) AND a.status = {approved}),"
         " inc AS (UPDATE {agent} SET active_tickets = active_tickets + 1, expired_streak = 0"
         " WHERE id = (SELECT id FROM a) AND active_tickets < capacity"
         " AND EXISTS (SELECT 1 FROM ok) RETURNING id),"
         " e AS (INSERT INTO {event} (ticket_id, actor_id, integration_id, agent_id, from_status,"
         " to_status, reason, created_at) SELECT t.id, %(user)s, NULL, inc.id, t.status,"
-        " %(assigned)s, %(reason)s, %(now)s FROM t, inc),"
-        " u AS (UPDATE {ticket} SET status = %(assigned)s, status_changed_at = %(now)s,"
+        " {assigned}, %(reason)s, %(now)s FROM t, inc),"
+        " u AS (UPDATE {ticket} SET status = {assigned}, status_changed_at = %(now)s,"
         " assigned_agent_id = (SELECT id FROM inc), assigned_at = %(now)s"
         " WHERE id = (SELECT id FROM t) AND EXISTS (SELECT 1 FROM inc)),"
-        " w AS (UPDATE {offer} SET status = %(accepted)s, answered_at = %(now)s"
+        " w AS (UPDATE {offer} SET status = {accepted}, answered_at = %(now)s"
         " WHERE id = (SELECT id FROM o) AND EXISTS (SELECT 1 FROM inc))"
         # What the checks saw, whether the writes happened, and what the pushes need.
         " SELECT o.status, o.expires_at, t.status, a.status, EXISTS (SELECT 1 FROM inc),"
@@ -901,7 +921,7 @@ def _accept_sql() -> str:
         " t.handoff_intent, t.queued_at,"
         # Whether tickets wait for the agent this accept frees for another offer
         # (not those queued a moment ago: their own fast path is deciding them).
-        " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = %(queued)s"
+        " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = {queued}"
         " AND q.status_changed_at < %(settled)s)"
         " FROM o LEFT JOIN t ON true LEFT JOIN a ON true LEFT JOIN {user} c ON c.id = t.customer_id"
     ).format(**t)
@@ -927,12 +947,6 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     params = {
         "offer": offer_id,
         "user": user.pk,
-        "pending": OfferStatus.PENDING.value,
-        "accepted": OfferStatus.ACCEPTED.value,
-        "waiting": [TicketStatus.QUEUED.value, TicketStatus.OFFERED.value],
-        "approved": AgentStatus.APPROVED.value,
-        "assigned": TicketStatus.ASSIGNED.value,
-        "queued": TicketStatus.QUEUED.value,
         "settled": now - events.JUST_QUEUED,
         "reason": f"Accepted offer {offer_id}.",
         "now": now,
