@@ -466,6 +466,45 @@ def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
     return bool(offers)
 
 
+# What the offer and accept statements return of the ticket (alias ``t``), in
+# this order, for ``_ticket_read``: what the pushes show of it.
+_TICKET_COLUMNS = (
+    "t.subject, t.body, t.language, t.category, t.priority, t.handoff_transcript,"
+    " t.handoff_summary, t.handoff_intent, t.queued_at"
+)
+
+
+def _as_read(instance):
+    """A model instance built from a row a statement returned: saved, not new."""
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance
+
+
+def _ticket_read(ticket_id: int, columns, *, status: str, now: datetime, **fields) -> Ticket:
+    """The ticket from ``_TICKET_COLUMNS`` as returned, with its new status."""
+    subject, body, language, category, priority, transcript, summary, intent, queued_at = columns
+    return _as_read(
+        Ticket(
+            id=ticket_id,
+            subject=subject,
+            body=body,
+            language=language,
+            category=category,
+            priority=priority,
+            status=status,
+            # A raw cursor gives jsonb as text (Django parses it for the ORM).
+            handoff_transcript=json.loads(transcript)
+            if isinstance(transcript, str)
+            else transcript,
+            handoff_summary=summary,
+            handoff_intent=intent,
+            queued_at=queued_at,
+            status_changed_at=now,
+            **fields,
+        )
+    )
+
+
 def _offer_sql() -> str:
     """The statement behind ``offer_first_free`` (PostgreSQL)."""
     t = {
@@ -483,9 +522,9 @@ def _offer_sql() -> str:
     }
     # Only table names and the code's constants are formatted in; every value of
     # the ticket, the agents or the moment is a parameter.
-    return (  # noqa: S608
+    return (
         # The ticket, locked, if it still waits and nobody else holds it.
-        "WITH t AS (SELECT id, customer_id, subject, body, language, category, priority,"
+        "WITH t AS (SELECT id, customer_id, subject, body, language, category, priority,"  # noqa: S608
         " handoff_transcript, handoff_summary, handoff_intent, queued_at FROM {ticket}"
         " WHERE id = %(ticket)s AND status = {queued} FOR UPDATE SKIP LOCKED),"
         # The first of the agents, in the order given, still free (E1, E2, E5, E6,
@@ -515,9 +554,8 @@ def _offer_sql() -> str:
         " {offered}, 'Offered to agent ' || o.agent_id || '.', %(now)s FROM o),"
         " u AS (UPDATE {ticket} SET status = {offered}, status_changed_at = %(now)s"
         " WHERE id IN (SELECT ticket_id FROM o))"
-        " SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, t.subject, t.body,"
-        " t.language, t.category, t.priority, t.handoff_transcript, t.handoff_summary,"
-        " t.handoff_intent, t.queued_at FROM o JOIN t ON t.id = o.ticket_id"
+        f" SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, {_TICKET_COLUMNS}"
+        " FROM o JOIN t ON t.id = o.ticket_id"
     ).format(**t)
 
 
@@ -564,48 +602,24 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
         return None
     if row is None:
         return None
-    (
-        offer_id,
-        agent_id,
-        base,
-        amount,
-        customer_id,
-        *fields,
-        transcript,
-        summary,
-        intent,
-        queued_at,
-    ) = row
-    subject, body, language, category, priority = fields
-    ticket = Ticket(
-        id=ticket_id,
-        customer_id=customer_id,
-        subject=subject,
-        body=body,
-        language=language,
-        category=category,
-        priority=priority,
-        status=TicketStatus.OFFERED,
-        handoff_transcript=json.loads(transcript) if isinstance(transcript, str) else transcript,
-        handoff_summary=summary,
-        handoff_intent=intent,
-        queued_at=queued_at,
-        status_changed_at=now,
+    offer_id, agent_id, base, amount, customer_id, *columns = row
+    ticket = _ticket_read(
+        ticket_id, columns, customer_id=customer_id, status=TicketStatus.OFFERED, now=now
     )
-    ticket._state.adding, ticket._state.db = False, connection.alias
-    offer = Offer(
-        id=offer_id,
-        ticket=ticket,
-        agent_id=agent_id,
-        status=OfferStatus.PENDING,
-        base_amount=base,
-        surge_multiplier=multiplier,
-        amount=amount,
-        currency=currency,
-        created_at=now,
-        expires_at=params["expires"],
+    offer = _as_read(
+        Offer(
+            id=offer_id,
+            ticket=ticket,
+            agent_id=agent_id,
+            status=OfferStatus.PENDING,
+            base_amount=base,
+            surge_multiplier=multiplier,
+            amount=amount,
+            currency=currency,
+            created_at=now,
+            expires_at=params["expires"],
+        )
     )
-    offer._state.adding, offer._state.db = False, connection.alias
 
     def pushes():
         # As offers_make: the ticket's status to its watchers, then the offer to
@@ -888,10 +902,10 @@ def _accept_sql() -> str:
     }
     # Only table names and the code's constants are formatted in; every value of
     # the offer, the caller or the moment is a parameter.
-    return (  # noqa: S608
+    return (
         # The locks, in the order every path takes them (offer → ticket → agent):
         # each lock's row is found through the one before, so it waits for it.
-        "WITH o AS (SELECT p.id, p.ticket_id, p.agent_id, p.status, p.expires_at, p.amount,"
+        "WITH o AS (SELECT p.id, p.ticket_id, p.agent_id, p.status, p.expires_at, p.amount,"  # noqa: S608
         " p.currency FROM {offer} p JOIN {agent} pa ON pa.id = p.agent_id"
         " WHERE p.id = %(offer)s AND pa.user_id = %(user)s FOR UPDATE OF p),"
         " t AS (SELECT id, status, customer_id, subject, body, language, category, priority,"
@@ -916,9 +930,8 @@ def _accept_sql() -> str:
         " WHERE id = (SELECT id FROM o) AND EXISTS (SELECT 1 FROM inc))"
         # What the checks saw, whether the writes happened, and what the pushes need.
         " SELECT o.status, o.expires_at, t.status, a.status, EXISTS (SELECT 1 FROM inc),"
-        " o.ticket_id, o.agent_id, o.amount, o.currency, t.customer_id, c.name, t.subject,"
-        " t.body, t.language, t.category, t.priority, t.handoff_transcript, t.handoff_summary,"
-        " t.handoff_intent, t.queued_at,"
+        " o.ticket_id, o.agent_id, o.amount, o.currency, t.customer_id, c.name,"
+        f" {_TICKET_COLUMNS},"
         # Whether tickets wait for the agent this accept frees for another offer
         # (not those queued a moment ago: their own fast path is deciding them).
         " EXISTS (SELECT 1 FROM {ticket} q WHERE q.status = {queued}"
@@ -964,40 +977,30 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
             ticket_status=ticket_status, agent_status=agent_status
         )
         raise ticket_services.at_capacity()
-    ticket_id, agent_id, amount, currency, customer_id, customer_name, *fields = rest
-    subject, body, language, category, priority, transcript, summary, intent, queued_at, more = (
-        fields
-    )
-    agent = Agent(id=agent_id, user=user, status=AgentStatus.APPROVED)
-    ticket = Ticket(
-        id=ticket_id,
+    ticket_id, agent_id, amount, currency, customer_id, customer_name, *columns, more = rest
+    language, category = columns[2], columns[3]
+    agent = _as_read(Agent(id=agent_id, user=user, status=AgentStatus.APPROVED))
+    ticket = _ticket_read(
+        ticket_id,
+        columns,
         customer=User(id=customer_id, name=customer_name),
-        subject=subject,
-        body=body,
-        language=language,
-        category=category,
-        priority=priority,
         status=TicketStatus.ASSIGNED,
-        handoff_transcript=json.loads(transcript) if isinstance(transcript, str) else transcript,
-        handoff_summary=summary,
-        handoff_intent=intent,
-        queued_at=queued_at,
+        now=now,
         assigned_agent=agent,
         assigned_at=now,
-        status_changed_at=now,
     )
-    offer = Offer(
-        id=offer_id,
-        ticket=ticket,
-        agent=agent,
-        status=OfferStatus.ACCEPTED,
-        amount=amount,
-        currency=currency,
-        expires_at=expires_at,
-        answered_at=now,
+    offer = _as_read(
+        Offer(
+            id=offer_id,
+            ticket=ticket,
+            agent=agent,
+            status=OfferStatus.ACCEPTED,
+            amount=amount,
+            currency=currency,
+            expires_at=expires_at,
+            answered_at=now,
+        )
     )
-    for instance in (agent, ticket, offer):
-        instance._state.adding, instance._state.db = False, connection.alias
 
     def after_commit():
         # As ticket_assign_within and _offer_accept: the customer's pushes, the
