@@ -104,7 +104,19 @@ class HandoffOutput(serializers.Serializer):
     intent = serializers.CharField(source="handoff_intent")
 
 
+# DRF's own formatting of a timestamp, for bodies written out by hand.
+_WHEN = serializers.DateTimeField()
+
+
 class TicketOutput(serializers.ModelSerializer):
+    """A ticket as the API shows it.
+
+    The fields below describe it (the schema, and DRF's generic rendering);
+    ``to_representation`` writes the same body out directly, because building
+    a model serializer's fields cost about 1 ms per response, more than the
+    ticket's own statements.  A test holds the two to the same output.
+    """
+
     customer = serializers.SerializerMethodField()
     agent = serializers.SerializerMethodField()
     handoff = serializers.SerializerMethodField()
@@ -136,6 +148,31 @@ class TicketOutput(serializers.ModelSerializer):
             "closed_at",
         ]
 
+    def to_representation(self, ticket) -> dict:
+        when = _WHEN.to_representation
+        place = self._place(ticket)
+        return {
+            "id": ticket.pk,
+            "status": ticket.status,
+            "subject": ticket.subject,
+            "body": ticket.body,
+            "handoff": self.get_handoff(ticket),
+            "language": ticket.language,
+            "category": ticket.category,
+            "priority": ticket.priority,
+            "queue_position": place.position if place else None,
+            "eta_seconds": place.eta_seconds if place else None,
+            "customer": self.get_customer(ticket),
+            "agent": self.get_agent(ticket),
+            "reopen_count": ticket.reopen_count,
+            "rating": self.get_rating(ticket),
+            "created_at": when(ticket.created_at),
+            "queued_at": when(ticket.queued_at),
+            "assigned_at": when(ticket.assigned_at),
+            "resolved_at": when(ticket.resolved_at),
+            "closed_at": when(ticket.closed_at),
+        }
+
     def _place(self, ticket):
         cache = self.context.setdefault("_places", {})
         if ticket.pk not in cache:
@@ -153,7 +190,17 @@ class TicketOutput(serializers.ModelSerializer):
 
     @extend_schema_field(HandoffOutput(allow_null=True))
     def get_handoff(self, ticket) -> dict | None:
-        return HandoffOutput(ticket).data if ticket.has_handoff else None
+        if not ticket.has_handoff:
+            return None
+        # HandoffOutput's body, written out.
+        return {
+            "transcript": [
+                {str(key): value for key, value in turn.items()}
+                for turn in ticket.handoff_transcript or []
+            ],
+            "summary": str(ticket.handoff_summary),
+            "intent": str(ticket.handoff_intent),
+        }
 
     def get_queue_position(self, ticket) -> int | None:
         place = self._place(ticket)

@@ -25,3 +25,14 @@ def test_every_context_gets_its_own_cache_object_but_one_connection_pool():
     assert isinstance(first, SharedRedisCache), "the suite runs on Redis"
     assert first is not second  # Django's per-context instances...
     assert first_pool is second_pool  # ...share the process's pool
+
+
+def test_one_redis_client_object_serves_every_operation():
+    cache = caches["default"]
+
+    first = cache._cache.get_client(write=True)
+    cache.set("probe", 1, timeout=10)
+    assert cache.get("probe") == 1
+
+    assert cache._cache.get_client(write=True) is first
+    assert cache._cache.get_client(write=False) is first  # one server: reads go there too
