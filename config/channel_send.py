@@ -70,8 +70,9 @@ def batched():
     One event often pushes to several audiences (an accepted offer: the agent
     and the ticket's watchers); each send is a hop to the sending loop and two
     round trips to Redis, so the block's sends go together.  Nested blocks
-    join the outer one.  A failure at the end is logged, as the pushes' own
-    senders do: the facts are committed and clients resync.
+    join the outer one.  What the block held is sent even if the block fails
+    part-way; a failure to send is logged, as the pushes' own senders do: the
+    facts are committed and clients resync.
     """
     if _batch.get() is not None:
         yield
@@ -81,11 +82,12 @@ def batched():
     try:
         yield
     finally:
+        # Sent even if the block failed part-way: what it pushed is committed.
         _batch.reset(token)
-    try:
-        group_send_many(held)
-    except Exception:
-        logger.exception("sending %d batched pushes failed; clients resync", len(held))
+        try:
+            group_send_many(held)
+        except Exception:
+            logger.exception("sending %d batched pushes failed; clients resync", len(held))
 
 
 def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:

@@ -1,5 +1,6 @@
 """Sends from synchronous code: one long-lived loop in workers, the server's loop in the server."""
 
+import asyncio
 import threading
 
 import pytest
@@ -90,3 +91,22 @@ def test_sends_inside_a_batch_go_as_one_at_its_end_in_order(layer, monkeypatch):
     assert async_to_sync(receive_three)() == [1, 2, 3]
     assert before_the_end == []  # nothing sent before the block ended
     assert calls == [3]  # then one send for the three
+
+
+def test_what_a_failing_batch_held_is_still_sent(layer):
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("probe-batch-failing", channel)
+
+    def worker():
+        with pytest.raises(RuntimeError), channel_send.batched():
+            channel_send.group_send_many([("probe-batch-failing", {"type": "probe", "n": 1})])
+            raise RuntimeError("a later step of the event failed")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(10)
+
+    async def receive_one():
+        return (await asyncio.wait_for(layer.receive(channel), 8))["n"]
+
+    assert async_to_sync(receive_one)() == 1
