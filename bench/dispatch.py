@@ -543,21 +543,26 @@ def clear_desks() -> int:
     """Between phases, not measured: the agents resolve what they were given.
 
     200 agents hold 4,000 tickets at most (capacity 20 each); without this the
-    seats the steady phase filled would cut the saturation phase short.
+    seats the steady phase filled would cut the saturation phase short.  Each
+    ticket goes through the service an agent's "resolve" does (audit row, seat
+    freed, pay credited, pushes after commit).
     """
     from django.db import connections
-    from django.utils import timezone
 
-    from agents.models import Agent
+    from agents.models import User
+    from tickets import services
     from tickets.models import Ticket, TicketStatus
 
     try:
-        now = timezone.now()
-        done = Ticket.objects.filter(status=TicketStatus.ASSIGNED).update(
-            status=TicketStatus.RESOLVED, resolved_at=now, status_changed_at=now
+        assigned = Ticket.objects.filter(status=TicketStatus.ASSIGNED).values_list(
+            "pk", "assigned_agent__user"
         )
-        Agent.objects.update(active_tickets=0)
-        return done
+        users = {}
+        for ticket_id, user_id in assigned:
+            if user_id not in users:
+                users[user_id] = User.objects.get(pk=user_id)
+            services.ticket_resolve(ticket_id=ticket_id, caller=users[user_id])
+        return len(assigned)
     finally:
         connections.close_all()
 
