@@ -10,13 +10,14 @@ from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
 from config.api import Pagination
+from config.authentication import TokenAuthentication
 from config.errors import InvalidInput
 from config.permissions import IsAgentUser, IsOperations
 from tickets import selectors, services
