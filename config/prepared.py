@@ -70,3 +70,15 @@ class Statement:
                 self._on.add(raw)
         values = [params[name] for name in self.names] if self.names else list(params)
         cursor.execute(self.execute_sql, values)
+
+
+def literal(value: str) -> str:
+    """A status or other constant of the code, written into a statement as SQL text.
+
+    Constants are written in rather than passed as parameters so that a
+    prepared statement's one plan can use the partial indexes (``status =
+    'pending'``, the waiting tickets); no value from a request goes this way.
+    """
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a constant: {value!r}")
+    return f"'{value}'"

@@ -60,16 +60,17 @@ def _ticket_response(request, ticket_id: int, code=status.HTTP_200_OK, headers=N
     return Response(TicketOutput(ticket).data, status=code, headers=headers)
 
 
-def _as_now(ticket: Ticket) -> Ticket:
+def _as_now(ticket: Ticket) -> dict:
     """A ticket just opened, as it stands now, from the row in memory.
 
     Only its status can have moved since it was written (dispatch's fast path
     may have offered it already, right after the commit); a new ticket has no
-    rating and no agent.  Saves reading the ticket and its relations again.
+    rating and no agent.  Its status and place are read in one statement
+    rather than reading the ticket and its relations again.
     """
-    ticket.status = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).get()
+    ticket.status, place = selectors.ticket_standing(ticket=ticket)
     Ticket._meta.get_field("rating").set_cached_value(ticket, None)
-    return ticket
+    return TicketOutput(ticket, context={"places": {ticket.pk: place}}).data
 
 
 def _new_ticket(data: dict) -> tuple[services.NewTicket, services.CustomerRef | None]:
@@ -149,7 +150,7 @@ class TicketsView(APIView):
             return _ticket_response(
                 request, opened.ticket.pk, code=opened.status_code, headers=headers
             )
-        return Response(TicketOutput(_as_now(opened.ticket)).data, status=opened.status_code)
+        return Response(_as_now(opened.ticket), status=opened.status_code)
 
 
 class TicketDetailView(APIView):

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from time import monotonic
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -37,6 +38,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from agents.models import Agent
+from config import prepared
 from tickets.models import (
     PRIORITY_RANK,
     WAITING,
@@ -149,25 +151,112 @@ def _eta(position: int, per_ticket: float) -> int:
     return math.ceil(position * per_ticket)
 
 
+# The count of the tickets ahead, as SQL: each value either a parameter or a
+# column of the ticket ``t`` whose place it is.  One rule for both statements.
+def _priority_rank_sql(alias: str) -> str:
+    whens = " ".join(
+        f"WHEN {prepared.literal(priority)} THEN {int(rank)}"
+        for priority, rank in PRIORITY_RANK.items()
+    )
+    return f"CASE {alias}.priority {whens} ELSE 0 END"
+
+
+def _ahead_sql(
+    *, language: str, category: str, priority: str, rank: str, queued_at: str, ticket: str
+):
+    waiting = ", ".join(prepared.literal(status) for status in WAITING)
+    return (
+        f"SELECT count(*) FROM {Ticket._meta.db_table} x"  # noqa: S608
+        f" WHERE x.status IN ({waiting}) AND x.language = {language} AND x.category = {category}"
+        f" AND ({_priority_rank_sql('x')} > {rank} OR (x.priority = {priority}"
+        f" AND (x.queued_at < {queued_at} OR (x.queued_at = {queued_at} AND x.id < {ticket}))))"
+    )
+
+
+class _Statements:
+    """Made on first use; prepared once per PostgreSQL connection (config.prepared)."""
+
+    def __init__(self):
+        self.ahead = prepared.Statement(
+            "humanline_queue_ahead",
+            _ahead_sql(
+                language="%(language)s",
+                category="%(category)s",
+                priority="%(priority)s",
+                rank="%(rank)s",
+                queued_at="%(queued_at)s",
+                ticket="%(id)s",
+            ),
+        )
+        waiting = ", ".join(prepared.literal(status) for status in WAITING)
+        ahead_of_t = _ahead_sql(
+            language="t.language",
+            category="t.category",
+            priority="t.priority",
+            rank=_priority_rank_sql("t"),
+            queued_at="t.queued_at",
+            ticket="t.id",
+        )
+        self.standing = prepared.Statement(
+            "humanline_ticket_standing",
+            f"SELECT t.status, CASE WHEN t.status IN ({waiting})"  # noqa: S608
+            f" AND t.queued_at IS NOT NULL THEN ({ahead_of_t}) END"
+            f" FROM {Ticket._meta.db_table} t WHERE t.id = %(id)s",
+        )
+
+
+_statements: _Statements | None = None
+
+
+def _one_row(name: str, params: dict):
+    global _statements
+    if _statements is None:
+        _statements = _Statements()
+    with connection.cursor() as cursor:
+        getattr(_statements, name).execute(connection, cursor, params)
+        return cursor.fetchone()
+
+
+def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
+    position = ahead + 1
+    per_ticket = seconds_per_ticket(language=language, category=category)
+    return QueuePlace(position=position, eta_seconds=_eta(position, per_ticket))
+
+
 def queue_place(*, ticket: Ticket) -> QueuePlace | None:
-    """Where a waiting ticket stands in its lane; None once it is not waiting."""
+    """Where a waiting ticket stands in its lane; None once it is not waiting.
+
+    One prepared statement: this runs for every ticket a response shows.
+    """
     if ticket.status not in WAITING or ticket.queued_at is None:
         return None
-    rank = PRIORITY_RANK[ticket.priority]
-    higher = [priority for priority, r in PRIORITY_RANK.items() if r > rank]
-    same = Q(priority=ticket.priority)
-    ahead = (
-        _lane(language=ticket.language, category=ticket.category)
-        .filter(
-            Q(priority__in=higher)
-            | (same & Q(queued_at__lt=ticket.queued_at))
-            | (same & Q(queued_at=ticket.queued_at, id__lt=ticket.id))
-        )
-        .count()
+    (ahead,) = _one_row(
+        "ahead",
+        {
+            "language": ticket.language,
+            "category": ticket.category,
+            "priority": ticket.priority,
+            "rank": PRIORITY_RANK[ticket.priority],
+            "queued_at": connection.ops.adapt_datetimefield_value(ticket.queued_at),
+            "id": ticket.pk,
+        },
     )
-    position = ahead + 1
-    per_ticket = seconds_per_ticket(language=ticket.language, category=ticket.category)
-    return QueuePlace(position=position, eta_seconds=_eta(position, per_ticket))
+    return _place(ahead, language=ticket.language, category=ticket.category)
+
+
+def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
+    """The ticket's status as committed now, and its place if it waits: one statement.
+
+    For a ticket just written, whose status others (dispatch) may have moved
+    since; its lane is the one in memory (a ticket's lane does not change).
+    """
+    row = _one_row("standing", {"id": ticket.pk})
+    if row is None:
+        raise Ticket.DoesNotExist(ticket.pk)
+    status, ahead = row
+    if ahead is None:
+        return status, None
+    return status, _place(ahead, language=ticket.language, category=ticket.category)
 
 
 def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:

@@ -174,7 +174,7 @@ class TicketOutput(serializers.ModelSerializer):
         }
 
     def _place(self, ticket):
-        cache = self.context.setdefault("_places", {})
+        cache = self.context.setdefault("places", {})  # a caller may pass places it knows
         if ticket.pk not in cache:
             cache[ticket.pk] = selectors.queue_place(ticket=ticket)
         return cache[ticket.pk]

@@ -225,16 +225,8 @@ def dispatch(*, now: datetime | None = None) -> int:
 FAST_PATH_AGENTS = 5
 
 
-def _literal(value: str) -> str:
-    """A status or other constant of the code, written into a statement as SQL text.
-
-    Constants are written in rather than passed as parameters so that the
-    prepared statements' one plan can use the partial indexes (``status =
-    'pending'``, the waiting tickets); no value from a request goes this way.
-    """
-    if not value.replace("_", "").isalnum():
-        raise ValueError(f"not a constant: {value!r}")
-    return f"'{value}'"
+# Constants (statuses, ranks) go into the statements as SQL text: see prepared.literal.
+_literal = prepared.literal
 
 
 def _ranked_sql() -> str:

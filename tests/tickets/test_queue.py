@@ -8,6 +8,7 @@ from django.utils import timezone
 from tests.factories import AgentFactory
 from tests.tickets.factories import TicketFactory, assigned
 from tickets import selectors, services
+from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +129,66 @@ def test_each_process_keeps_a_lanes_service_rate_for_a_few_seconds(settings):
 
     selectors.rate_cache_clear()
     assert selectors.queue_place(ticket=mine).eta_seconds == 2 * 300
+
+
+def _line_in_python(tickets) -> dict[int, int]:
+    """The rule, spelled out: each waiting ticket's place among its lane's waiting tickets."""
+    rank = {"urgent": 3, "high": 2, "normal": 1}
+    waiting = [t for t in tickets if t.status in ("queued", "offered")]
+    places = {}
+    for ticket in waiting:
+        ahead = [
+            other
+            for other in waiting
+            if (other.language, other.category) == (ticket.language, ticket.category)
+            and (-rank[other.priority], other.queued_at, other.pk)
+            < (-rank[ticket.priority], ticket.queued_at, ticket.pk)
+        ]
+        places[ticket.pk] = len(ahead) + 1
+    return places
+
+
+def test_both_statements_place_every_ticket_as_the_rule_does(customer):
+    now = timezone.now()
+    same_moment = now - timedelta(minutes=3)
+    rows = [
+        # (priority, minutes waiting, status, language, category)
+        ("normal", 10, "queued", "en", "general"),
+        ("normal", 3, "queued", "en", "general"),
+        ("normal", 3, "offered", "en", "general"),  # a tie on queued_at: the id decides
+        ("high", 1, "queued", "en", "general"),
+        ("high", 8, "offered", "en", "general"),
+        ("urgent", 0, "queued", "en", "general"),
+        ("normal", 20, "queued", "pt", "general"),  # another lane
+        ("urgent", 20, "queued", "en", "payments"),  # another lane
+        ("high", 30, "cancelled", "en", "general"),  # no longer waiting
+    ]
+    tickets = [
+        TicketFactory(
+            priority=priority,
+            queued_at=same_moment if minutes == 3 else now - timedelta(minutes=minutes),
+            status=status,
+            language=language,
+            category=category,
+        )
+        for priority, minutes, status, language, category in rows
+    ]
+    expected = _line_in_python(tickets)
+
+    by_place = {t.pk: selectors.queue_place(ticket=t) for t in tickets}
+    by_standing = {t.pk: selectors.ticket_standing(ticket=t) for t in tickets}
+
+    assert {pk: place.position for pk, place in by_place.items() if place} == expected
+    assert {pk: place.position for pk, (_, place) in by_standing.items() if place} == expected
+    assert [status for status, _ in by_standing.values()] == [row[2] for row in rows]
+    assert [expected[t.pk] for t in tickets[:6]] == [4, 5, 6, 3, 2, 1]  # the rule itself
+
+
+def test_the_standing_is_read_from_the_database_not_from_memory(customer):
+    ticket = TicketFactory(queued_at=timezone.now())
+    TicketFactory(queued_at=timezone.now() - timedelta(minutes=1))
+    stale = Ticket.objects.get(pk=ticket.pk)
+    Ticket.objects.filter(pk=ticket.pk).update(status="cancelled")
+
+    assert selectors.ticket_standing(ticket=stale) == ("cancelled", None)
+    assert selectors.queue_place(ticket=stale).position == 2  # the ticket as in memory
