@@ -22,13 +22,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from agents import validators
-from agents.models import Agent, AgentStatus, Role, Skill, User
+from agents import catalog, validators
+from agents.models import Agent, AgentStatus, Role, User
+from config import prepared
 from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition
 from tickets import events
 from tickets.models import (
@@ -164,7 +165,7 @@ def _check_new_ticket(new: NewTicket, *, integration: bool) -> NewTicket:
     elif len(body) > BODY_MAX:
         errors["body"] = [f"Keep the description under {BODY_MAX} characters."]
     category = (new.category or "general").strip().lower()
-    if not Skill.objects.filter(slug=category, is_active=True).exists():
+    if not catalog.is_active_skill(category):
         errors["category"] = [f"Unknown category '{category}'; use a skill from the catalog."]
     language = (new.language or "").strip().lower() or None
     if language is not None and language not in validators.language_codes():
@@ -287,7 +288,9 @@ def ticket_open(
     """Open a ticket for a customer (the caller) or for an integration's customer.
 
     The ticket starts ``queued``; after commit ``events.ticket_queued`` runs —
-    the point where dispatch takes over.
+    the point where dispatch takes over.  On PostgreSQL, without an
+    Idempotency-Key, the ticket and its audit row are one statement (no
+    transaction to begin and commit); otherwise one transaction through the ORM.
     """
     integration = caller.integration if is_integration(caller) else None
     if integration is None and not (caller.is_authenticated and caller.is_customer):
@@ -295,11 +298,20 @@ def ticket_open(
     checked = _check_new_ticket(new, integration=integration is not None)
     if integration is not None and customer is None:
         raise _invalid("customer", "Name the customer by e-mail or external_id.")
-    request_hash = _request_hash(checked, customer if integration else None)
+    if not idempotency_key and connection.vendor == "postgresql":
+        # The common case: the ticket and its audit row in one statement.
+        owner = _owner(caller, integration, customer, checked)
+        ticket, event = _opened_rows(
+            caller=caller, owner=owner, integration=integration, new=checked
+        )
+        _insert_opened(ticket, event)
+        _on_commit_entered_queue(ticket)  # autocommit: at once, unless a caller's transaction
+        return Opened(ticket=ticket, created=True)
 
     with transaction.atomic():
         claim = None
         if idempotency_key:
+            request_hash = _request_hash(checked, customer if integration else None)
             claim, earlier = _claim_idempotency_key(
                 scope=scope_of(caller), key=idempotency_key, request_hash=request_hash
             )
@@ -312,44 +324,113 @@ def ticket_open(
                 return Opened(
                     ticket=earlier.ticket, created=False, status_code=earlier.response_status
                 )
-
-        if integration is not None:
-            owner = _integration_customer(
-                integration=integration, ref=customer, language=checked.language or "en"
-            )
-        else:
-            owner = caller
-        now = timezone.now()
-        handoff = checked.handoff or Handoff()
-        ticket = Ticket.objects.create(
-            customer=owner,
-            integration=integration,
-            subject=checked.subject,
-            body=checked.body,
-            language=checked.language or owner.language or "en",
-            category=checked.category,
-            priority=checked.priority,
-            status=TicketStatus.QUEUED,
-            handoff_transcript=handoff.transcript,
-            handoff_summary=handoff.summary,
-            handoff_intent=handoff.intent,
-            queued_at=now,
-            created_at=now,
-            status_changed_at=now,
+        owner = _owner(caller, integration, customer, checked)
+        ticket, event = _opened_rows(
+            caller=caller, owner=owner, integration=integration, new=checked
         )
-        TicketEvent.objects.create(
-            ticket=ticket,
-            **_actor_fields(caller),
-            from_status="",
-            to_status=TicketStatus.QUEUED,
-            reason="Opened by the integration." if integration else "Opened.",
-            created_at=now,
-        )
+        ticket.save(force_insert=True)
+        event.ticket = ticket
+        event.save(force_insert=True)
         if claim is not None:
             claim.ticket = ticket
             claim.save(update_fields=["ticket"])
         _on_commit_entered_queue(ticket)
     return Opened(ticket=ticket, created=True)
+
+
+def _owner(caller, integration: Integration | None, customer: CustomerRef | None, new: NewTicket):
+    """The customer the ticket is for: the caller, or the integration's customer (made when new)."""
+    if integration is None:
+        return caller
+    return _integration_customer(
+        integration=integration, ref=customer, language=new.language or "en"
+    )
+
+
+def _opened_rows(*, caller, owner, integration, new: NewTicket) -> tuple[Ticket, TicketEvent]:
+    """A new ticket and its first audit row, not yet written."""
+    now = timezone.now()
+    handoff = new.handoff or Handoff()
+    ticket = Ticket(
+        customer=owner,
+        integration=integration,
+        subject=new.subject,
+        body=new.body,
+        language=new.language or owner.language or "en",
+        category=new.category,
+        priority=new.priority,
+        status=TicketStatus.QUEUED,
+        handoff_transcript=handoff.transcript,
+        handoff_summary=handoff.summary,
+        handoff_intent=handoff.intent,
+        queued_at=now,
+        created_at=now,
+        status_changed_at=now,
+    )
+    event = TicketEvent(
+        **_actor_fields(caller),
+        from_status="",
+        to_status=TicketStatus.QUEUED,
+        reason="Opened by the integration." if integration else "Opened.",
+        created_at=now,
+    )
+    return ticket, event
+
+
+class _OpenedStatement:
+    """``INSERT`` the ticket and, from its new id, its audit row: one statement.
+
+    Every column of both models is written, each value prepared as the ORM's
+    own insert prepares it (``pre_save``, ``get_db_prep_save``); the event's
+    ticket is the id the first insert returns.  Prepared once per connection.
+    """
+
+    def __init__(self):
+        self.ticket_fields = [f for f in Ticket._meta.concrete_fields if not f.primary_key]
+        ticket_link = TicketEvent._meta.get_field("ticket")
+        self.event_fields = [
+            f for f in TicketEvent._meta.concrete_fields if not f.primary_key and f != ticket_link
+        ]
+
+        def columns(fields):
+            return ", ".join(connection.ops.quote_name(f.column) for f in fields)
+
+        def values(fields):
+            return ", ".join(["%s"] * len(fields))
+
+        self.statement = prepared.Statement(
+            "humanline_ticket_open",
+            f"WITH t AS (INSERT INTO {Ticket._meta.db_table} ({columns(self.ticket_fields)})"  # noqa: S608
+            f" VALUES ({values(self.ticket_fields)}) RETURNING id),"
+            f" e AS (INSERT INTO {TicketEvent._meta.db_table}"
+            f" ({ticket_link.column}, {columns(self.event_fields)})"
+            f" SELECT t.id, {values(self.event_fields)} FROM t RETURNING id)"
+            " SELECT t.id, e.id FROM t, e",
+        )
+
+    def values(self, ticket: Ticket, event: TicketEvent) -> list:
+        return [
+            field.get_db_prep_save(field.pre_save(row, add=True), connection)
+            for row, fields in ((ticket, self.ticket_fields), (event, self.event_fields))
+            for field in fields
+        ]
+
+
+_opened_statement: _OpenedStatement | None = None
+
+
+def _insert_opened(ticket: Ticket, event: TicketEvent) -> None:
+    """Write a new ticket and its audit row in one statement: atomic by itself (PostgreSQL)."""
+    global _opened_statement
+    if _opened_statement is None:
+        _opened_statement = _OpenedStatement()
+    values = _opened_statement.values(ticket, event)
+    with connection.cursor() as cursor:
+        _opened_statement.statement.execute(connection, cursor, values)
+        ticket.pk, event.pk = cursor.fetchone()
+    for row in (ticket, event):
+        row._state.adding, row._state.db = False, connection.alias
+    event.ticket = ticket
 
 
 # --- transitions ------------------------------------------------------------

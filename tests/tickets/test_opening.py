@@ -6,11 +6,14 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from agents.models import Skill
 from tests.tickets.factories import HANDOFF, new_ticket_body
+from tickets import services
 from tickets.models import Ticket, TicketEvent, TicketStatus
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +115,20 @@ def test_bad_input_is_a_400_naming_the_field(api, customer, overrides, field):
     error = response.json()["error"]
     assert any(name.startswith(field) for name in error["fields"]), error
     assert not Ticket.objects.exists()
+
+
+def test_a_retired_skill_is_no_longer_a_category(api, customer):
+    client = api.as_(customer)
+    assert client.post("/api/v1/tickets/", new_ticket_body(category="refunds")).status_code == 201
+    Skill.objects.filter(slug="refunds").update(is_active=False)
+
+    response = client.post("/api/v1/tickets/", new_ticket_body(category="refunds"))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["category"] == [
+        "Unknown category 'refunds'; use a skill from the catalog."
+    ]
+    assert Ticket.objects.count() == 1
 
 
 def test_a_transcript_over_the_total_size_is_a_400(api, customer):
@@ -243,3 +260,45 @@ def test_concurrent_retries_with_one_key_create_exactly_one_ticket(customer):
     assert len({ticket_id for _, ticket_id in results}) == 1
     assert Ticket.objects.count() == 1
     assert Ticket.objects.get().status == TicketStatus.QUEUED
+
+
+def _written(ticket_id: int) -> tuple[dict, dict]:
+    """Every column of a ticket and of its first audit row, but ids and times."""
+    times = {"id", "ticket_id", "created_at", "queued_at", "status_changed_at"}
+    ticket = {
+        k: v
+        for k, v in Ticket.objects.filter(pk=ticket_id).values().get().items()
+        if k not in times
+    }
+    event = {
+        k: v
+        for k, v in TicketEvent.objects.filter(ticket_id=ticket_id).values().get().items()
+        if k not in times
+    }
+    return ticket, event
+
+
+def test_the_one_statement_writes_what_the_orm_writes(customer):
+    assert connection.vendor == "postgresql", "the suite runs on PostgreSQL"
+    new = services.NewTicket(
+        subject="Charged twice",
+        body="Two payments of 20 EUR.",
+        category="payments",
+        language="pt",
+        priority="high",
+        handoff=services.Handoff(**HANDOFF),
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        by_statement = services.ticket_open(caller=customer, new=new).ticket
+    by_orm = services.ticket_open(caller=customer, new=new, idempotency_key="k-1").ticket
+
+    assert _written(by_statement.pk) == _written(by_orm.pk)
+    sent = [q["sql"] for q in queries.captured_queries]
+    writes = [sql for sql in sent if sql.startswith("EXECUTE humanline_ticket_open")]
+    assert len(writes) == 1, sent  # (after a PREPARE on this connection's first use)
+    assert not [sql for sql in sent if sql.startswith(("SAVEPOINT", "INSERT"))], sent
+    stored = Ticket.objects.get(pk=by_statement.pk)
+    assert stored.handoff_transcript == HANDOFF["transcript"]  # the JSON came back as JSON
+    assert (stored.subject, stored.language, stored.priority) == ("Charged twice", "pt", "high")
+    assert (by_statement._state.adding, by_statement.customer) == (False, customer)
