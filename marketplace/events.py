@@ -94,17 +94,18 @@ def agent_available(*, agent_id: int) -> None:
     dispatch_soon()
 
 
-def ticket_waiting(ticket_id: int) -> None:
+def ticket_waiting(ticket_id: int, opened=None) -> None:
     """A ticket entered ``queued`` (opened, reopened, requeued): try to match.
 
     First the fast path, here and now (``dispatch_ticket``); when it cannot
-    decide alone, the batch pass on the dispatch queue.
+    decide alone, the batch pass on the dispatch queue.  ``opened`` is the
+    ticket as just opened, when it was (``tickets.events.ticket_queued``).
     """
     if settings.HUMANLINE["DISPATCH_INLINE"]:
         from marketplace.services.dispatch import dispatch_ticket
 
         try:
-            if dispatch_ticket(ticket_id=ticket_id):
+            if dispatch_ticket(ticket_id=ticket_id, opened=opened):
                 return
         except Exception:
             # The batch pass (and the sweep behind it) will offer the ticket.

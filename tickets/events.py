@@ -27,8 +27,9 @@ from tickets.models import Message, Ticket
 
 logger = logging.getLogger(__name__)
 
-# Called with the ticket id, after commit, each time a ticket enters ``queued``.
-QUEUED_HOOKS: list[Callable[[int], None]] = []
+# Called with the ticket id, after commit, each time a ticket enters ``queued``;
+# and ``opened=`` the ticket as written when it was just opened (else None).
+QUEUED_HOOKS: list[Callable[..., None]] = []
 
 
 def group_name(ticket_id: int) -> str:
@@ -175,11 +176,15 @@ def push_lane_positions(*, language: str, category: str) -> int:
     return len(places)
 
 
-def ticket_queued(ticket_id: int) -> None:
-    """The dispatch trigger point: a ticket entered ``queued`` (opened, reopened, requeued)."""
+def ticket_queued(ticket_id: int, *, opened: Ticket | None = None) -> None:
+    """The dispatch trigger point: a ticket entered ``queued`` (opened, reopened, requeued).
+
+    ``opened`` is a ticket just opened, as written: its lane, priority and
+    ``queued_at`` are what was committed, which spares dispatch reading them.
+    """
     for hook in QUEUED_HOOKS:
         try:
-            hook(ticket_id)
+            hook(ticket_id, opened=opened)
         except Exception:
             # Dispatch's periodic sweeper picks up queued tickets a hook missed.
             logger.exception("queued hook %r failed for ticket %s", hook, ticket_id)

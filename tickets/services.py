@@ -305,7 +305,8 @@ def ticket_open(
             caller=caller, owner=owner, integration=integration, new=checked
         )
         _insert_opened(ticket, event)
-        _on_commit_entered_queue(ticket)  # autocommit: at once, unless a caller's transaction
+        # Autocommit: the hooks run at once (or at the commit of a caller's transaction).
+        _on_commit_entered_queue(ticket, opened=True)
         return Opened(ticket=ticket, created=True)
 
     with transaction.atomic():
@@ -334,7 +335,7 @@ def ticket_open(
         if claim is not None:
             claim.ticket = ticket
             claim.save(update_fields=["ticket"])
-        _on_commit_entered_queue(ticket)
+        _on_commit_entered_queue(ticket, opened=True)
     return Opened(ticket=ticket, created=True)
 
 
@@ -515,8 +516,13 @@ def _on_commit_lane(ticket: Ticket) -> None:
     )
 
 
-def _on_commit_entered_queue(ticket: Ticket) -> None:
-    transaction.on_commit(lambda ticket_id=ticket.pk: events.ticket_queued(ticket_id))
+def _on_commit_entered_queue(ticket: Ticket, *, opened: bool = False) -> None:
+    """``opened``: the ticket was just created and nothing changes it before the commit."""
+    transaction.on_commit(
+        lambda ticket_id=ticket.pk, opened=ticket if opened else None: events.ticket_queued(
+            ticket_id, opened=opened
+        )
+    )
     _on_commit_lane(ticket)
 
 

@@ -400,7 +400,9 @@ def ranked_in_database(*, ticket: rules.WaitingTicket, now: datetime, limit: int
     return Ranked(candidates=candidates, exact=exact, ahead=ahead, surge=surge)
 
 
-def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
+def dispatch_ticket(
+    *, ticket_id: int, opened: Ticket | None = None, now: datetime | None = None
+) -> bool:
     """The fast path for a ticket that just entered ``queued``; False asks for a batch pass.
 
     When the agents eligible for the ticket outnumber the tickets waiting ahead
@@ -414,15 +416,22 @@ def dispatch_ticket(*, ticket_id: int, now: datetime | None = None) -> bool:
     The agents come ranked from the database (``ranked_in_database``), one
     query and only as many rows as the decision needs.
 
+    A ticket just opened comes as written (``opened``): its lane, priority and
+    ``queued_at`` are not read again; whether it still waits, the offer's own
+    statement checks under its lock.
+
     Returns True when the ticket got an offer or no longer waits; False when
     the batch pass must decide (a deeper queue, no free agent, lost races).
     """
     now = now or timezone.now()
-    row = (
-        Ticket.objects.filter(pk=ticket_id)
-        .values_list("status", "language", "category", "priority", "queued_at")
-        .first()
-    )
+    if opened is not None:
+        row = (opened.status, opened.language, opened.category, opened.priority, opened.queued_at)
+    else:
+        row = (
+            Ticket.objects.filter(pk=ticket_id)
+            .values_list("status", "language", "category", "priority", "queued_at")
+            .first()
+        )
     if row is None or row[0] != TicketStatus.QUEUED:
         return True
     _, language, category, priority, queued_at = row

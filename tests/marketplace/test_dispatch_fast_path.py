@@ -112,6 +112,41 @@ def test_opening_a_ticket_offers_it_without_the_batch_pass(three, settings, monk
     assert other.status == TicketStatus.QUEUED
 
 
+def test_a_ticket_just_opened_is_not_read_again_before_its_offer(three, customer):
+    from tickets import services
+
+    new = services.NewTicket(subject="Refund", body="Where is it?", category="general")
+    with CaptureQueriesContext(connection) as queries:
+        ticket = services.ticket_open(caller=customer, new=new).ticket  # hooks run on commit
+    assert not Offer.objects.filter(ticket=ticket).exists()  # inside the test's transaction
+    ticket_reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "tickets_ticket"' in q["sql"]
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.dispatch_ticket(ticket_id=ticket.pk, opened=ticket) is True
+
+    assert offer_for(ticket).agent == three[0]
+    assert ticket_reads == []
+    assert not [
+        q["sql"] for q in queries.captured_queries if 'FROM "tickets_ticket"' in q["sql"]
+    ]  # the ranking and the offer are the statements; no read of the ticket itself
+
+
+def test_a_ticket_opened_then_cancelled_before_its_hook_gets_no_offer(three, customer):
+    ticket = TicketFactory(category="general")
+    opened = Ticket.objects.get(pk=ticket.pk)  # as written
+    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CANCELLED)
+
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk, opened=opened) is False
+
+    assert not Offer.objects.exists()  # the offer's statement checked under its lock
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.CANCELLED
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_fast_paths_fan_out_over_the_free_agents(three):
     """The best agent's row is locked by another transaction: the ticket goes to the next."""

@@ -16,6 +16,10 @@ def pushed(monkeypatch):
 def queued_hook():
     """The ticket ids handed to dispatch's hook (``events.QUEUED_HOOKS``)."""
     calls: list[int] = []
-    events.QUEUED_HOOKS.append(calls.append)
+
+    def hook(ticket_id, opened=None):
+        calls.append(ticket_id)
+
+    events.QUEUED_HOOKS.append(hook)
     yield calls
-    events.QUEUED_HOOKS.remove(calls.append)
+    events.QUEUED_HOOKS.remove(hook)
