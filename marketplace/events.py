@@ -199,6 +199,15 @@ def _offer(offer_id: int):
     return Offer.objects.select_related("ticket__customer").get(pk=offer_id)
 
 
+# Per process: the seconds an expiry task is known to be scheduled for (by any
+# process: the Redis key outlives the second).  Spares a round trip per offer.
+_expiry_seconds: set[int] = set()
+
+
+def expiry_memo_clear() -> None:
+    _expiry_seconds.clear()
+
+
 def _schedule_expiry(expires_at) -> None:
     """One expiry task per second of expiry times: precise enough, never a flood.
 
@@ -207,9 +216,15 @@ def _schedule_expiry(expires_at) -> None:
     from django.core.cache import cache
 
     second = int(expires_at.timestamp()) + 1
+    if second in _expiry_seconds:
+        return
     if cache.add(f"offers-expire:{second}", 1, timeout=120):
         countdown = max(second - timezone.now().timestamp(), 0) + 0.05
         tasks.expire_offers.apply_async(countdown=countdown)
+    # Scheduled now or before: either way the key stands for the second.
+    now = int(timezone.now().timestamp())
+    _expiry_seconds.difference_update([s for s in _expiry_seconds if s < now])
+    _expiry_seconds.add(second)
 
 
 def offer_created(*, offer_id: int) -> None:

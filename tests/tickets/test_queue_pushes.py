@@ -1,6 +1,7 @@
 """Places in line are pushed without flooding: the head every time, a long tail now and then."""
 
 import pytest
+import time_machine
 from django.core.cache import cache
 
 from tests.tickets.factories import TicketFactory
@@ -36,3 +37,58 @@ def test_with_a_broker_lane_changes_are_coalesced_into_one_push(settings, monkey
     for _ in range(5):
         events.lane_changed(language="en", category="general")
     assert scheduled == [(("en", "general"), 0.5)]
+
+
+def _counted(monkeypatch, calls: list):
+    """Count the cache's round trips (each still goes to Redis)."""
+    for name in ("add", "get"):
+        real = getattr(cache, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(cache, name, counting)
+
+
+def test_a_process_asks_redis_once_per_push_it_knows_is_coming(settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_PUSH_INTERVAL_SECONDS": 1.0}
+    scheduled, calls = [], []
+    monkeypatch.setattr(
+        "tickets.tasks.push_queue_positions.apply_async",
+        lambda args, countdown: scheduled.append(args),
+    )
+    _counted(monkeypatch, calls)
+
+    with time_machine.travel(1_800_000_000.0, tick=False) as clock:
+        for _ in range(5):
+            events.lane_changed(language="en", category="general")
+        assert (scheduled, calls) == ([("en", "general")], ["add"])
+
+        clock.shift(0.95)  # inside the clock margin before the push is due: ask again
+        events.lane_changed(language="en", category="general")
+        assert calls == ["add", "add", "get"] and len(scheduled) == 1
+
+        clock.shift(0.1)  # the push ran (it drops the key first), then a change
+        cache.delete(events._lane_key("en", "general"))
+        events.lane_changed(language="en", category="general")
+        assert len(scheduled) == 2
+
+
+def test_a_push_another_process_scheduled_covers_this_one_s_changes(settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    scheduled, calls = [], []
+    monkeypatch.setattr(
+        "tickets.tasks.push_queue_positions.apply_async",
+        lambda args, countdown: scheduled.append(args),
+    )
+    with time_machine.travel(1_800_000_000.0, tick=False):
+        cache.set(events._lane_key("en", "general"), 1_800_000_000.0 + 0.8)  # theirs, due soon
+        _counted(monkeypatch, calls)
+        for _ in range(3):
+            events.lane_changed(language="en", category="general")
+        events.lane_changed(language="pt", category="general")  # another lane: its own push
+
+    assert scheduled == [("pt", "general")]
+    assert calls == ["add", "get", "add"]
