@@ -199,8 +199,14 @@ class Offer(models.Model):
     when the offer was made; later surge changes never touch it.
     """
 
-    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.PROTECT, related_name="offers")
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="offers")
+    # Each leads an index in Meta (offer_ticket_agent, offer_agent_recent): no
+    # index of its own, written on every offer and answer for nothing.
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.PROTECT, related_name="offers", db_index=False
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="offers", db_index=False
+    )
     status = models.CharField(
         max_length=10, choices=OfferStatus.choices, default=OfferStatus.PENDING
     )
