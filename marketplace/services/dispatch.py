@@ -223,6 +223,9 @@ def dispatch(*, now: datetime | None = None) -> int:
 
 # How many of the best-ranked agents the fast path tries to lock at once.
 FAST_PATH_AGENTS = 5
+# How many times the fast path's offer runs when concurrent fast paths took
+# its agents first (each run sees the offers committed before it).
+FAST_PATH_ATTEMPTS = 3
 
 
 # Constants (statuses, ranks) go into the statements as SQL text: see prepared.literal.
@@ -589,18 +592,26 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
         "now": now,
         "expires": now + timedelta(seconds=_policy("OFFER_WINDOW_SECONDS")),
     }
-    try:
-        # Inside a transaction (a caller's, or a test's) a failed statement must
-        # not poison it: a savepoint then.  Outside one it is atomic alone.
-        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-        with guard, connection.cursor() as cursor:
-            _OFFER.execute(connection, cursor, params)
-            row = cursor.fetchone()
-    except IntegrityError:
-        # A pending offer made between the statement's snapshot and its lock
-        # (the unique indexes refuse the second); the batch pass decides.
-        logger.warning("fast path lost a race for ticket %s; the batch pass decides", ticket_id)
-        return None
+    for attempt in range(1, FAST_PATH_ATTEMPTS + 1):
+        try:
+            # Inside a transaction (a caller's, or a test's) a failed statement must
+            # not poison it: a savepoint then.  Outside one it is atomic alone.
+            guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+            with guard, connection.cursor() as cursor:
+                _OFFER.execute(connection, cursor, params)
+                row = cursor.fetchone()
+            break
+        except IntegrityError:
+            # Another fast path offered the same agent (or ticket) after this
+            # statement's snapshot: the unique indexes refused the second offer.
+            # Run again: the new snapshot sees that offer and passes that agent.
+            if attempt == FAST_PATH_ATTEMPTS:
+                logger.warning(
+                    "fast path lost %d races for ticket %s; the batch pass decides",
+                    attempt,
+                    ticket_id,
+                )
+                return None
     if row is None:
         return None
     offer_id, agent_id, base, amount, customer_id, *columns = row

@@ -173,6 +173,35 @@ def test_concurrent_fast_paths_fan_out_over_the_free_agents(three):
     assert offer_for(ticket).agent == ben
 
 
+def test_an_offer_the_unique_index_refuses_is_tried_again_then_left_to_the_batch(three, caplog):
+    """The index refuses a second pending offer for a ticket.  In service that
+    means another fast path committed its offer after this statement's snapshot:
+    the statement runs again (a new snapshot sees it), a few times at most."""
+    ana = three[0]
+    ticket = TicketFactory(category="general")
+    Offer.objects.create(  # pending, while the ticket still reads queued: every run is refused
+        ticket=ticket,
+        agent=ana,
+        base_amount=1,
+        surge_multiplier=1,
+        amount=1,
+        currency="EUR",
+        expires_at=timezone.now() + timedelta(seconds=15),
+    )
+    others = [agent.pk for agent in three[1:]]
+
+    with CaptureQueriesContext(connection) as queries:
+        offer = dispatch.offer_first_free(
+            ticket_id=ticket.pk, agent_ids=others, multiplier=Decimal("1.00")
+        )
+
+    assert offer is None
+    runs = [q for q in queries.captured_queries if "humanline_offer_first_free(" in q["sql"]]
+    assert len(runs) == dispatch.FAST_PATH_ATTEMPTS == 3
+    assert Offer.objects.filter(ticket=ticket).count() == 1  # nothing written by the runs
+    assert "lost 3 races" in caplog.text
+
+
 def test_the_batch_reads_the_most_urgent_tickets_first_when_the_queue_is_over_the_limit(
     three, settings
 ):
