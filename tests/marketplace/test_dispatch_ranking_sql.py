@@ -133,11 +133,13 @@ def test_the_database_ranks_as_the_rules_do(seed):
 
 
 def test_agents_tied_past_the_limit_send_the_fast_path_to_the_full_ranking():
-    """Eight agents alike on R1–R4: quality (R5) decides, and the best is the last by id."""
+    """More agents alike on R1–R4 than the limit: quality (R5) decides, and the best
+    is the last by id."""
     now = timezone.now()
     same = now - timedelta(minutes=10)
     agents = [
-        AgentFactory(user__password=None, languages=["en"], skills=["general"]) for _ in range(8)
+        AgentFactory(user__password=None, languages=["en"], skills=["general"])
+        for _ in range(dispatch.FAST_PATH_AGENTS + 3)
     ]
     Agent.objects.update(presence=Presence.ONLINE, idle_since=same, presence_changed_at=same)
     for n, agent in enumerate(agents):
