@@ -369,24 +369,33 @@ class HttpPool:
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()
         async with self.slots, asyncio.timeout(30):  # TimeoutError is an OSError
-            if self.idle:
-                reader, writer = self.idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            try:
-                writer.write(head + payload)
-                status_line, _, headers = (await reader.readuntil(b"\r\n\r\n")).partition(b"\r\n")
-                length = 0
-                for line in headers.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                content = await reader.readexactly(length) if length else b""
-            except BaseException:
-                writer.close()
-                raise
-            self.idle.append((reader, writer))
-        return int(status_line.split()[1]), content
+            while True:
+                reused = bool(self.idle)
+                if reused:
+                    reader, writer = self.idle.pop()
+                else:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    writer.write(head + payload)
+                    status_line, _, headers = (await reader.readuntil(b"\r\n\r\n")).partition(
+                        b"\r\n"
+                    )
+                    length = 0
+                    for line in headers.split(b"\r\n"):
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    content = await reader.readexactly(length) if length else b""
+                except asyncio.IncompleteReadError as exc:
+                    writer.close()
+                    if reused and not exc.partial:
+                        continue  # the server had closed this idle connection: a new one
+                    raise
+                except BaseException:
+                    writer.close()
+                    raise
+                self.idle.append((reader, writer))
+                return int(status_line.split()[1]), content
 
     def close(self) -> None:
         for _, writer in self.idle:

@@ -24,6 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -466,9 +467,9 @@ def dispatch_ticket(
     best = [c.agent_id for c in ranked[:FAST_PATH_AGENTS]]
     multiplier = found.surge.multiplier
     if connection.vendor == "postgresql":
-        return (
-            offer_first_free(ticket_id=ticket_id, agent_ids=best, multiplier=multiplier) is not None
-        )
+        # A ticket another dispatcher holds is being decided there: no pass for it.
+        made = offer_first_free(ticket_id=ticket_id, agent_ids=best, multiplier=multiplier)
+        return made.offer is not None or not made.ticket_held
     offers = offers_make(pairs=[(ticket_id, agent_id) for agent_id in best], multiplier=multiplier)
     return bool(offers)
 
@@ -561,15 +562,24 @@ def _offer_sql() -> str:
         " {offered}, 'Offered to agent ' || o.agent_id || '.', %(now)s FROM o),"
         " u AS (UPDATE {ticket} SET status = {offered}, status_changed_at = %(now)s"
         " WHERE id IN (SELECT ticket_id FROM o))"
+        # A row whenever the ticket was ours to offer; its offer columns are
+        # NULL when no agent was free.
         f" SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, {_TICKET_COLUMNS}"
-        " FROM o JOIN t ON t.id = o.ticket_id"
+        " FROM t LEFT JOIN o ON o.ticket_id = t.id"
     ).format(**t)
 
 
 _OFFER: prepared.Statement | None = None
 
 
-def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decimal) -> Offer | None:
+class FastOffer(NamedTuple):
+    offer: Offer | None
+    # False: the ticket was not this call's to offer — it no longer waits, or
+    # another dispatcher (a batch pass) holds it and is deciding it.
+    ticket_held: bool
+
+
+def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decimal) -> FastOffer:
     """The fast path's offer on PostgreSQL: one statement, one round trip.
 
     The same checks, locks and writes as ``offers_make`` for one ticket and
@@ -578,8 +588,9 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
     becomes ``offered``, all in one statement (atomic by itself, so outside a
     transaction there is no BEGIN or COMMIT to wait for).  Through the ORM
     this took eight round trips and most of a new ticket's CPU.  The pushes
-    are built from the rows it returns.  None when the ticket or every agent
-    is taken (the batch pass decides then).
+    are built from the rows it returns.  No offer when every agent is taken
+    (the batch pass decides then: ``ticket_held``) or when the ticket no longer
+    waits or another dispatcher holds it (nothing to do here).
     """
     global _OFFER
     if _OFFER is None:
@@ -614,10 +625,12 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
                     attempt,
                     ticket_id,
                 )
-                return None
+                return FastOffer(offer=None, ticket_held=True)
     if row is None:
-        return None
+        return FastOffer(offer=None, ticket_held=False)
     offer_id, agent_id, base, amount, customer_id, *columns = row
+    if offer_id is None:
+        return FastOffer(offer=None, ticket_held=True)
     ticket = _ticket_read(
         ticket_id, columns, customer_id=customer_id, status=TicketStatus.OFFERED, now=now
     )
@@ -644,7 +657,7 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
             events.offers_made(offers=[offer])
 
     transaction.on_commit(pushes)
-    return offer
+    return FastOffer(offer=offer, ticket_held=True)
 
 
 LOCK_KEY, AGAIN_KEY = "dispatch:running", "dispatch:again"

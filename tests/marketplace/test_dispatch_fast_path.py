@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -140,7 +141,8 @@ def test_a_ticket_opened_then_cancelled_before_its_hook_gets_no_offer(three, cus
     opened = Ticket.objects.get(pk=ticket.pk)  # as written
     Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CANCELLED)
 
-    assert dispatch.dispatch_ticket(ticket_id=ticket.pk, opened=opened) is False
+    # True: nothing left to decide (the offer's statement found it no longer queued).
+    assert dispatch.dispatch_ticket(ticket_id=ticket.pk, opened=opened) is True
 
     assert not Offer.objects.exists()  # the offer's statement checked under its lock
     ticket.refresh_from_db()
@@ -191,11 +193,11 @@ def test_an_offer_the_unique_index_refuses_is_tried_again_then_left_to_the_batch
     others = [agent.pk for agent in three[1:]]
 
     with CaptureQueriesContext(connection) as queries:
-        offer = dispatch.offer_first_free(
+        made = dispatch.offer_first_free(
             ticket_id=ticket.pk, agent_ids=others, multiplier=Decimal("1.00")
         )
 
-    assert offer is None
+    assert made == (None, True)  # no offer; the ticket was this call's: the batch decides
     runs = [q for q in queries.captured_queries if "humanline_offer_first_free(" in q["sql"]]
     assert len(runs) == dispatch.FAST_PATH_ATTEMPTS == 3
     assert Offer.objects.filter(ticket=ticket).count() == 1  # nothing written by the runs
@@ -390,12 +392,53 @@ def test_the_offer_statement_checks_again_who_is_still_free(three):
         expires_at=timezone.now() + timedelta(seconds=30),
     )
 
-    offer = dispatch.offer_first_free(
+    offer, held = dispatch.offer_first_free(
         ticket_id=ticket.pk, agent_ids=[ana.pk, ben.pk, cy.pk], multiplier=Decimal("1.00")
     )
 
-    assert offer is not None and offer.agent_id == cy.pk
+    assert held and offer is not None and offer.agent_id == cy.pk
     assert offer_for(ticket).agent == cy
+
+
+def test_no_free_agent_leaves_the_ticket_to_the_batch(three):
+    ticket = TicketFactory(category="general")
+    ana = three[0]
+    type(ana).objects.filter(pk=ana.pk).update(active_tickets=F("capacity"))  # ana is full
+
+    made = dispatch.offer_first_free(
+        ticket_id=ticket.pk, agent_ids=[ana.pk], multiplier=Decimal("1.00")
+    )
+
+    assert made == (None, True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_another_dispatcher_holds_is_left_to_it_without_a_batch_pass(three, monkeypatch):
+    from marketplace import events
+
+    asked = []
+    monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
+    ticket = TicketFactory(category="general")
+    locked, release = threading.Event(), threading.Event()
+
+    def batch_pass_holding_it():
+        with transaction.atomic():
+            Ticket.objects.select_for_update().get(pk=ticket.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=batch_pass_holding_it)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        events.ticket_waiting(ticket.pk)
+    finally:
+        release.set()
+        holder.join(10)
+
+    assert asked == []  # the holder decides it
+    assert not Offer.objects.filter(ticket=ticket).exists()
 
 
 def test_the_offer_statement_writes_nothing_for_a_ticket_no_longer_queued(three):
@@ -403,12 +446,11 @@ def test_the_offer_statement_writes_nothing_for_a_ticket_no_longer_queued(three)
     Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CANCELLED)
     before = Offer.objects.count()
 
-    assert (
-        dispatch.offer_first_free(
-            ticket_id=ticket.pk, agent_ids=[a.pk for a in three], multiplier=Decimal("1.00")
-        )
-        is None
+    made = dispatch.offer_first_free(
+        ticket_id=ticket.pk, agent_ids=[a.pk for a in three], multiplier=Decimal("1.00")
     )
+
+    assert made == (None, False)  # not this call's to offer: no batch pass either
     assert Offer.objects.count() == before
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.CANCELLED
