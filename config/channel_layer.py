@@ -25,6 +25,14 @@ round trip (a blocking pop and a pop of the rest, pipelined) and hands each to
 its consumer's queue.  A message the reader popped is lost if the process dies
 before the consumer sends it on, as it is with channels-redis once its backup
 copy is cleaned; clients resync from the database on reconnect.
+
+A group message for a socket of this very process (its channel carries the
+process's prefix) is handed to that socket's queue at once, without the trip
+through Redis and back: an accepted offer's answer goes to the socket that
+sent the accept, and half the offers of two server processes are for their
+own sockets.  Only on the loop the sockets receive on, as a copy (through
+the same serializer) per socket, and under the same capacity: a full socket
+refuses the new message, as Redis does.
 """
 
 from __future__ import annotations
@@ -74,6 +82,7 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         self._inbox_reader: asyncio.Task | None = None
         self._inbox_waiting = 0  # receive() calls on this process's channels, pending
+        self._receive_loop: asyncio.AbstractEventLoop | None = None  # where sockets receive
 
     async def receive(self, channel):
         if "!" not in channel:
@@ -82,6 +91,7 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
         inbox = self.non_local_name(channel)
         assert inbox.endswith(self.client_prefix + "!"), "Wrong client prefix"
         queue = self.receive_buffer[channel]
+        self._receive_loop = asyncio.get_running_loop()
         self._inbox_waiting += 1
         try:
             self._inbox_start(inbox)
@@ -143,7 +153,12 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
         """Send each ``(group, message)``; returns how many deliveries hit a full channel."""
         members = await self._members([group for group, _ in items])
         per_connection: dict[int, list[tuple[bytes, bytes, int]]] = defaultdict(list)
+        over = 0
+        here = self._receive_loop is not None and asyncio.get_running_loop() is self._receive_loop
         for (_, message), channels in zip(items, members, strict=True):
+            if here and channels:
+                channels, refused = self._deliver_here(channels, message)
+                over += refused
             if not channels:
                 continue
             by_connection, messages, capacities = self._map_channel_keys_to_connection(
@@ -151,7 +166,6 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
             )
             for index, keys in by_connection.items():
                 per_connection[index].extend((key, messages[key], capacities[key]) for key in keys)
-        over = 0
         now = time.time()
         for index, sends in per_connection.items():
             pipe = self.connection(index).pipeline(transaction=False)
@@ -173,6 +187,22 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
             # waits out its window: say so, a full inbox is a setting to raise.
             logger.warning("channel layer dropped %d message(s): inbox at capacity", over)
         return over
+
+    def _deliver_here(self, channels: list[str], message: dict) -> tuple[list[str], int]:
+        """Queue ``message`` for this process's own channels; (the others, how many refused)."""
+        mine = "." + self.client_prefix
+        others, body, refused = [], None, 0
+        for channel in channels:
+            if not channel.partition("!")[0].endswith(mine):
+                others.append(channel)
+                continue
+            queue = self.receive_buffer[channel]
+            if queue.full():
+                refused += 1
+                continue
+            body = body or self.serialize(message)
+            queue.put_nowait(self.deserialize(body))  # a copy of its own, as from Redis
+        return others, refused
 
     async def _members(self, groups: list[str]) -> list[list[str]]:
         """Every group's live members, expired ones dropped first: one pipeline per host."""

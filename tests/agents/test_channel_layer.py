@@ -167,6 +167,60 @@ async def test_an_unreadable_message_in_the_inbox_does_not_stop_the_sockets():
     await layer.flush()
 
 
+async def _receiving_here(layer) -> None:
+    """Make ``layer`` a process whose sockets receive on this loop, then stop its
+    inbox reader: from now on only a delivery here can reach its queues."""
+    idle = asyncio.ensure_future(layer.receive(await layer.new_channel()))
+    await asyncio.sleep(0)  # let receive() start
+    idle.cancel()
+    reader = layer._inbox_reader
+    reader.cancel()
+    await asyncio.gather(idle, reader, return_exceptions=True)
+
+
+async def _in_redis(layer, channel) -> int:
+    inbox = layer.non_local_name(channel)
+    return await layer.connection(layer.consistent_hash(inbox)).zcard(layer.prefix + inbox)
+
+
+async def test_a_group_message_for_a_socket_of_this_process_skips_redis():
+    here, elsewhere = _layer(), _layer()  # two server processes
+    await here.flush()
+    await _receiving_here(here)
+    mine, mine_too, theirs = (
+        await here.new_channel(),
+        await here.new_channel(),
+        await elsewhere.new_channel(),
+    )
+    for channel in (mine, mine_too, theirs):
+        await here.group_add("agent.7", channel)
+
+    over = await here.group_send_many([("agent.7", {"type": "offer", "pay": {"amount": "4.00"}})])
+
+    assert over == 0
+    first, second = (here.receive_buffer[c].get_nowait() for c in (mine, mine_too))
+    assert first == second == {"type": "offer", "pay": {"amount": "4.00"}}
+    assert first is not second and first["pay"] is not second["pay"]  # each its own copy
+    assert await _in_redis(here, mine) == 0  # never went through Redis
+    assert await _in_redis(elsewhere, theirs) == 1  # the other process's, through Redis
+    assert (await elsewhere.receive(theirs))["pay"] == {"amount": "4.00"}
+    await here.flush()
+
+
+async def test_a_full_socket_of_this_process_refuses_the_new_message():
+    layer = _layer(capacity=2)
+    await layer.flush()
+    await _receiving_here(layer)
+    channel = await layer.new_channel()
+    await layer.group_add("agent.8", channel)
+
+    over = await layer.group_send_many([("agent.8", {"type": "t", "n": n}) for n in range(5)])
+
+    assert over == 3
+    assert [layer.receive_buffer[channel].get_nowait()["n"] for _ in range(2)] == [0, 1]
+    await layer.flush()
+
+
 def test_the_platform_runs_the_batching_layer_on_redis():
     channel_layers.backends.clear()
     assert isinstance(channel_layers["default"], BatchingRedisChannelLayer)
