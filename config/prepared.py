@@ -23,6 +23,12 @@ import weakref
 _NAMED = re.compile(r"%\((\w+)\)s")
 _POSITIONAL = re.compile(r"%s")
 
+# Raw connection -> the names prepared on it.  Kept by name, not per Statement
+# object: the modules make theirs on first use, and two threads may both make
+# one; the second must not PREPARE a name its twin already prepared there.
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
 
 class Statement:
     """One statement, prepared on each PostgreSQL connection the first time it runs there."""
@@ -53,8 +59,6 @@ class Statement:
         self.execute_sql = (
             f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else (f"EXECUTE {name}")
         )
-        self._on: weakref.WeakSet = weakref.WeakSet()  # raw connections it is prepared on
-        self._lock = threading.Lock()
 
     def execute(self, connection, cursor, params) -> None:
         """Run on ``cursor`` (of Django's ``connection``) with ``params`` (a dict or a list)."""
@@ -62,12 +66,12 @@ class Statement:
             cursor.execute(self.sql, params)
             return
         raw = connection.connection
-        with self._lock:
-            prepared = raw in self._on
+        with _lock:
+            prepared = self.name in _prepared.get(raw, ())
         if not prepared:
             cursor.execute(self.prepare_sql)
-            with self._lock:
-                self._on.add(raw)
+            with _lock:
+                _prepared.setdefault(raw, set()).add(self.name)
         values = [params[name] for name in self.names] if self.names else list(params)
         cursor.execute(self.execute_sql, values)
 

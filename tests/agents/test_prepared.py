@@ -48,3 +48,12 @@ def test_a_new_connection_prepares_it_again():
     connection.close()
 
     assert _run(once, {"n": 3}) == ((6,), ["PREPARE", "EXECUTE"])
+
+
+def test_two_objects_for_one_statement_prepare_it_once_per_connection():
+    # Modules make their statement on first use; two threads may both make one.
+    sql = "SELECT %(n)s::int + 1"
+    first, twin = Statement("test_prepared_twin", sql), Statement("test_prepared_twin", sql)
+
+    assert _run(first, {"n": 1}) == ((2,), ["PREPARE", "EXECUTE"])
+    assert _run(twin, {"n": 2}) == ((3,), ["EXECUTE"])  # no second PREPARE: it would fail
