@@ -314,6 +314,9 @@ HUMANLINE = {
     "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
     "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
     "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),
+    # Between two passes of one single-flight run, at least this long: requests
+    # arriving meanwhile (an accept each, under load) ride on the next pass.
+    "DISPATCH_PASS_INTERVAL_MS": env.int("DISPATCH_PASS_INTERVAL_MS", default=50),
     # Offer a newly queued ticket in the process that queued it, right after the
     # commit, when free agents outnumber the tickets ahead of it (the fast path);
     # off, every trigger goes through the batch pass on the dispatch queue.

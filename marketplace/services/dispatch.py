@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -703,7 +704,7 @@ def dispatch_ask_running_pass() -> bool:
     )
 
 
-def dispatch_single_flight(*, max_passes: int = 50) -> int:
+def dispatch_single_flight(*, max_passes: int = 50, pause=time.sleep) -> int:
     """Run ``dispatch`` unless one is running; then that one runs again for us.
 
     Every event that can create a match asks for a dispatch, up to hundreds a
@@ -712,7 +713,10 @@ def dispatch_single_flight(*, max_passes: int = 50) -> int:
     Redis in production) and a request arriving meanwhile sets a flag that
     makes the running pass go round once more.  Each pass matches everything
     waiting, so nothing is lost; the periodic sweep covers a crashed holder
-    (the lock expires).
+    (the lock expires).  Passes run back to back start at least
+    ``DISPATCH_PASS_INTERVAL_MS`` apart: under load every accept asks for a
+    pass, and a pass per accept spent the cores on passes of one or two
+    offers each; the requests of those milliseconds share the next pass.
     """
     from django.core.cache import cache
 
@@ -720,17 +724,22 @@ def dispatch_single_flight(*, max_passes: int = 50) -> int:
     if not cache.add(LOCK_KEY, 1, timeout=30):
         cache.set(AGAIN_KEY, 1, timeout=30)
         return 0
+    interval = _policy("DISPATCH_PASS_INTERVAL_MS") / 1000
     try:
-        for _ in range(max_passes):
+        for number in range(max_passes):
+            started = time.monotonic()
             cache.delete(AGAIN_KEY)
             made += dispatch()
-            if not cache.get(AGAIN_KEY):
+            if not cache.get(AGAIN_KEY) or number == max_passes - 1:
                 break
+            rest = interval - (time.monotonic() - started)
+            if rest > 0:
+                pause(rest)
     finally:
         cache.delete(LOCK_KEY)
     if cache.get(AGAIN_KEY):
         # A request slipped in between our last look and the release.
-        made += dispatch_single_flight(max_passes=max_passes)
+        made += dispatch_single_flight(max_passes=max_passes, pause=pause)
     return made
 
 

@@ -54,3 +54,36 @@ def test_without_redis_every_request_queues_a_task(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
     assert dispatch.dispatch_ask_running_pass() is False
+
+
+def test_passes_run_back_to_back_start_the_set_interval_apart(settings, monkeypatch):
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_PASS_INTERVAL_MS": 40}
+    passes, pauses = [], []
+
+    def one_pass():
+        passes.append(1)
+        if len(passes) < 3:
+            dispatch.dispatch_ask_running_pass()  # accepts keep asking meanwhile
+        return 1
+
+    monkeypatch.setattr(dispatch, "dispatch", one_pass)
+
+    assert dispatch.dispatch_single_flight(pause=pauses.append) == 3
+    assert len(pauses) == 2  # before the second and the third pass, not after the last
+    assert all(0 < rest <= 0.040 for rest in pauses)
+
+
+def test_no_interval_no_pause(settings, monkeypatch):
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_PASS_INTERVAL_MS": 0}
+    passes, pauses = [], []
+
+    def one_pass():
+        passes.append(1)
+        if len(passes) < 2:
+            dispatch.dispatch_ask_running_pass()
+        return 1
+
+    monkeypatch.setattr(dispatch, "dispatch", one_pass)
+
+    assert dispatch.dispatch_single_flight(pause=pauses.append) == 2
+    assert pauses == []
