@@ -5,6 +5,7 @@ sent through ``agents.events.push_to_agent``; e-mails go through Celery.
 """
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.conf import settings
@@ -201,11 +202,14 @@ def _offer(offer_id: int):
 
 # Per process: the seconds an expiry task is known to be scheduled for (by any
 # process: the Redis key outlives the second).  Spares a round trip per offer.
+# Request threads share it: a lock around changes and the pruning's look.
 _expiry_seconds: set[int] = set()
+_expiry_lock = threading.Lock()
 
 
 def expiry_memo_clear() -> None:
-    _expiry_seconds.clear()
+    with _expiry_lock:
+        _expiry_seconds.clear()
 
 
 def _schedule_expiry(expires_at) -> None:
@@ -223,8 +227,9 @@ def _schedule_expiry(expires_at) -> None:
         tasks.expire_offers.apply_async(countdown=countdown)
     # Scheduled now or before: either way the key stands for the second.
     now = int(timezone.now().timestamp())
-    _expiry_seconds.difference_update([s for s in _expiry_seconds if s < now])
-    _expiry_seconds.add(second)
+    with _expiry_lock:
+        _expiry_seconds.difference_update([s for s in _expiry_seconds if s < now])
+        _expiry_seconds.add(second)
 
 
 def offer_created(*, offer_id: int) -> None:

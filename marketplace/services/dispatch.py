@@ -428,8 +428,10 @@ def dispatch_ticket(
     ``queued_at`` are not read again; whether it still waits, the offer's own
     statement checks under its lock.
 
-    Returns True when the ticket got an offer or no longer waits; False when
-    the batch pass must decide (a deeper queue, no free agent, lost races).
+    Returns True when the ticket got an offer, no longer waits, or is held by
+    another dispatcher (a batch pass deciding it; a lock held by anything else
+    leaves it to the sweep, within a second); False when the batch pass must
+    decide (a deeper queue, no free agent, lost races).
     """
     now = now or timezone.now()
     if opened is not None:
