@@ -28,9 +28,9 @@ copy is cleaned; clients resync from the database on reconnect.
 
 A group message for a socket of this very process (its channel carries the
 process's prefix) is handed to that socket's queue at once, without the trip
-through Redis and back: an accepted offer's answer goes to the socket that
-sent the accept, and half the offers of two server processes are for their
-own sockets.  Only on the loop the sockets receive on, as a copy (through
+through Redis and back: an accepted offer's ``ticket.assigned`` goes to the
+agent whose socket sent the accept, and half the offers of two server
+processes are for their own sockets.  Only on the loop the sockets receive on, as a copy (through
 the same serializer) per socket, and under the same capacity: a full socket
 refuses the new message, as Redis does.
 """
