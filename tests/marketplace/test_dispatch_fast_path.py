@@ -21,6 +21,20 @@ from tickets.models import Rating, Ticket, TicketStatus
 pytestmark = pytest.mark.django_db
 
 
+def _offer_row(ticket, agent, status=OfferStatus.PENDING, *, amount=1, seconds=15) -> Offer:
+    """An offer row written directly: another dispatcher's, or one answered before."""
+    return Offer.objects.create(
+        ticket=ticket,
+        agent=agent,
+        status=status,
+        base_amount=amount,
+        surge_multiplier=1,
+        amount=amount,
+        currency="EUR",
+        expires_at=timezone.now() + timedelta(seconds=seconds),
+    )
+
+
 @pytest.fixture
 def three(db):
     """Three online English generalists: Ana idle longest, then Ben, then Cy."""
@@ -181,15 +195,7 @@ def test_an_offer_the_unique_index_refuses_is_tried_again_then_left_to_the_batch
     the statement runs again (a new snapshot sees it), a few times at most."""
     ana = three[0]
     ticket = TicketFactory(category="general")
-    Offer.objects.create(  # pending, while the ticket still reads queued: every run is refused
-        ticket=ticket,
-        agent=ana,
-        base_amount=1,
-        surge_multiplier=1,
-        amount=1,
-        currency="EUR",
-        expires_at=timezone.now() + timedelta(seconds=15),
-    )
+    _offer_row(ticket, ana)  # pending, while the ticket still reads queued: every run is refused
     others = [agent.pk for agent in three[1:]]
 
     with CaptureQueriesContext(connection) as queries:
@@ -372,25 +378,8 @@ def test_the_offer_statement_checks_again_who_is_still_free(three):
     ana, ben, cy = three
     ticket = TicketFactory(category="general")
     other = TicketFactory(category="general")
-    Offer.objects.create(
-        ticket=other,
-        agent=ana,
-        base_amount=2,
-        surge_multiplier=1,
-        amount=2,
-        currency="EUR",
-        expires_at=timezone.now() + timedelta(seconds=30),
-    )
-    Offer.objects.create(
-        ticket=ticket,
-        agent=ben,
-        status=OfferStatus.DECLINED,
-        base_amount=2,
-        surge_multiplier=1,
-        amount=2,
-        currency="EUR",
-        expires_at=timezone.now() + timedelta(seconds=30),
-    )
+    _offer_row(other, ana, amount=2, seconds=30)
+    _offer_row(ticket, ben, OfferStatus.DECLINED, amount=2, seconds=30)
 
     offer, held = dispatch.offer_first_free(
         ticket_id=ticket.pk, agent_ids=[ana.pk, ben.pk, cy.pk], multiplier=Decimal("1.00")
