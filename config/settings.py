@@ -321,6 +321,9 @@ HUMANLINE = {
     # commit, when free agents outnumber the tickets ahead of it (the fast path);
     # off, every trigger goes through the batch pass on the dispatch queue.
     "DISPATCH_INLINE": env.bool("DISPATCH_INLINE", default=True),
+    # A ticket queued less than this long ago is its own fast path's to offer; after
+    # it, an agent freed by an accept takes it (the pull) if it heads their queue.
+    "DISPATCH_PULL_AFTER_MS": env.int("DISPATCH_PULL_AFTER_MS", default=200),
     "DISPATCH_SWEEP_SECONDS": env.float("DISPATCH_SWEEP_SECONDS", default=1.0),
     "TASK_RATE_DEFAULT": env.str("TASK_RATE_DEFAULT", default="2.00"),
     "SURGE_BANDS": env.str("SURGE_BANDS", default="1.0:1.2,1.5:1.5,2.0:1.8,3.0:2.0"),

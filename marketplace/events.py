@@ -254,13 +254,16 @@ def offer_ended(*, offer_id: int) -> None:
     agent_events.push_to_agent(agent_id=offer.agent_id, message=offer_ended_message(offer))
 
 
-# A ticket queued less than this long ago is still in its own fast path (the
-# request that queued it is offering it, or has asked for a batch pass): an
-# accept does not ask for a pass on its account.  Without this, at a steady
-# rate nearly every accept saw some ticket in flight and started a batch pass
-# that found nothing to do.  Such a ticket left waiting is picked up by the
-# next event or the periodic sweep.
-JUST_QUEUED = timedelta(seconds=1)
+def just_queued() -> timedelta:
+    """How long a ticket that entered the queue is left to its own fast path.
+
+    Within it the request that queued the ticket is offering it to its best
+    agent (or has asked for a batch pass): an accept neither asks for a pass
+    on its account nor pulls it (``pull_for_agent``).  Without this, at a
+    steady rate nearly every accept saw some ticket in flight.
+    ``DISPATCH_PULL_AFTER_MS``.
+    """
+    return timedelta(milliseconds=settings.HUMANLINE["DISPATCH_PULL_AFTER_MS"])
 
 
 def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
@@ -268,18 +271,36 @@ def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
 
     ``offer`` is the accepted offer as committed, its ticket (with the
     customer) loaded: built from memory, no query.  ``tickets_waiting`` is
-    whether tickets wait (queued before ``JUST_QUEUED``), when the caller read
-    it with the accept.
+    whether tickets wait (queued before ``just_queued()``), when the caller
+    read it with the accept.
     """
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
     from tickets.models import Ticket, TicketStatus
 
     if tickets_waiting is None:
         tickets_waiting = Ticket.objects.filter(
-            status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - JUST_QUEUED
+            status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - just_queued()
         ).exists()
     if tickets_waiting:
-        dispatch_soon()
+        agent_freed(agent_id=offer.agent_id)
+
+
+def agent_freed(*, agent_id: int) -> None:
+    """The agent answered an offer while tickets wait: they take the queue's head.
+
+    The pull (``pull_for_agent``) in this process, now; a batch pass when it
+    cannot decide alone (every ticket the agent could take held by another
+    dispatcher) or when it fails.
+    """
+    if settings.HUMANLINE["DISPATCH_INLINE"]:
+        from marketplace.services.dispatch import pull_for_agent
+
+        try:
+            if pull_for_agent(agent_id=agent_id):
+                return
+        except Exception:
+            logger.exception("pull for agent %s failed", agent_id)
+    dispatch_soon()
 
 
 def assignment_lost(*, ticket_id: int, agent_id: int, reason: str) -> None:

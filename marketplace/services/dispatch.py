@@ -51,6 +51,7 @@ from marketplace.services import pricing as pricing_services
 from tickets import events as ticket_events
 from tickets import services as ticket_services
 from tickets.models import PRIORITY_RANK, Message, Ticket, TicketEvent, TicketStatus
+from tickets.selectors import _priority_rank_sql
 
 logger = logging.getLogger(__name__)
 
@@ -264,11 +265,7 @@ def _ranked_sql() -> str:
         " WHERE s.agent_id = a.id AND k.slug = %s)"
     )
     # Priority as a number (tickets.models.PRIORITY_RANK, higher first).
-    rank = (
-        "CASE t.priority"
-        + "".join(f" WHEN {_literal(p)} THEN {int(r)}" for p, r in PRIORITY_RANK.items())
-        + " END"
-    )
+    rank = _priority_rank_sql("t")
     return (
         # Only table names and the code's constants are formatted in; every value
         # of the ticket or the moment is a parameter.
@@ -663,6 +660,126 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
     return FastOffer(offer=offer, ticket_held=True)
 
 
+# --- the freed agent pulls ------------------------------------------------------
+
+# How many heads of the queue the pull tries, in order, when concurrent
+# dispatchers take the first ones from under it.
+PULL_TICKETS = 4
+
+
+def _pull_sql() -> str:
+    """The statement behind ``pull_candidates`` (PostgreSQL and SQLite)."""
+    t = {
+        "ticket": Ticket._meta.db_table,
+        "agent": Agent._meta.db_table,
+        "language": AgentLanguage._meta.db_table,
+        "agent_skill": Agent.skills.through._meta.db_table,
+        "skill": Skill._meta.db_table,
+        "offer": Offer._meta.db_table,
+        "queued": _literal(TicketStatus.QUEUED.value),
+        "approved": _literal(AgentStatus.APPROVED.value),
+        "online": _literal(Presence.ONLINE.value),
+        "pending": _literal(OfferStatus.PENDING.value),
+        "ended": ", ".join(_literal(status.value) for status in ENDED),
+        "general": _literal(rules.GENERAL),
+        "rank": _priority_rank_sql("t"),
+    }
+
+    def has_skill(slug: str) -> str:
+        return (
+            "EXISTS (SELECT 1 FROM {agent_skill} s JOIN {skill} k ON k.id = s.skill_id"  # noqa: S608
+            f" WHERE s.agent_id = %(agent)s AND k.slug = {slug})"
+        )
+
+    return (
+        # Only table names and the code's constants are formatted in; the agent,
+        # the moment and the limit are parameters.
+        "SELECT t.id,"  # noqa: S608
+        # The surge's two counts (pricing_services.surge_now), read in passing.
+        " (SELECT COUNT(*) FROM {ticket} w WHERE w.status = {queued}) AS waiting,"
+        " (SELECT COALESCE(SUM(f.capacity - f.active_tickets), 0) FROM {agent} f"
+        " WHERE f.status = {approved} AND f.presence = {online}) AS free"
+        " FROM {ticket} t"
+        " WHERE t.status = {queued} AND t.status_changed_at < %(settled)s"
+        # The agent is free: E1, E2, E5, E6 (read again under the offer's locks).
+        " AND EXISTS (SELECT 1 FROM {agent} a WHERE a.id = %(agent)s"
+        " AND a.status = {approved} AND a.presence = {online}"
+        " AND a.active_tickets < a.capacity AND NOT EXISTS (SELECT 1 FROM {offer} p"
+        " WHERE p.agent_id = a.id AND p.status = {pending}))"
+        # E3 speaks the ticket's language
+        " AND EXISTS (SELECT 1 FROM {language} l WHERE l.agent_id = %(agent)s"
+        " AND l.code = t.language)"
+        # E4 the ticket's skill, or general when no specialist for it is online
+        f" AND ({has_skill('t.category')} OR ({has_skill('{general}')}"
+        " AND NOT EXISTS (SELECT 1 FROM {agent} a2 JOIN {language} l2 ON l2.agent_id = a2.id"
+        " JOIN {agent_skill} s2 ON s2.agent_id = a2.id JOIN {skill} k2 ON k2.id = s2.skill_id"
+        " WHERE a2.status = {approved} AND a2.presence = {online} AND l2.code = t.language"
+        " AND k2.slug = t.category)))"
+        # E7 not offered this ticket before
+        " AND NOT EXISTS (SELECT 1 FROM {offer} o WHERE o.ticket_id = t.id"
+        " AND o.agent_id = %(agent)s AND o.status IN ({ended}))"
+        # The ticket order: priority, then waiting time, then id.
+        " ORDER BY {rank} DESC, t.queued_at, t.id"
+        " LIMIT %(limit)s"
+    ).format(**t)
+
+
+_PULL: prepared.Statement | None = None
+
+
+def pull_for_agent(*, agent_id: int, now: datetime | None = None) -> bool:
+    """An agent just freed (an accept) takes the head of the queue they can serve.
+
+    Without this, every accept while tickets waited asked for a batch pass,
+    which reads the whole market: under load the passes took the cores the
+    accepts needed, accepts came slower, more tickets waited, and more passes
+    were asked for.  Here one statement (``_pull_sql``) finds the first
+    waiting tickets in ticket order (priority, then waiting time) that the
+    agent is eligible for (E1–E7, with the ``general`` fallback), and the
+    offer is made as the fast path makes it, to that one agent: what a batch
+    pass would give an agent who is the only one free.
+
+    Tickets that entered the queue less than ``DISPATCH_PULL_AFTER_MS`` ago
+    are left to their own fast path, which chooses the best agent for them
+    (rules R1–R6); a ticket waits past that only when its fast path deferred
+    (a queue deeper than the free agents) — then any freed agent is as good
+    as another for its wait, and it is served by whoever frees first.
+
+    True when the agent got an offer or no waiting ticket is theirs to take;
+    False when tickets they could take were all held by other dispatchers
+    (the caller then asks for a batch pass).
+    """
+    global _PULL
+    if _PULL is None:
+        _PULL = prepared.Statement("humanline_pull_for_agent", _pull_sql())
+    now = now or timezone.now()
+    params = {
+        "agent": agent_id,
+        "settled": connection.ops.adapt_datetimefield_value(
+            now - timedelta(milliseconds=_policy("DISPATCH_PULL_AFTER_MS"))
+        ),
+        "limit": PULL_TICKETS,
+    }
+    with connection.cursor() as cursor:
+        _PULL.execute(connection, cursor, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return True
+    multiplier = pricing_services.surge_of(waiting=rows[0][1], free=int(rows[0][2])).multiplier
+    for ticket_id, _, _ in rows:
+        if connection.vendor == "postgresql":
+            made = offer_first_free(
+                ticket_id=ticket_id, agent_ids=[agent_id], multiplier=multiplier
+            )
+            if made.offer is not None or made.ticket_held:
+                # An offer; or the ticket was ours but the agent no longer free
+                # (another dispatcher offered them something meanwhile).
+                return True
+        elif offers_make(pairs=[(ticket_id, agent_id)], multiplier=multiplier):
+            return True
+    return False
+
+
 LOCK_KEY, AGAIN_KEY = "dispatch:running", "dispatch:again"
 
 
@@ -999,7 +1116,7 @@ def _offer_accept_in_one_statement(*, offer_id: int, user: User) -> Offer:
     params = {
         "offer": offer_id,
         "user": user.pk,
-        "settled": now - events.JUST_QUEUED,
+        "settled": now - events.just_queued(),
         "reason": f"Accepted offer {offer_id}.",
         "now": now,
     }

@@ -145,19 +145,20 @@ def test_someone_elses_offer_does_not_exist_for_them(offered):
 
 
 @pytest.mark.parametrize(
-    ("queued_ago", "asks"),
-    [(None, False), (timedelta(seconds=5), True), (timedelta(milliseconds=200), False)],
+    ("queued_ago", "pulled"),
+    [(None, False), (timedelta(seconds=5), True), (timedelta(milliseconds=50), False)],
     ids=["queue empty", "a ticket waits", "a ticket in its own fast path"],
 )
-def test_the_accept_reads_whether_tickets_wait_and_asks_for_dispatch_only_then(
-    offered, queued_ago, asks, monkeypatch, django_capture_on_commit_callbacks
+def test_the_accept_reads_whether_tickets_wait_and_the_agent_pulls_only_then(
+    offered, queued_ago, pulled, monkeypatch, django_capture_on_commit_callbacks
 ):
     from marketplace import events
 
     paula, _, offer = offered
+    waiting = None
     if queued_ago is not None:
         # Queued: Paula's pending offer kept it from her.
-        TicketFactory(category="payments", status_changed_at=timezone.now() - queued_ago)
+        waiting = TicketFactory(category="payments", status_changed_at=timezone.now() - queued_ago)
     asked = []
     monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
     user = paula.user
@@ -168,6 +169,10 @@ def test_the_accept_reads_whether_tickets_wait_and_asks_for_dispatch_only_then(
         for callback in after_commit:
             callback()
 
-    assert asked == ([1] if asks else [])
-    # Read with the accept, not after it (the lane's places are pushed eagerly in tests).
+    # Freed, Paula takes the waiting ticket herself: no batch pass is asked for.
+    assert asked == []
+    if waiting is not None:
+        assert Offer.objects.filter(ticket=waiting, agent=paula).exists() is pulled
+    # Whether tickets wait is read with the accept, not after it (the lane's
+    # places are pushed eagerly in tests).
     assert not [q for q in _statements(queries.captured_queries) if 'SELECT 1 AS "a"' in q]
