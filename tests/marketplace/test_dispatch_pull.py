@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus, Presence
@@ -132,8 +133,12 @@ def test_an_agent_who_is_not_free_pulls_nothing(paula, change):
     ticket = _waiting(10, category="payments")
     change(paula)
 
-    assert dispatch.pull_for_agent(agent_id=paula.pk) is True  # nothing theirs: no pass
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.pull_for_agent(agent_id=paula.pk) is True  # nothing theirs: no pass
 
+    # Seen by the pull's own statement: no offer is even attempted.
+    assert not [q for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len([q for q in queries.captured_queries if "PREPARE" not in q["sql"]]) == 1
     assert not Offer.objects.filter(ticket=ticket, agent=paula).exists()
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.QUEUED
