@@ -47,6 +47,19 @@ class Priority(models.TextChoices):
 PRIORITY_RANK = {Priority.URGENT: 3, Priority.HIGH: 2, Priority.NORMAL: 1}
 
 
+def priority_rank() -> models.Case:
+    """A ticket's priority as a number, higher first: the queue's first key.
+
+    The queue's index (``ticket_queue_order``) is built on this expression;
+    a statement ordering by it uses the index only when it writes the same
+    expression (``tickets.selectors.priority_rank_sql``).
+    """
+    return models.Case(
+        *[models.When(priority=p, then=models.Value(r)) for p, r in PRIORITY_RANK.items()],
+        output_field=models.IntegerField(),
+    )
+
+
 class Integration(models.Model):
     """A system that opens tickets on behalf of customers: a chatbot, a CRM."""
 
@@ -179,6 +192,16 @@ class Ticket(models.Model):
                 fields=["language", "category", "queued_at"],
                 condition=Q(status__in=WAITING),
                 name="ticket_waiting_lane",
+            ),
+            # The queue: queued tickets in dispatch order (priority, then time in
+            # line, then id).  The pull walks it from the head and stops at the
+            # first tickets the freed agent can serve (marketplace.services.dispatch).
+            models.Index(
+                priority_rank().desc(),
+                models.F("queued_at"),
+                models.F("id"),
+                condition=Q(status=TicketStatus.QUEUED),
+                name="ticket_queue_order",
             ),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_recent"),
             models.Index(fields=["assigned_agent", "status"], name="ticket_agent_status"),

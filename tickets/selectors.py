@@ -25,15 +25,11 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
-    Case,
     Count,
     Exists,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
-    Value,
-    When,
 )
 from django.utils import timezone
 
@@ -49,6 +45,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
     TicketStatus,
+    priority_rank,
 )
 from tickets.principals import is_integration
 
@@ -103,13 +100,6 @@ class QueuePlace:
     eta_seconds: int
 
 
-def _rank_expression():
-    return Case(
-        *[When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items()],
-        output_field=IntegerField(),
-    )
-
-
 def _lane(*, language: str, category: str) -> QuerySet[Ticket]:
     return Ticket.objects.filter(status__in=WAITING, language=language, category=category)
 
@@ -153,12 +143,18 @@ def _eta(position: int, per_ticket: float) -> int:
 
 # The count of the tickets ahead, as SQL: each value either a parameter or a
 # column of the ticket ``t`` whose place it is.  One rule for both statements.
-def _priority_rank_sql(alias: str) -> str:
+def priority_rank_sql(alias: str) -> str:
+    """``tickets.models.priority_rank`` written out for hand-written statements.
+
+    In the form Django writes that expression (a searched CASE without ELSE),
+    so that PostgreSQL matches an ORDER BY on it to the queue's index
+    (``ticket_queue_order``); a test reads the plan.
+    """
     whens = " ".join(
-        f"WHEN {prepared.literal(priority)} THEN {int(rank)}"
+        f"WHEN {alias}.priority = {prepared.literal(priority)} THEN {int(rank)}"
         for priority, rank in PRIORITY_RANK.items()
     )
-    return f"CASE {alias}.priority {whens} ELSE 0 END"
+    return f"CASE {whens} END"
 
 
 def _ahead_sql(
@@ -168,7 +164,7 @@ def _ahead_sql(
     return (
         f"SELECT count(*) FROM {Ticket._meta.db_table} x"  # noqa: S608
         f" WHERE x.status IN ({waiting}) AND x.language = {language} AND x.category = {category}"
-        f" AND ({_priority_rank_sql('x')} > {rank} OR (x.priority = {priority}"
+        f" AND ({priority_rank_sql('x')} > {rank} OR (x.priority = {priority}"
         f" AND (x.queued_at < {queued_at} OR (x.queued_at = {queued_at} AND x.id < {ticket}))))"
     )
 
@@ -193,7 +189,7 @@ class _Statements:
             language="t.language",
             category="t.category",
             priority="t.priority",
-            rank=_priority_rank_sql("t"),
+            rank=priority_rank_sql("t"),
             queued_at="t.queued_at",
             ticket="t.id",
         )
@@ -264,7 +260,7 @@ def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]
     per_ticket = seconds_per_ticket(language=language, category=category)
     ids = (
         _lane(language=language, category=category)
-        .annotate(rank=_rank_expression())
+        .annotate(rank=priority_rank())
         .order_by("-rank", "queued_at", "id")
         .values_list("id", flat=True)
     )

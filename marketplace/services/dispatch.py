@@ -50,8 +50,15 @@ from marketplace.models import BookingStatus, Offer, OfferStatus, RateCard, Shif
 from marketplace.services import pricing as pricing_services
 from tickets import events as ticket_events
 from tickets import services as ticket_services
-from tickets.models import PRIORITY_RANK, Message, Ticket, TicketEvent, TicketStatus
-from tickets.selectors import _priority_rank_sql
+from tickets.models import (
+    PRIORITY_RANK,
+    Message,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    priority_rank,
+)
+from tickets.selectors import priority_rank_sql
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +73,19 @@ def _policy(name: str):
 # --- reading the market -------------------------------------------------------
 
 
-def _waiting_tickets(limit: int) -> list[Ticket]:
-    from tickets.selectors import _rank_expression
-
-    # rank is higher for more urgent tickets (tickets.models.PRIORITY_RANK).
-    return list(
+def _waiting_tickets_query(limit: int):
+    # rank is higher for more urgent tickets (tickets.models.PRIORITY_RANK); the
+    # order is the queue's index's (ticket_queue_order).
+    return (
         Ticket.objects.filter(status=TicketStatus.QUEUED)
-        .annotate(rank=_rank_expression())
+        .annotate(rank=priority_rank())
         .order_by("-rank", "queued_at", "id")
         .only("id", "language", "category", "priority", "queued_at")[:limit]
     )
+
+
+def _waiting_tickets(limit: int) -> list[Ticket]:
+    return list(_waiting_tickets_query(limit))
 
 
 # Quality scores (rule R5) move slowly (a window of weeks of ratings), yet
@@ -265,7 +275,7 @@ def _ranked_sql() -> str:
         " WHERE s.agent_id = a.id AND k.slug = %s)"
     )
     # Priority as a number (tickets.models.PRIORITY_RANK, higher first).
-    rank = _priority_rank_sql("t")
+    rank = priority_rank_sql("t")
     return (
         # Only table names and the code's constants are formatted in; every value
         # of the ticket or the moment is a parameter.
@@ -682,7 +692,7 @@ def _pull_sql() -> str:
         "pending": _literal(OfferStatus.PENDING.value),
         "ended": ", ".join(_literal(status.value) for status in ENDED),
         "general": _literal(rules.GENERAL),
-        "rank": _priority_rank_sql("t"),
+        "rank": priority_rank_sql("t"),
     }
 
     def has_skill(slug: str) -> str:

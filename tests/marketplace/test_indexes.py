@@ -35,3 +35,42 @@ def test_the_invariants_unique_indexes_are_there():
     offer = _indexes("marketplace_offer")
     assert offer["offer_one_pending_per_ticket"]["unique"]
     assert offer["offer_one_pending_per_agent"]["unique"]
+
+
+def _plan(sql: str, params) -> str:
+    """The plan PostgreSQL would run, told that sorting is dear: an ORDER BY the
+    queue's index can serve is read from it; any other needs a Sort node."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_sort")
+        cursor.execute("RESET enable_seqscan")
+    return plan
+
+
+def test_the_pull_and_the_batch_read_the_queue_in_the_order_of_its_index():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's plans")
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketplace.services import dispatch
+    from tests.factories import AgentFactory
+    from tests.tickets.factories import TicketFactory
+
+    agent = AgentFactory(languages=["en"], skills=["general"])
+    for priority in ("normal", "urgent", "high", "normal"):
+        TicketFactory(priority=priority)
+    pull = _plan(
+        dispatch._pull_sql(),
+        {"agent": agent.pk, "settled": timezone.now() - timedelta(seconds=1), "limit": 4},
+    )
+    batch_sql, batch_params = dispatch._waiting_tickets_query(4).query.sql_with_params()
+    batch = _plan(batch_sql, batch_params)
+
+    for plan in (pull, batch):
+        assert "ticket_queue_order" in plan, plan
+        assert "Sort" not in plan, plan
