@@ -288,12 +288,18 @@ def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
 def agent_freed(*, agent_id: int) -> None:
     """The agent answered an offer while tickets wait: they take the queue's head.
 
-    The pull (``pull_for_agent``) in this process, now; a batch pass when it
-    cannot decide alone (every ticket the agent could take held by another
+    A batch pass already running goes round once more for them instead: at
+    saturation passes run back to back, each matching every agent freed
+    meanwhile in a few queries, in the dispatch worker.  Otherwise the pull
+    (``pull_for_agent``), in this process, now; a batch pass when it cannot
+    decide alone (every ticket the agent could take held by another
     dispatcher) or when it fails.
     """
     if settings.HUMANLINE["DISPATCH_INLINE"]:
-        from marketplace.services.dispatch import pull_for_agent
+        from marketplace.services.dispatch import dispatch_ask_running_pass, pull_for_agent
+
+        if not settings.CELERY_TASK_ALWAYS_EAGER and dispatch_ask_running_pass():
+            return
 
         try:
             if pull_for_agent(agent_id=agent_id):

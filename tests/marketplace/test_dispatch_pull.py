@@ -175,6 +175,28 @@ def test_the_freed_agent_pulls_instead_of_asking_for_a_batch_pass(paula, monkeyp
     assert not Offer.objects.filter(ticket=second).exists()
 
 
+def test_a_pass_already_running_serves_the_freed_agent_instead(paula, settings, monkeypatch):
+    """At saturation passes run back to back: the freed agent joins the next one."""
+    from django.core.cache import cache
+
+    from marketplace import events
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued = []
+    monkeypatch.setattr(events.tasks.dispatch, "delay", lambda: queued.append(1))
+    ticket = _waiting(10, category="payments")
+    cache.add(dispatch.LOCK_KEY, 1, timeout=30)  # a pass is running
+
+    events.agent_freed(agent_id=paula.pk)
+
+    assert cache.get(dispatch.AGAIN_KEY) == 1 and queued == []  # that pass goes round again
+    assert not Offer.objects.filter(ticket=ticket).exists()  # no pull beside it
+
+    cache.delete_many([dispatch.LOCK_KEY, dispatch.AGAIN_KEY])  # the pass ended
+    events.agent_freed(agent_id=paula.pk)
+    assert offer_for(ticket).agent == paula and queued == []
+
+
 def _hold(tickets, locked: threading.Event, release: threading.Event):
     """Another dispatcher: the tickets' rows locked until ``release``."""
     with transaction.atomic():
