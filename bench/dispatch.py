@@ -449,6 +449,21 @@ async def wait_until(condition, timeout: float) -> None:
         await asyncio.sleep(0.02)
 
 
+def dump_timings(path: str, run: "Run", ids: set[int], start: float) -> None:
+    """Each steady ticket, in the order sent: id, ms from the phase's start, ms to
+    its offer frame, ms to its 201.  Shows whether slow tickets come together."""
+    with open(path, "w") as out:
+        out.write("ticket sent_ms offer_ms response_ms\n")
+        for ticket_id in sorted(ids, key=run.sent.__getitem__):
+            if ticket_id in run.offered:
+                sent = run.sent[ticket_id]
+                out.write(
+                    f"{ticket_id} {(sent - start) * 1000:.1f}"
+                    f" {(run.offered[ticket_id] - sent) * 1000:.1f}"
+                    f" {(run.created[ticket_id] - sent) * 1000:.1f}\n"
+                )
+
+
 async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter) -> dict:
     base = f"http://127.0.0.1:{args.port}"
     run, ready = Run(), asyncio.Event()
@@ -492,11 +507,8 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
         responses = [(run.created[t] - run.sent[t]) * 1000 for t in steady_ids]
         steady_cpu = CpuMeter.between(cpu_start, cpu.read())
-        if os.environ.get("BENCH_DUMP"):
-            with open(os.environ["BENCH_DUMP"], "w") as dump:
-                for t in sorted(steady_ids, key=run.sent.get):
-                    if t in run.offered:
-                        print(t, f"{(run.sent[t]-start)*1000:.1f}", f"{(run.offered[t]-run.sent[t])*1000:.1f}", f"{(run.created[t]-run.sent[t])*1000:.1f}", file=dump)
+        if args.dump:
+            dump_timings(args.dump, run, steady_ids, start)
         steady = {
             "cpu": steady_cpu,
             "tickets": len(steady_ids),
@@ -629,6 +641,7 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--web-workers", type=int, default=2, help="ASGI server processes")
+    parser.add_argument("--dump", help="write each steady ticket's timings to this file")
     parser.add_argument(
         "--connections", type=int, default=16, help="HTTP connections the customers share"
     )

@@ -141,8 +141,6 @@ def _eta(position: int, per_ticket: float) -> int:
     return math.ceil(position * per_ticket)
 
 
-# The count of the tickets ahead, as SQL: each value either a parameter or a
-# column of the ticket ``t`` whose place it is.  One rule for both statements.
 def priority_rank_sql(alias: str) -> str:
     """``tickets.models.priority_rank`` written out for hand-written statements.
 
@@ -157,6 +155,8 @@ def priority_rank_sql(alias: str) -> str:
     return f"CASE {whens} END"
 
 
+# The count of the tickets ahead, as SQL: each value either a parameter or a
+# column of the ticket ``t`` whose place it is.  One rule for both statements.
 def _ahead_sql(
     *, language: str, category: str, priority: str, rank: str, queued_at: str, ticket: str
 ):
