@@ -361,8 +361,9 @@ class HttpPool:
     every request to the one server process that had accepted it.
     """
 
-    def __init__(self, host: str, port: int, size: int):
+    def __init__(self, host: str, port: int, size: int, reuse: str = "oldest"):
         self.host, self.port = host, port
+        self.newest_first = reuse == "newest"
         self.idle: collections.deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
             collections.deque()
         )
@@ -384,7 +385,7 @@ class HttpPool:
             while True:
                 reused = bool(self.idle)
                 if reused:
-                    reader, writer = self.idle.popleft()
+                    reader, writer = self.idle.pop() if self.newest_first else self.idle.popleft()
                 else:
                     reader, writer = await asyncio.open_connection(self.host, self.port)
                 try:
@@ -473,7 +474,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         for realtime, _ in agents
     ]
     await asyncio.wait_for(ready.wait(), timeout=60)
-    client = HttpPool("127.0.0.1", args.port, size=64)
+    client = HttpPool("127.0.0.1", args.port, size=64, reuse=args.reuse)
     await client.open(args.connections)
     try:
 
@@ -641,6 +642,12 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--web-workers", type=int, default=2, help="ASGI server processes")
+    parser.add_argument(
+        "--reuse",
+        choices=["oldest", "newest"],
+        default="oldest",
+        help="which idle connection a request takes: oldest (in turn) or newest",
+    )
     parser.add_argument("--dump", help="write each steady ticket's timings to this file")
     parser.add_argument(
         "--connections", type=int, default=16, help="HTTP connections the customers share"
