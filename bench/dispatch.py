@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -453,7 +453,9 @@ async def wait_until(condition, timeout: float) -> None:
 def dump_timings(path: str, run: "Run", ids: set[int], start: float) -> None:
     """Each steady ticket, in the order sent: id, ms from the phase's start, ms to
     its offer frame, ms to its 201.  Shows whether slow tickets come together."""
+    started_at = time.time() - (time.perf_counter() - start)
     with open(path, "w") as out:
+        out.write(f"# phase start {datetime.fromtimestamp(started_at, UTC).isoformat()}\n")
         out.write("ticket sent_ms offer_ms response_ms\n")
         for ticket_id in sorted(ids, key=run.sent.__getitem__):
             if ticket_id in run.offered:

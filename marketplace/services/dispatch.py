@@ -678,7 +678,7 @@ PULL_TICKETS = 4
 
 
 def _pull_sql() -> str:
-    """The statement behind ``pull_candidates`` (PostgreSQL and SQLite)."""
+    """The statement behind ``pull_for_agent`` (PostgreSQL and SQLite)."""
     t = {
         "ticket": Ticket._meta.db_table,
         "agent": Agent._meta.db_table,
