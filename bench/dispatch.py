@@ -282,6 +282,13 @@ class CpuMeter:
         return used
 
     @staticmethod
+    def ended(
+        before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], part: str
+    ) -> int:
+        """How many of a part's processes ended between two reads."""
+        return sum(1 for pid, (name, _) in before.items() if name == part and pid not in after)
+
+    @staticmethod
     def between(
         before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
     ) -> dict[str, float]:
@@ -504,6 +511,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * (args.warmup + args.seconds)
         start, cpu_start = time.perf_counter(), cpu.read()
+        first_read = cpu_start
         steady_ids = await paced(args.rate * args.warmup, args.rate * args.seconds)
         await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
         steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
@@ -553,8 +561,13 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         )
         drained = sorted(run.accepted.values())[accepted_before:]
         sat_end = drained[-1] if drained else sat_start
+        last_read = cpu.read()
+        # uvicorn kills and replaces a worker that misses its health check (5 s),
+        # dropping that worker's sockets: say so rather than leave it to be guessed.
+        for _ in range(CpuMeter.ended(first_read, last_read, "ASGI server")):
+            run.error("web worker replaced")
         saturation = {
-            "cpu": CpuMeter.between(cpu_start, cpu.read()),
+            "cpu": CpuMeter.between(cpu_start, last_read),
             "tickets": len(backlog),
             "created_per_second": len(backlog) / max(backlog_seconds, 1e-9),
             "assignments": len(drained),
