@@ -248,6 +248,23 @@ FAST_PATH_ATTEMPTS = 3
 _literal = prepared.literal
 
 
+def _eligibility_names() -> dict[str, str]:
+    """The tables and constants the statements applying rules E1–E7 are written with."""
+    return {
+        "ticket": Ticket._meta.db_table,
+        "agent": Agent._meta.db_table,
+        "language": AgentLanguage._meta.db_table,
+        "agent_skill": Agent.skills.through._meta.db_table,
+        "skill": Skill._meta.db_table,
+        "offer": Offer._meta.db_table,
+        "queued": _literal(TicketStatus.QUEUED.value),
+        "approved": _literal(AgentStatus.APPROVED.value),
+        "online": _literal(Presence.ONLINE.value),
+        "pending": _literal(OfferStatus.PENDING.value),
+        "ended": ", ".join(_literal(status.value) for status in ENDED),
+    }
+
+
 def _ranked_sql() -> str:
     """The statement behind ``ranked_in_database``, written once (PostgreSQL and SQLite).
 
@@ -256,19 +273,9 @@ def _ranked_sql() -> str:
     costs PostgreSQL.
     """
     t = {
-        "ticket": Ticket._meta.db_table,
-        "agent": Agent._meta.db_table,
-        "language": AgentLanguage._meta.db_table,
-        "agent_skill": Agent.skills.through._meta.db_table,
-        "skill": Skill._meta.db_table,
-        "offer": Offer._meta.db_table,
+        **_eligibility_names(),
         "booking": ShiftBooking._meta.db_table,
-        "queued": _literal(TicketStatus.QUEUED.value),
-        "approved": _literal(AgentStatus.APPROVED.value),
-        "online": _literal(Presence.ONLINE.value),
         "booked": _literal(BookingStatus.BOOKED.value),
-        "pending": _literal(OfferStatus.PENDING.value),
-        "ended": ", ".join(_literal(status.value) for status in ENDED),
     }
     has_skill = (
         "EXISTS (SELECT 1 FROM {agent_skill} s JOIN {skill} k ON k.id = s.skill_id"
@@ -680,17 +687,7 @@ PULL_TICKETS = 4
 def _pull_sql() -> str:
     """The statement behind ``pull_for_agent`` (PostgreSQL and SQLite)."""
     t = {
-        "ticket": Ticket._meta.db_table,
-        "agent": Agent._meta.db_table,
-        "language": AgentLanguage._meta.db_table,
-        "agent_skill": Agent.skills.through._meta.db_table,
-        "skill": Skill._meta.db_table,
-        "offer": Offer._meta.db_table,
-        "queued": _literal(TicketStatus.QUEUED.value),
-        "approved": _literal(AgentStatus.APPROVED.value),
-        "online": _literal(Presence.ONLINE.value),
-        "pending": _literal(OfferStatus.PENDING.value),
-        "ended": ", ".join(_literal(status.value) for status in ENDED),
+        **_eligibility_names(),
         "general": _literal(rules.GENERAL),
         "rank": priority_rank_sql("t"),
     }
