@@ -26,7 +26,11 @@ Agent order (first difference wins):
 The fast path applies E1–E7 and R1–R4, R6 in one SQL statement
 (``marketplace.services.dispatch.ranked_in_database``) and R5 here;
 tests/marketplace/test_dispatch_ranking_sql.py checks that it agrees with
-``rank`` on random markets.  A change to a rule changes both.
+``rank`` on random markets.  The pull (``dispatch.pull_for_agent``: an agent
+freed by an accept takes the first ticket in ticket order they are eligible
+for) applies E1–E7 and the ticket order in SQL too;
+tests/marketplace/test_dispatch_pull.py checks it against ``why_not`` and
+``order_tickets``.  A change to a rule changes all three.
 """
 
 from __future__ import annotations

@@ -638,7 +638,8 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
             # Run again: the new snapshot sees that offer and passes that agent.
             if attempt == FAST_PATH_ATTEMPTS:
                 logger.warning(
-                    "fast path lost %d races for ticket %s; the batch pass decides",
+                    "offer statement lost %d races for ticket %s;"
+                    " left to the batch pass or the sweep",
                     attempt,
                     ticket_id,
                 )
@@ -752,9 +753,12 @@ def pull_for_agent(*, agent_id: int, now: datetime | None = None) -> bool:
     (a queue deeper than the free agents) — then any freed agent is as good
     as another for its wait, and it is served by whoever frees first.
 
-    True when the agent got an offer or no waiting ticket is theirs to take;
-    False when tickets they could take were all held by other dispatchers
-    (the caller then asks for a batch pass).
+    True when the agent got an offer, no waiting ticket is theirs to take, or
+    the agent stopped being free meanwhile (another dispatcher offered them a
+    ticket; the offer statement cannot tell that from losing its races three
+    times, which the sweep then covers within a second); False when tickets
+    they could take were all held by other dispatchers (the caller then asks
+    for a batch pass).
     """
     global _PULL
     if _PULL is None:
