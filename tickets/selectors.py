@@ -17,6 +17,7 @@ seconds_per_ticket)``.  Each process keeps a lane's rate for
 """
 
 import math
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
@@ -113,13 +114,33 @@ def rate_cache_clear() -> None:
     _rate_cache.clear()
 
 
+# One refresh of the rate at a time per process: when the kept rate runs out,
+# every request of that moment used to count the window again, each in its own
+# thread (dozens at once, over a second each, under a backlog of thousands).
+# The others keep using the rate that ran out until the refresh is done.
+_rate_refreshing = threading.Lock()
+
+
 def seconds_per_ticket(*, language: str, category: str, now: datetime | None = None) -> float:
-    policy = settings.HUMANLINE
     clock = monotonic()
     cached = _rate_cache.get((language, category))
     current = now is None  # only the rate as of now is kept
-    if current and cached is not None and cached[0] > clock:
-        return cached[1]
+    if current and cached is not None:
+        if cached[0] > clock:
+            return cached[1]
+        if not _rate_refreshing.acquire(blocking=False):
+            return cached[1]  # another thread is counting it again
+        try:
+            return _count_rate(language=language, category=category, now=None, clock=clock)
+        finally:
+            _rate_refreshing.release()
+    return _count_rate(language=language, category=category, now=now, clock=clock)
+
+
+def _count_rate(*, language: str, category: str, now: datetime | None, clock: float) -> float:
+    """The lane's seconds per ticket over the window; kept when it is the rate as of now."""
+    policy = settings.HUMANLINE
+    current = now is None
     now = now or timezone.now()
     window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
     served = TicketEvent.objects.filter(

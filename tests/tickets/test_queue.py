@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories import AgentFactory
@@ -192,3 +194,21 @@ def test_the_standing_is_read_from_the_database_not_from_memory(customer):
 
     assert selectors.ticket_standing(ticket=stale) == ("cancelled", None)
     assert selectors.queue_place(ticket=stale).position == 2  # the ticket as in memory
+
+
+def test_while_one_thread_counts_a_lanes_rate_again_the_others_keep_the_old_one(settings):
+    settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_ETA_CACHE_SECONDS": 60}
+    fallback = settings.HUMANLINE["QUEUE_ETA_FALLBACK_SECONDS"]
+    assert selectors.seconds_per_ticket(language="en", category="general") == fallback
+    for _ in range(6):
+        assigned(TicketFactory(), AgentFactory())
+    lane = ("en", "general")
+    selectors._rate_cache[lane] = (0.0, selectors._rate_cache[lane][1])  # it ran out
+
+    # Another thread is counting it again (holds the lock).
+    with selectors._rate_refreshing, CaptureQueriesContext(connection) as queries:
+        assert selectors.seconds_per_ticket(language="en", category="general") == fallback
+    assert len(queries.captured_queries) == 0
+
+    assert selectors.seconds_per_ticket(language="en", category="general") == 300  # counted
+    assert selectors.seconds_per_ticket(language="en", category="general") == 300  # and kept
