@@ -33,14 +33,6 @@ def offer_for(ticket) -> Offer:
 
 
 @pytest.fixture
-def paula(db):
-    """An online agent speaking English, skilled in payments."""
-    agent = AgentFactory(user__name="Paula Pay", languages=["en"], skills=["payments", "general"])
-    go_online(agent)
-    return agent
-
-
-@pytest.fixture
 def gil(db):
     """A second online English agent with general skills only."""
     agent = AgentFactory(user__name="Gil General", languages=["en"], skills=["general"])

@@ -35,6 +35,27 @@ def _offer_row(ticket, agent, status=OfferStatus.PENDING, *, amount=1, seconds=1
     )
 
 
+def while_locked(rows, action):
+    """Run ``action`` while another transaction (another dispatcher) holds ``rows`` locked."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            list(rows.select_for_update())
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        return action()
+    finally:
+        release.set()
+        holder.join(10)
+
+
 @pytest.fixture
 def three(db):
     """Three online English generalists: Ana idle longest, then Ben, then Cy."""
@@ -168,24 +189,12 @@ def test_concurrent_fast_paths_fan_out_over_the_free_agents(three):
     """The best agent's row is locked by another transaction: the ticket goes to the next."""
     ana, ben, _ = three
     ticket = TicketFactory(category="general")
-    locked, release = threading.Event(), threading.Event()
 
-    def hold_ana():
-        with transaction.atomic():
-            type(ana).objects.select_for_update().get(pk=ana.pk)
-            locked.set()
-            release.wait(10)
-        connection.close()
+    made = while_locked(
+        type(ana).objects.filter(pk=ana.pk), lambda: dispatch.dispatch_ticket(ticket_id=ticket.pk)
+    )
 
-    holder = threading.Thread(target=hold_ana)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        assert dispatch.dispatch_ticket(ticket_id=ticket.pk) is True
-    finally:
-        release.set()
-        holder.join(10)
-
+    assert made is True
     assert offer_for(ticket).agent == ben
 
 
@@ -408,23 +417,9 @@ def test_a_ticket_another_dispatcher_holds_is_left_to_it_without_a_batch_pass(th
     asked = []
     monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
     ticket = TicketFactory(category="general")
-    locked, release = threading.Event(), threading.Event()
 
-    def batch_pass_holding_it():
-        with transaction.atomic():
-            Ticket.objects.select_for_update().get(pk=ticket.pk)
-            locked.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=batch_pass_holding_it)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        events.ticket_waiting(ticket.pk)
-    finally:
-        release.set()
-        holder.join(10)
+    # A batch pass holds the ticket's row.
+    while_locked(Ticket.objects.filter(pk=ticket.pk), lambda: events.ticket_waiting(ticket.pk))
 
     assert asked == []  # the holder decides it
     assert not Offer.objects.filter(ticket=ticket).exists()

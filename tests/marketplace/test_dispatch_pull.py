@@ -3,12 +3,11 @@
 just queued to their own fast path."""
 
 import random
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -20,7 +19,7 @@ from marketplace.services import dispatch
 from marketplace.services import pricing as pricing_services
 from tests.factories import AgentFactory, UserFactory
 from tests.marketplace.test_dispatch import go_online, offer_for
-from tests.marketplace.test_dispatch_fast_path import _offer_row
+from tests.marketplace.test_dispatch_fast_path import _offer_row, while_locked
 from tests.tickets.factories import TicketFactory
 from tickets.models import Ticket, TicketEvent, TicketStatus
 
@@ -31,14 +30,6 @@ def _waiting(minutes: float, **fields) -> Ticket:
     """A ticket queued ``minutes`` ago (long past its own fast path)."""
     at = timezone.now() - timedelta(minutes=minutes)
     return TicketFactory(queued_at=at, status_changed_at=at, **fields)
-
-
-@pytest.fixture
-def paula(db):
-    """Paula, online and free: English, payments and general."""
-    agent = AgentFactory(user__name="Paula Pay", languages=["en"], skills=["payments", "general"])
-    go_online(agent)
-    return agent
 
 
 @pytest.fixture
@@ -197,34 +188,14 @@ def test_a_pass_already_running_serves_the_freed_agent_instead(paula, settings, 
     assert offer_for(ticket).agent == paula and queued == []
 
 
-def _hold(tickets, locked: threading.Event, release: threading.Event):
-    """Another dispatcher: the tickets' rows locked until ``release``."""
-    with transaction.atomic():
-        list(Ticket.objects.select_for_update().filter(pk__in=[t.pk for t in tickets]))
-        locked.set()
-        release.wait(10)
-    connection.close()
-
-
-def _while_held(tickets, action):
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tickets, locked, release))
-    holder.start()
-    try:
-        assert locked.wait(10)
-        return action()
-    finally:
-        release.set()
-        holder.join(10)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_head_another_dispatcher_holds_is_passed_for_the_next(paula):
     if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database)")
+        pytest.skip("needs row locks: SQLite locks the whole file; CI runs this on PostgreSQL")
     head, second = _waiting(10, category="payments"), _waiting(5, category="payments")
 
-    assert _while_held([head], lambda: dispatch.pull_for_agent(agent_id=paula.pk)) is True
+    held = Ticket.objects.filter(pk=head.pk)
+    assert while_locked(held, lambda: dispatch.pull_for_agent(agent_id=paula.pk)) is True
 
     assert offer_for(second).agent == paula
     assert not Offer.objects.filter(ticket=head).exists()
@@ -233,14 +204,15 @@ def test_a_head_another_dispatcher_holds_is_passed_for_the_next(paula):
 @pytest.mark.django_db(transaction=True)
 def test_when_every_ticket_is_held_elsewhere_the_batch_pass_decides(paula, monkeypatch):
     if connection.vendor != "postgresql":
-        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database)")
+        pytest.skip("needs row locks: SQLite locks the whole file; CI runs this on PostgreSQL")
     from marketplace import events
 
     asked = []
     monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
     held = [_waiting(10 - n, category="payments") for n in range(2)]
 
-    _while_held(held, lambda: events.agent_freed(agent_id=paula.pk))
+    rows = Ticket.objects.filter(pk__in=[t.pk for t in held])
+    while_locked(rows, lambda: events.agent_freed(agent_id=paula.pk))
 
     assert asked == [1]
     assert not Offer.objects.exists()
