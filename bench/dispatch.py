@@ -301,6 +301,39 @@ class CpuMeter:
         return spent
 
 
+class SessionMeter:
+    """Connections PostgreSQL accepted to the benchmark's database so far.
+
+    Each one is a backend process started, a handshake, and its prepared
+    statements parsed and planned again: a stack in service opens none, its
+    processes keep theirs (``config.pgpool``).  Read from ``pg_stat_database``,
+    which a backend updates at the end of its first transaction.
+    """
+
+    def __init__(self, url: str):
+        import psycopg2
+
+        parts = urlparse(url)
+        self.connection = psycopg2.connect(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=parts.username,
+            password=parts.password,
+            dbname=parts.path.lstrip("/"),
+        )
+        self.connection.autocommit = True  # each read sees the statistics as they are now
+
+    def read(self) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
 
 
@@ -474,7 +507,9 @@ def dump_timings(path: str, run: "Run", ids: set[int], start: float) -> None:
                 )
 
 
-async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter) -> dict:
+async def load(
+    args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter, sessions: SessionMeter
+) -> dict:
     base = f"http://127.0.0.1:{args.port}"
     run, ready = Run(), asyncio.Event()
     ws_base = f"ws://127.0.0.1:{args.port}/ws/agent/?ticket="
@@ -510,7 +545,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
 
         # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * (args.warmup + args.seconds)
-        start, cpu_start = time.perf_counter(), cpu.read()
+        start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
         first_read = cpu_start
         steady_ids = await paced(args.rate * args.warmup, args.rate * args.seconds)
         await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
@@ -518,10 +553,12 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
         responses = [(run.created[t] - run.sent[t]) * 1000 for t in steady_ids]
         steady_cpu = CpuMeter.between(cpu_start, cpu.read())
+        steady_sessions = sessions.read() - sessions_start
         if args.dump:
             dump_timings(args.dump, run, steady_ids, start)
         steady = {
             "cpu": steady_cpu,
+            "sessions": steady_sessions,
             "tickets": len(steady_ids),
             "offers": len(latencies),
             "offers_per_second": len(latencies) / max(steady_end - start, 1e-9),
@@ -552,7 +589,7 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         backlog_seconds = time.perf_counter() - backlog_start
         backlog = set(run.sent) - steady_ids - warm_ids
         accepted_before = len(run.accepted)
-        sat_start, cpu_start = time.perf_counter(), cpu.read()
+        sat_start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
         answers_before = len(run.answer_ms)
         deliveries_before = len(run.delivery_ms)
         await asyncio.gather(*(set_presence(client, token, "online", run) for _, token in agents))
@@ -562,12 +599,14 @@ async def load(args, agents: list[tuple[str, str]], customer: str, cpu: CpuMeter
         drained = sorted(run.accepted.values())[accepted_before:]
         sat_end = drained[-1] if drained else sat_start
         last_read = cpu.read()
+        saturation_sessions = sessions.read() - sessions_start
         # uvicorn kills and replaces a worker that misses its health check (5 s),
         # dropping that worker's sockets: say so rather than leave it to be guessed.
         for _ in range(CpuMeter.ended(first_read, last_read, "ASGI server")):
             run.error("web worker replaced")
         saturation = {
             "cpu": CpuMeter.between(cpu_start, last_read),
+            "sessions": saturation_sessions,
             "tickets": len(backlog),
             "created_per_second": len(backlog) / max(backlog_seconds, 1e-9),
             "assignments": len(drained),
@@ -712,7 +751,11 @@ def main() -> int:
         time.sleep(2)  # let the worker and beat connect to the broker
         parts = ["ASGI server", "dispatch worker", "other worker", "beat"]
         cpu = CpuMeter({part: process.pid for part, process in zip(parts, processes, strict=True)})
-        result = run_loop(load(args, credentials, token, cpu))
+        sessions = SessionMeter(env["DATABASE_URL"])
+        try:
+            result = run_loop(load(args, credentials, token, cpu, sessions))
+        finally:
+            sessions.close()
     finally:
         stop(processes)
     steady, saturation = result["steady"], result["saturation"]
@@ -751,7 +794,10 @@ def main() -> int:
             f"{part} {seconds:.1f} s" for part, seconds in sorted(figures["cpu"].items()) if seconds
         )
         total = sum(figures["cpu"].values())
-        print(f"  CPU, {phase}: {shares}; {total * 1000 / max(count, 1):.1f} ms per ticket in all")
+        print(
+            f"  CPU, {phase}: {shares}; {total * 1000 / max(count, 1):.1f} ms per ticket in all;"
+            f" {figures['sessions']} database connections opened"
+        )
     print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
     return 0
 

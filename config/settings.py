@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from config import pgpool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -85,6 +87,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'humanline.sqlite3'}")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Threads per web process that run HTTP requests (config.asgi_http): how many
+# requests one process serves at once; each holds a database connection while
+# it runs.
+HTTP_THREADS = env.int("HTTP_THREADS", default=32)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the ASGI server, the in-process sweeper) share one file.
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -94,21 +100,19 @@ else:
     # connection per thread exhausts PostgreSQL's client slots; web processes keep
     # 0, Celery workers may set DB_CONN_MAX_AGE.  What "closing" costs is what the
     # pool saves: config.pgpool hands connections between a process's threads
-    # (DB_POOL_SIZE idle at most; 0 turns it off, as the test suite does so that
-    # the test database can be dropped at the end).
+    # (DB_POOL_SIZE idle at most, by default one per thread of a web process that
+    # can hold one; 0 turns it off, as the test suite does so that the test
+    # database can be dropped at the end).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    _pool_size = env.int("DB_POOL_SIZE", default=0 if TESTING else 20)
+    _pool_default = 0 if TESTING else pgpool.default_size(HTTP_THREADS)
+    _pool_size = env.int("DB_POOL_SIZE", default=_pool_default)
     if _pool_size > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["ENGINE"] = "config.pgpool"
         DATABASES["default"]["POOL"] = {
             "SIZE": _pool_size,
             "MAX_IDLE_SECONDS": env.int("DB_POOL_MAX_IDLE_SECONDS", default=300),
         }
-# Threads per web process that run HTTP requests (config.asgi_http): how many
-# requests one process serves at once; each holds a database connection while
-# it runs.
-HTTP_THREADS = env.int("HTTP_THREADS", default=32)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
 

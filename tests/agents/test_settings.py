@@ -83,3 +83,32 @@ def test_database_and_redis_urls_select_the_production_stack():
         "False",
         "False",
     ]
+
+
+def test_the_database_pool_keeps_a_connection_for_every_thread_of_a_web_process():
+    """Fewer kept than the threads that hold connections at once: each burst closes
+    the extra connections and the next opens them again (a backend, a handshake,
+    every prepared statement planned anew)."""
+    probe = (
+        "from concurrent.futures import ThreadPoolExecutor;"
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['POOL']['SIZE'],"
+        " s.HTTP_THREADS, ThreadPoolExecutor()._max_workers)"
+    )
+    production = {
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
+        "HTTP_THREADS": "10",
+    }
+    result = run_manage("shell", "--no-imports", "-c", probe, **production)
+    assert result.returncode == 0, result.stderr
+    engine, size, http_threads, loop_executor = result.stdout.split()
+    assert engine == "config.pgpool"
+    assert http_threads == "10"
+    # The HTTP threads, the loop's default executor (asyncio's size) and asgiref's one thread.
+    assert int(size) == 10 + int(loop_executor) + 1
+
+    result = run_manage("shell", "--no-imports", "-c", probe, **production, DB_POOL_SIZE="5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "5"
