@@ -6,11 +6,18 @@ realtime ticket (``?ticket=``), and refused unless their Origin is allowed.
 
 import gc
 import os
+import sys
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+
+# Threads coming back from I/O, and the event loop, wait less for the
+# interpreter behind a busy request thread (config.settings, GIL_SWITCH_INTERVAL_MS).
+sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -91,6 +91,22 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # requests one process serves at once; each holds a database connection while
 # it runs.
 HTTP_THREADS = env.int("HTTP_THREADS", default=32)
+# How long a thread of a web process may keep running Python while another
+# waits for the interpreter (sys.setswitchinterval; Python's default is 5 ms).
+# A request's thread coming back from the database or Redis, and the event loop
+# with a frame to send, wait up to this long behind a busy thread, several times
+# per request: shorter gave lower latency on the dispatch benchmark at the same
+# CPU (docs/architecture.md, "What session 8 changed").
+_switch = env.str("GIL_SWITCH_INTERVAL_MS", default="1")
+try:
+    GIL_SWITCH_INTERVAL_MS = float(_switch)
+except ValueError:
+    GIL_SWITCH_INTERVAL_MS = float("nan")
+if not 0 < GIL_SWITCH_INTERVAL_MS <= 1000:  # NaN fails this too
+    raise environ.ImproperlyConfigured(
+        "GIL_SWITCH_INTERVAL_MS must be a number of milliseconds above 0 and at most 1000,"
+        f" not {_switch!r}."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the ASGI server, the in-process sweeper) share one file.
     DATABASES["default"].setdefault("OPTIONS", {})

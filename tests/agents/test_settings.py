@@ -112,3 +112,41 @@ def test_the_database_pool_keeps_a_connection_for_every_thread_of_a_web_process(
     result = run_manage("shell", "--no-imports", "-c", probe, **production, DB_POOL_SIZE="5")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[1] == "5"
+
+
+def _asgi_switch_interval(**env) -> subprocess.CompletedProcess:
+    """Load the web processes' entry point as uvicorn does; print the GIL's switch interval."""
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import sys, config.asgi; print(sys.getswitchinterval())"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_web_processes_hand_the_interpreter_over_every_millisecond_by_default():
+    default = _asgi_switch_interval()
+    assert default.returncode == 0, default.stderr
+    assert float(default.stdout) == 0.001  # Python's own default is 0.005
+    chosen = _asgi_switch_interval(GIL_SWITCH_INTERVAL_MS="2.5")
+    assert chosen.returncode == 0, chosen.stderr
+    assert float(chosen.stdout) == 0.0025
+
+
+def test_a_switch_interval_that_is_not_a_positive_number_of_milliseconds_is_refused():
+    for wrong in ("abc", "0", "-1", "5000"):
+        result = _asgi_switch_interval(GIL_SWITCH_INTERVAL_MS=wrong)
+        assert result.returncode != 0, wrong
+        assert "GIL_SWITCH_INTERVAL_MS must be a number of milliseconds" in result.stderr
+        assert repr(wrong) in result.stderr
