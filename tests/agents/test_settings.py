@@ -8,10 +8,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_manage(*args, **env):
+PRODUCTION_SECRET = "k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a"
+
+
+def production(**env) -> dict:
+    """What a production-like process is started with (the suite's own servers)."""
+    return {
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "SECRET_KEY": PRODUCTION_SECRET,
+        **env,
+    }
+
+
+def run_python(*args, **env):
+    """Python in a process of its own, with only ``env`` (and a PATH and HOME) set."""
     clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=clean,
         capture_output=True,
@@ -21,16 +35,17 @@ def run_manage(*args, **env):
     )
 
 
+def run_manage(*args, **env):
+    return run_python("manage.py", *args, **env)
+
+
 def test_production_like_settings_pass_the_deploy_check():
     result = run_manage(
         "check",
         "--deploy",
         "--fail-level",
         "WARNING",
-        DATABASE_URL=os.environ["DATABASE_URL"],
-        REDIS_URL=os.environ["REDIS_URL"],
-        SECRET_KEY="k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
-        ALLOWED_HOSTS="humanline.example.com",
+        **production(ALLOWED_HOSTS="humanline.example.com"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -95,13 +110,7 @@ def test_the_database_pool_keeps_a_connection_for_every_thread_of_a_web_process(
         "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['POOL']['SIZE'],"
         " s.HTTP_THREADS, ThreadPoolExecutor()._max_workers)"
     )
-    production = {
-        "DATABASE_URL": os.environ["DATABASE_URL"],
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
-        "HTTP_THREADS": "10",
-    }
-    result = run_manage("shell", "--no-imports", "-c", probe, **production)
+    result = run_manage("shell", "--no-imports", "-c", probe, **production(HTTP_THREADS="10"))
     assert result.returncode == 0, result.stderr
     engine, size, http_threads, loop_executor = result.stdout.split()
     assert engine == "config.pgpool"
@@ -109,30 +118,17 @@ def test_the_database_pool_keeps_a_connection_for_every_thread_of_a_web_process(
     # The HTTP threads, the loop's default executor (asyncio's size) and asgiref's one thread.
     assert int(size) == 10 + int(loop_executor) + 1
 
-    result = run_manage("shell", "--no-imports", "-c", probe, **production, DB_POOL_SIZE="5")
+    result = run_manage(
+        "shell", "--no-imports", "-c", probe, **production(HTTP_THREADS="10", DB_POOL_SIZE="5")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[1] == "5"
 
 
 def _asgi_switch_interval(**env) -> subprocess.CompletedProcess:
     """Load the web processes' entry point as uvicorn does; print the GIL's switch interval."""
-    clean = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DATABASE_URL": os.environ["DATABASE_URL"],
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-and-random-9f8e7d6c5b4a",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-c", "import sys, config.asgi; print(sys.getswitchinterval())"],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    probe = "import sys, config.asgi; print(sys.getswitchinterval())"
+    return run_python("-c", probe, **production(**env))
 
 
 def test_web_processes_hand_the_interpreter_over_every_millisecond_by_default():
