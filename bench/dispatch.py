@@ -10,7 +10,8 @@ each offer over their socket, and prints:
   creation request being sent to the ``offer.created`` frame arriving;
 - assignments per second at saturation: every agent steps away, a backlog is
   opened, everyone comes back and the backlog drains;
-- where an agent's cycle goes at saturation, and the CPU each part used.
+- where an agent's cycle goes at saturation, the CPU each part used, and how
+  many database connections each phase opened (a stack in service opens none).
 
 Usage: ``make bench`` or ``python bench/dispatch.py --agents 200 --rate 100 --seconds 10``.
 It uses its own database (``humanline_bench``) and Redis db 7, recreated each run.
