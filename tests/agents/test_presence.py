@@ -250,6 +250,37 @@ def test_sweeper_leaves_an_agent_within_the_grace_period(agent, clock):
     assert agent.presence == Presence.ONLINE
 
 
+def test_a_ping_marks_its_socket_and_its_agent_seen_and_nothing_else(agent, clock):
+    other = AgentFactory(status="approved")
+    presence.agent_connection_open(agent_id=agent.pk, channel_name="mine")
+    presence.agent_connection_open(agent_id=other.pk, channel_name="theirs")
+    opened = timezone.now()
+    clock.shift(timedelta(seconds=20))
+
+    assert presence.agent_connection_seen(channel_name="mine") is True
+
+    agent.refresh_from_db()
+    other.refresh_from_db()
+    assert agent.last_seen_at == timezone.now()
+    assert AgentConnection.objects.get(channel_name="mine").last_seen_at == timezone.now()
+    assert other.last_seen_at == opened
+    assert AgentConnection.objects.get(channel_name="theirs").last_seen_at == opened
+
+
+def test_a_ping_on_a_closed_or_unknown_socket_changes_nothing(agent, clock):
+    presence.agent_connection_open(agent_id=agent.pk, channel_name="old")
+    presence.agent_connection_close(channel_name="old")
+    closed = timezone.now()
+    clock.shift(timedelta(seconds=20))
+
+    assert presence.agent_connection_seen(channel_name="old") is False
+    assert presence.agent_connection_seen(channel_name="never-opened") is False
+
+    agent.refresh_from_db()
+    assert agent.last_seen_at == closed
+    assert AgentConnection.objects.get(channel_name="old").last_seen_at == closed
+
+
 def test_sweeper_leaves_an_agent_with_one_live_socket_among_closed_ones(agent, clock):
     _set(agent, "away")
     presence.agent_connection_open(agent_id=agent.pk, channel_name="old")
