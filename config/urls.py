@@ -8,16 +8,21 @@ from marketplace.urls import api_urlpatterns as marketplace_api
 from tickets.urls import api_urlpatterns as tickets_api
 from tickets.urls import page_urlpatterns as tickets_pages
 
-api_v1 = [*agents_api, *marketplace_api, *tickets_api]
+# Django tries the patterns in order and, on every miss inside an include,
+# records what it tried: the API, which takes nearly all the traffic (opening
+# a ticket most), is matched first: behind every page's pattern, resolving
+# /api/v1/tickets/ took 50 µs, first 19 µs.  No two patterns match the same
+# path, so the order changes nothing else (tests/agents/test_urls.py checks it).
+api_v1 = [*tickets_api, *marketplace_api, *agents_api]
 
 urlpatterns = [
+    path("api/v1/", include(api_v1)),
     path("", pages.home, name="home"),
     path("healthz", pages.healthz, name="healthz"),
     path("", include("agents.page_urls")),
     path("", include("marketplace.page_urls")),
     path("", include(tickets_pages)),
     path("django-admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
