@@ -152,6 +152,22 @@ async def test_a_socket_that_stops_receiving_does_not_hold_up_the_others():
     await layer.flush()
 
 
+async def test_the_inbox_reader_stops_once_its_last_socket_has_its_message():
+    layer = _layer()
+    await layer.flush()
+    socket = await layer.new_channel()
+    await layer.group_add("ticket.6", socket)
+    await layer.group_send("ticket.6", {"type": "ticket.event", "n": 6})
+
+    assert (await asyncio.wait_for(layer.receive(socket), timeout=10))["n"] == 6
+    for _ in range(5):  # a few turns of the loop, no time: it must not wait on Redis
+        await asyncio.sleep(0)
+    # Had it looked before the socket stopped waiting, it would sit in a
+    # blocking pop for nobody (5 s), holding up a server's shutdown.
+    assert layer._inbox_reader.done()
+    await layer.flush()
+
+
 async def test_an_unreadable_message_in_the_inbox_does_not_stop_the_sockets():
     layer = _layer()
     await layer.flush()
