@@ -1,8 +1,12 @@
 """Sending on the channel layer from synchronous code.
 
-Inside the ASGI server, synchronous code runs on threads that asgiref's
-``async_to_sync`` hops back to the server's event loop, whose Redis
-connections live as long as the process.  Elsewhere (a Celery worker, the
+Inside the ASGI server, synchronous code runs on threads of the server's
+event loop, whose Redis connections live as long as the process.  A push from
+such a thread is handed to the loop's outbox and the thread goes on: one task
+on the loop sends whatever the threads handed over meanwhile as one batch, in
+the order handed over, then the next batch.  (Waiting for each send through
+``async_to_sync`` cost the thread more Python than the send itself, and under
+load the threads' pushes now share their round trips to Redis.)  Elsewhere (a Celery worker, the
 embedded sweeper, a management command) ``async_to_sync`` makes a new event
 loop per call, and channels-redis keeps a connection pool per loop: every push
 opened and closed its own Redis connection, which was most of a worker's push
@@ -60,6 +64,59 @@ def sender():
         return _loop, _layer
 
 
+class _Outbox:
+    """Pushes from the server's threads, sent in order by one task on its loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, layer):
+        self.loop, self.layer = loop, layer
+        self._items: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._draining = False  # a drain is scheduled or running
+        self._task: asyncio.Task | None = None  # kept: the loop holds tasks weakly
+
+    def put(self, items: list[tuple[str, dict]]) -> None:
+        with self._lock:
+            self._items.extend(items)
+            if self._draining:
+                return  # the running drain takes them on its next round
+            self._draining = True
+        try:
+            self.loop.call_soon_threadsafe(self._start)
+        except RuntimeError:  # the loop has closed: the server is stopping
+            with self._lock:
+                dropped, self._items, self._draining = len(self._items), [], False
+            logger.warning("the server loop has closed; %d push(es) not sent", dropped)
+
+    def _start(self) -> None:
+        self._task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                items, self._items = self._items, []
+                if not items:
+                    self._draining = False
+                    return
+            try:
+                await self.layer.group_send_many(items)
+            except Exception:
+                # As the pushes' own senders do: the facts are committed, clients resync.
+                logger.exception("sending %d pushes failed; clients resync", len(items))
+
+
+_outbox: _Outbox | None = None
+
+
+def _server_outbox(layer) -> _Outbox:
+    """The outbox of the loop this thread's synchronous work came from."""
+    global _outbox
+    loop = SyncToAsync.threadlocal.main_event_loop
+    with _lock:
+        if _outbox is None or _outbox.loop is not loop or _outbox.layer is not layer:
+            _outbox = _Outbox(loop, layer)
+        return _outbox
+
+
 _batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("channel_batch", default=None)
 
 
@@ -68,8 +125,9 @@ def batched():
     """Hold every ``group_send_many`` of the block and send them as one at its end.
 
     One event often pushes to several audiences (an accepted offer: the agent
-    and the ticket's watchers); each send is a hop to the sending loop and two
-    round trips to Redis, so the block's sends go together.  Nested blocks
+    and the ticket's watchers); each send is two round trips to Redis (and,
+    off the server, a hop to the sending loop), so the block's sends go
+    together.  Nested blocks
     join the outer one.  What the block held is sent even if the block fails
     part-way; a failure to send is logged, as the pushes' own senders do: the
     facts are committed and clients resync.
@@ -93,7 +151,9 @@ def batched():
 def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:
     """Send each ``(group, message)``: as one batch on the batching Redis layer,
     else one send each, where one failed send does not stop the others.  Inside
-    ``batched()`` they are held and sent with the block's others."""
+    ``batched()`` they are held and sent with the block's others.  On a thread
+    of the ASGI server with the batching layer they go to the loop's outbox
+    and this returns at once."""
     held = _batch.get()
     if held is not None:
         held.extend(items)
@@ -112,6 +172,9 @@ def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> 
             return_exceptions=True,
         )
 
+    if _server_loop_running() and hasattr(layer, "group_send_many"):
+        _server_outbox(layer).put(items)
+        return
     if _server_loop_running() or not _is_redis(layer):
         async_to_sync(send_all)(layer)
         return

@@ -4,8 +4,9 @@ import asyncio
 import threading
 
 import pytest
+import pytest_asyncio
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 from config import channel_send
 
@@ -110,3 +111,102 @@ def test_what_a_failing_batch_held_is_still_sent(layer):
         return (await asyncio.wait_for(layer.receive(channel), 8))["n"]
 
     assert async_to_sync(receive_one)() == 1
+
+
+# --- the server's outbox -------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def receiver():
+    """Receives through Redis, as another server process does.
+
+    A socket of this process would be handed the push directly, leaving the
+    shared layer's inbox reader in a blocking pop that delays the loop's end.
+    """
+    receiver = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    yield receiver
+    await receiver.close_pools()
+
+
+@pytest.fixture
+def held_sends(layer, monkeypatch):
+    """The batching layer's sends, recorded; each waits until the test releases it."""
+    from config.channel_layer import BatchingRedisChannelLayer
+
+    real = BatchingRedisChannelLayer.group_send_many
+    sends = {"calls": [], "release": None}
+
+    async def held(self, items):
+        sends["calls"].append([message["n"] for _, message in items])
+        await sends["release"].wait()
+        return await real(self, items)
+
+    monkeypatch.setattr(BatchingRedisChannelLayer, "group_send_many", held)
+    return sends
+
+
+@pytest.mark.asyncio
+async def test_a_server_thread_hands_its_pushes_over_and_goes_on(held_sends, receiver):
+    held_sends["release"] = asyncio.Event()
+    channel = await receiver.new_channel()
+    await receiver.group_add("probe-outbox", channel)
+
+    def handler():
+        channel_send.group_send_many([("probe-outbox", {"type": "probe", "n": 1})])
+        return "returned"
+
+    # Had the thread waited for its send, this would time out: the send is
+    # held until the handler has returned.
+    assert await asyncio.wait_for(sync_to_async(handler, thread_sensitive=False)(), 5) == "returned"
+    held_sends["release"].set()
+
+    assert (await asyncio.wait_for(receiver.receive(channel), 10))["n"] == 1
+
+
+@pytest.mark.asyncio
+async def test_pushes_handed_over_during_a_send_go_together_next_in_order(held_sends, receiver):
+    held_sends["release"] = asyncio.Event()
+    channel = await receiver.new_channel()
+    await receiver.group_add("probe-outbox-order", channel)
+
+    def push(n):
+        channel_send.group_send_many([("probe-outbox-order", {"type": "probe", "n": n})])
+
+    await sync_to_async(push, thread_sensitive=False)(1)
+    while not held_sends["calls"]:  # the first send has started, and is held
+        await asyncio.sleep(0)
+    for n in (2, 3, 4):  # from three threads, one after another
+        await sync_to_async(push, thread_sensitive=False)(n)
+    held_sends["release"].set()
+
+    received = [(await asyncio.wait_for(receiver.receive(channel), 10))["n"] for _ in range(4)]
+    assert received == [1, 2, 3, 4]
+    assert held_sends["calls"] == [[1], [2, 3, 4]]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_send_is_logged_and_the_next_pushes_still_go(receiver, monkeypatch, caplog):
+    from config.channel_layer import BatchingRedisChannelLayer
+
+    real = BatchingRedisChannelLayer.group_send_many
+    failures = [RuntimeError("Redis went away")]
+
+    async def flaky(self, items):
+        if failures:
+            raise failures.pop()
+        return await real(self, items)
+
+    monkeypatch.setattr(BatchingRedisChannelLayer, "group_send_many", flaky)
+    channel = await receiver.new_channel()
+    await receiver.group_add("probe-outbox-failing", channel)
+
+    def push(n):
+        channel_send.group_send_many([("probe-outbox-failing", {"type": "probe", "n": n})])
+
+    await sync_to_async(push, thread_sensitive=False)(1)
+    while failures:
+        await asyncio.sleep(0)
+    await sync_to_async(push, thread_sensitive=False)(2)
+
+    assert (await asyncio.wait_for(receiver.receive(channel), 10))["n"] == 2
+    assert "sending 1 pushes failed" in caplog.text
