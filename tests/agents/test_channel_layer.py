@@ -237,6 +237,6 @@ async def test_a_full_socket_of_this_process_refuses_the_new_message():
     await layer.flush()
 
 
-def test_the_platform_runs_the_batching_layer_on_redis():
+async def test_the_platform_runs_the_batching_layer_on_redis():
     channel_layers.backends.clear()
     assert isinstance(channel_layers["default"], BatchingRedisChannelLayer)
