@@ -279,7 +279,8 @@ def _ranked_sql() -> str:
     }
     # The agent's row for a skill, by slug (slugs are unique): joined once per
     # agent rather than a subquery per agent and use, which cost PostgreSQL
-    # a third more (1.1–1.7 against 0.9 ms with 200 agents online, session 9).
+    # about a fifth more (a call took 1.8 against 1.5 ms, median of six
+    # interleaved rounds with 200 agents online, session 9).
     skill_row = (
         "LEFT JOIN {agent_skill} {alias} ON {alias}.agent_id = a.id"
         " AND {alias}.skill_id = (SELECT k.id FROM {skill} k WHERE k.slug = %s)"
