@@ -116,6 +116,16 @@ def test_what_a_failing_batch_held_is_still_sent(layer):
 # --- the server's outbox -------------------------------------------------------
 
 
+async def _until(condition, timeout: float = 10) -> None:
+    """Let the loop turn until ``condition()`` holds; fail after ``timeout`` seconds."""
+
+    async def turns():
+        while not condition():
+            await asyncio.sleep(0)  # one turn of the loop, no time
+
+    await asyncio.wait_for(turns(), timeout)
+
+
 @pytest_asyncio.fixture
 async def receiver():
     """Receives through Redis, as another server process does.
@@ -173,8 +183,7 @@ async def test_pushes_handed_over_during_a_send_go_together_next_in_order(held_s
         channel_send.group_send_many([("probe-outbox-order", {"type": "probe", "n": n})])
 
     await sync_to_async(push, thread_sensitive=False)(1)
-    while not held_sends["calls"]:  # the first send has started, and is held
-        await asyncio.sleep(0)
+    await _until(lambda: held_sends["calls"])  # the first send has started, and is held
     for n in (2, 3, 4):  # from three threads, one after another
         await sync_to_async(push, thread_sensitive=False)(n)
     held_sends["release"].set()
@@ -204,8 +213,7 @@ async def test_a_failed_send_is_logged_and_the_next_pushes_still_go(receiver, mo
         channel_send.group_send_many([("probe-outbox-failing", {"type": "probe", "n": n})])
 
     await sync_to_async(push, thread_sensitive=False)(1)
-    while failures:
-        await asyncio.sleep(0)
+    await _until(lambda: not failures)  # the first send was tried, and failed
     await sync_to_async(push, thread_sensitive=False)(2)
 
     assert (await asyncio.wait_for(receiver.receive(channel), 10))["n"] == 2
