@@ -240,6 +240,42 @@ class Run:
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
+class MachineMeter:
+    """The whole machine's time from /proc/stat (Linux): how busy its cores were,
+    and how much of it the hypervisor took for other guests (``steal``).
+
+    The same code's figures move with the machine: runs minutes apart differed
+    by a third in CPU per ticket.  Printed with each phase so a figure can be
+    read against the machine it was taken on.
+    """
+
+    @staticmethod
+    def read() -> list[int]:
+        try:
+            with open("/proc/stat") as stat:
+                return [int(n) for n in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return []
+
+    @staticmethod
+    def between(before: list[int], after: list[int]) -> str:
+        if not before or not after:
+            return "machine load unknown"
+        spent = [b - a for a, b in zip(before, after, strict=True)]
+        total = max(sum(spent), 1)
+        idle = spent[3] + (spent[4] if len(spent) > 4 else 0)  # idle, iowait
+        steal = spent[7] if len(spent) > 7 else 0
+        busy = 100 * (total - idle - steal) / total
+        return f"cores {busy:.0f}% busy, {100 * steal / total:.1f}% stolen"
+
+    @staticmethod
+    def speed_ms() -> float:
+        """``python3 -m timeit -n 20 "sum(range(10**6))"``: best of 5, ms per loop."""
+        import timeit
+
+        return min(timeit.repeat("sum(range(10**6))", number=20, repeat=5)) / 20 * 1000
+
+
 class CpuMeter:
     """CPU seconds used by each part of the stack, read from /proc (Linux).
 
@@ -547,6 +583,7 @@ async def load(
         # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * (args.warmup + args.seconds)
         start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
+        machine_start = MachineMeter.read()
         first_read = cpu_start
         steady_ids = await paced(args.rate * args.warmup, args.rate * args.seconds)
         await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
@@ -554,11 +591,13 @@ async def load(
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]
         responses = [(run.created[t] - run.sent[t]) * 1000 for t in steady_ids]
         steady_cpu = CpuMeter.between(cpu_start, cpu.read())
+        steady_machine = MachineMeter.between(machine_start, MachineMeter.read())
         steady_sessions = sessions.read() - sessions_start
         if args.dump:
             dump_timings(args.dump, run, steady_ids, start)
         steady = {
             "cpu": steady_cpu,
+            "machine": steady_machine,
             "sessions": steady_sessions,
             "tickets": len(steady_ids),
             "offers": len(latencies),
@@ -591,6 +630,7 @@ async def load(
         backlog = set(run.sent) - steady_ids - warm_ids
         accepted_before = len(run.accepted)
         sat_start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
+        machine_start = MachineMeter.read()
         answers_before = len(run.answer_ms)
         deliveries_before = len(run.delivery_ms)
         await asyncio.gather(*(set_presence(client, token, "online", run) for _, token in agents))
@@ -600,6 +640,7 @@ async def load(
         drained = sorted(run.accepted.values())[accepted_before:]
         sat_end = drained[-1] if drained else sat_start
         last_read = cpu.read()
+        saturation_machine = MachineMeter.between(machine_start, MachineMeter.read())
         saturation_sessions = sessions.read() - sessions_start
         # uvicorn kills and replaces a worker that misses its health check (5 s),
         # dropping that worker's sockets: say so rather than leave it to be guessed.
@@ -607,6 +648,7 @@ async def load(
             run.error("web worker replaced")
         saturation = {
             "cpu": CpuMeter.between(cpu_start, last_read),
+            "machine": saturation_machine,
             "sessions": saturation_sessions,
             "tickets": len(backlog),
             "created_per_second": len(backlog) / max(backlog_seconds, 1e-9),
@@ -711,6 +753,7 @@ def main() -> int:
     args = parser.parse_args()
 
     env = bench_env(args)
+    speed_ms = MachineMeter.speed_ms()  # before anything of the stack runs
     print(
         f"dispatch bench: {args.agents} agents, {args.rate} tickets/s for {args.seconds} s "
         f"(after {args.warmup} s of warm-up), then {args.saturation} at saturation",
@@ -762,6 +805,10 @@ def main() -> int:
     steady, saturation = result["steady"], result["saturation"]
     print(f"  agents connected over WebSockets : {args.agents} ({args.server} x{args.web_workers})")
     print(
+        f"  machine speed: sum(range(10**6)) in {speed_ms:.1f} ms before the run"
+        ' (best of 5, as python3 -m timeit -n 20 "sum(range(10**6))")'
+    )
+    print(
         f"  steady: {steady['offers']}/{steady['tickets']} tickets offered, "
         f"{steady['offers_per_second']:.1f} offers/s sustained"
     )
@@ -797,7 +844,7 @@ def main() -> int:
         total = sum(figures["cpu"].values())
         print(
             f"  CPU, {phase}: {shares}; {total * 1000 / max(count, 1):.1f} ms per ticket in all;"
-            f" {figures['sessions']} database connections opened"
+            f" {figures['sessions']} database connections opened; {figures['machine']}"
         )
     print(f"  errors: {result['errors']} {result['error_kinds']}   (logs: {workdir}/stack.log)")
     return 0
