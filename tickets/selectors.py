@@ -143,12 +143,7 @@ def _count_rate(*, language: str, category: str, now: datetime | None, clock: fl
     current = now is None
     now = now or timezone.now()
     window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
-    served = TicketEvent.objects.filter(
-        to_status=TicketStatus.ASSIGNED,
-        created_at__gte=now - window,
-        ticket__language=language,
-        ticket__category=category,
-    ).count()
+    served = served_in_lane(language=language, category=category, since=now - window)
     if served < policy["QUEUE_ETA_MIN_SAMPLES"]:
         rate = float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
     else:
@@ -156,6 +151,34 @@ def _count_rate(*, language: str, category: str, now: datetime | None, clock: fl
     if current:
         _rate_cache[(language, category)] = (clock + policy["QUEUE_ETA_CACHE_SECONDS"], rate)
     return rate
+
+
+def _served_sql() -> str:
+    # The window's assignments first, read once from their index, then their
+    # tickets by key.  Left to the planner, the join could be driven from the
+    # tickets instead, reading the window again for each one: with statistics
+    # taken while the tables were nearly empty (a new deployment, the bench's
+    # database) it did, and counting 5,300 assignments took 1.5 s of a core
+    # against 12 ms this way (EXPLAIN ANALYZE, session 10).
+    return (
+        f"WITH e AS MATERIALIZED (SELECT ticket_id FROM {TicketEvent._meta.db_table}"  # noqa: S608
+        " WHERE to_status = %s AND created_at >= %s)"
+        f" SELECT count(*) FROM e JOIN {Ticket._meta.db_table} t ON t.id = e.ticket_id"
+        " WHERE t.language = %s AND t.category = %s"
+    )
+
+
+def served_in_lane(*, language: str, category: str, since: datetime) -> int:
+    """How many times tickets of the lane were assigned since then (the rate's count)."""
+    params = [
+        TicketStatus.ASSIGNED.value,
+        connection.ops.adapt_datetimefield_value(since),
+        language,
+        category,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_served_sql(), params)
+        return cursor.fetchone()[0]
 
 
 def _eta(position: int, per_ticket: float) -> int:
