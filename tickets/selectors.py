@@ -229,20 +229,25 @@ class _Statements:
             ),
         )
         waiting = ", ".join(prepared.literal(status) for status in WAITING)
-        ahead_of_t = _ahead_sql(
-            language="t.language",
-            category="t.category",
-            priority="t.priority",
-            rank=priority_rank_sql("t"),
-            queued_at="t.queued_at",
-            ticket="t.id",
-        )
         self.standing = prepared.Statement(
             "humanline_ticket_standing",
             f"SELECT t.status, CASE WHEN t.status IN ({waiting})"  # noqa: S608
-            f" AND t.queued_at IS NOT NULL THEN ({ahead_of_t}) END"
+            f" AND t.queued_at IS NOT NULL THEN ({ahead_of_sql('t')}) END"
             f" FROM {Ticket._meta.db_table} t WHERE t.id = %(id)s",
         )
+
+
+def ahead_of_sql(alias: str) -> str:
+    """The count of the waiting tickets ahead of the ticket ``alias`` in its lane, as
+    SQL: the same rule as ``queue_place``, for statements that read the ticket."""
+    return _ahead_sql(
+        language=f"{alias}.language",
+        category=f"{alias}.category",
+        priority=f"{alias}.priority",
+        rank=priority_rank_sql(alias),
+        queued_at=f"{alias}.queued_at",
+        ticket=f"{alias}.id",
+    )
 
 
 _statements: _Statements | None = None
@@ -284,16 +289,35 @@ def queue_place(*, ticket: Ticket) -> QueuePlace | None:
     return _place(ahead, language=ticket.language, category=ticket.category)
 
 
-def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
+def standing_seen(ticket: Ticket, *, status: str, ahead: int) -> None:
+    """Record, on a ticket just opened, the standing a statement of this request wrote.
+
+    Dispatch's fast path offers a new ticket right after its commit, in the
+    request that opened it, and its statement counts the tickets ahead of it as
+    it goes: the response then shows that (``ticket_standing(seen=True)``) rather
+    than reading the ticket again, one round trip fewer on every new ticket.
+    """
+    ticket.status = status
+    ticket.__dict__["_standing_seen"] = (status, ahead)
+
+
+def ticket_standing(*, ticket: Ticket, seen: bool = False) -> tuple[str, QueuePlace | None]:
     """The ticket's status as committed now, and its place if it waits: one statement.
 
     For a ticket just written, whose status others (dispatch) may have moved
     since; its lane is the one in memory (a ticket's lane does not change).
+    With ``seen``, what this request's own statement wrote and saw of it
+    (``standing_seen``), when it recorded that, instead of a read: as of a
+    moment earlier.
     """
-    row = _one_row("standing", {"id": ticket.pk})
-    if row is None:
-        raise Ticket.DoesNotExist(ticket.pk)
-    status, ahead = row
+    known = ticket.__dict__.pop("_standing_seen", None) if seen else None
+    if known is not None:
+        status, ahead = known
+    else:
+        row = _one_row("standing", {"id": ticket.pk})
+        if row is None:
+            raise Ticket.DoesNotExist(ticket.pk)
+        status, ahead = row
     if ahead is None:
         return status, None
     return status, _place(ahead, language=ticket.language, category=ticket.category)

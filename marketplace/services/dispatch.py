@@ -58,7 +58,7 @@ from tickets.models import (
     TicketStatus,
     priority_rank,
 )
-from tickets.selectors import priority_rank_sql
+from tickets.selectors import ahead_of_sql, priority_rank_sql, standing_seen
 
 logger = logging.getLogger(__name__)
 
@@ -493,6 +493,10 @@ def dispatch_ticket(
     if connection.vendor == "postgresql":
         # A ticket another dispatcher holds is being decided there: no pass for it.
         made = offer_first_free(ticket_id=ticket_id, agent_ids=best, multiplier=multiplier)
+        if made.offer is not None and opened is not None:
+            # The opening request's response shows what the offer's statement
+            # wrote and saw, without reading the ticket again.
+            standing_seen(opened, status=TicketStatus.OFFERED, ahead=made.ahead)
         return made.offer is not None or not made.ticket_held
     offers = offers_make(pairs=[(ticket_id, agent_id) for agent_id in best], multiplier=multiplier)
     return bool(offers)
@@ -587,9 +591,10 @@ def _offer_sql() -> str:
         " u AS (UPDATE {ticket} SET status = {offered}, status_changed_at = %(now)s"
         " WHERE id IN (SELECT ticket_id FROM o))"
         # A row whenever the ticket was ours to offer; its offer columns are
-        # NULL when no agent was free.
-        f" SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, {_TICKET_COLUMNS}"
-        " FROM t LEFT JOIN o ON o.ticket_id = t.id"
+        # NULL when no agent was free.  Last, the waiting tickets ahead of it in
+        # its lane, for the response of the request that opened it.
+        f" SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, {_TICKET_COLUMNS},"
+        f" ({ahead_of_sql('t')}) FROM t LEFT JOIN o ON o.ticket_id = t.id"
     ).format(**t)
 
 
@@ -601,6 +606,9 @@ class FastOffer(NamedTuple):
     # False: the ticket was not this call's to offer — it no longer waits, or
     # another dispatcher (a batch pass) holds it and is deciding it.
     ticket_held: bool
+    # With an offer: the waiting tickets ahead of this one in its lane, as the
+    # statement saw them.
+    ahead: int | None = None
 
 
 def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decimal) -> FastOffer:
@@ -653,7 +661,7 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
                 return FastOffer(offer=None, ticket_held=True)
     if row is None:
         return FastOffer(offer=None, ticket_held=False)
-    offer_id, agent_id, base, amount, customer_id, *columns = row
+    offer_id, agent_id, base, amount, customer_id, *columns, ahead = row
     if offer_id is None:
         return FastOffer(offer=None, ticket_held=True)
     ticket = _ticket_read(
@@ -682,7 +690,7 @@ def offer_first_free(*, ticket_id: int, agent_ids: list[int], multiplier: Decima
             events.offers_made(offers=[offer])
 
     transaction.on_commit(pushes)
-    return FastOffer(offer=offer, ticket_held=True)
+    return FastOffer(offer=offer, ticket_held=True, ahead=ahead)
 
 
 # --- the freed agent pulls ------------------------------------------------------

@@ -16,6 +16,7 @@ from marketplace.services import dispatch
 from tests.factories import AgentFactory
 from tests.marketplace.test_dispatch import go_online, offer_for
 from tests.tickets.factories import TicketFactory
+from tickets import selectors
 from tickets.models import Rating, Ticket, TicketStatus
 
 pytestmark = pytest.mark.django_db
@@ -212,7 +213,7 @@ def test_an_offer_the_unique_index_refuses_is_tried_again_then_left_to_the_batch
             ticket_id=ticket.pk, agent_ids=others, multiplier=Decimal("1.00")
         )
 
-    assert made == (None, True)  # no offer; the ticket was this call's: the batch decides
+    assert made == (None, True, None)  # no offer; the ticket was this call's: the batch decides
     runs = [q for q in queries.captured_queries if "humanline_offer_first_free(" in q["sql"]]
     assert len(runs) == dispatch.FAST_PATH_ATTEMPTS == 3
     assert Offer.objects.filter(ticket=ticket).count() == 1  # nothing written by the runs
@@ -390,12 +391,13 @@ def test_the_offer_statement_checks_again_who_is_still_free(three):
     _offer_row(other, ana, amount=2, seconds=30)
     _offer_row(ticket, ben, OfferStatus.DECLINED, amount=2, seconds=30)
 
-    offer, held = dispatch.offer_first_free(
+    offer, held, ahead = dispatch.offer_first_free(
         ticket_id=ticket.pk, agent_ids=[ana.pk, ben.pk, cy.pk], multiplier=Decimal("1.00")
     )
 
     assert held and offer is not None and offer.agent_id == cy.pk
     assert offer_for(ticket).agent == cy
+    assert ahead == 0  # the other waiting ticket came after it
 
 
 def test_no_free_agent_leaves_the_ticket_to_the_batch(three):
@@ -407,7 +409,7 @@ def test_no_free_agent_leaves_the_ticket_to_the_batch(three):
         ticket_id=ticket.pk, agent_ids=[ana.pk], multiplier=Decimal("1.00")
     )
 
-    assert made == (None, True)
+    assert made == (None, True, None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -434,7 +436,35 @@ def test_the_offer_statement_writes_nothing_for_a_ticket_no_longer_queued(three)
         ticket_id=ticket.pk, agent_ids=[a.pk for a in three], multiplier=Decimal("1.00")
     )
 
-    assert made == (None, False)  # not this call's to offer: no batch pass either
+    assert made == (None, False, None)  # not this call's to offer: no batch pass either
     assert Offer.objects.count() == before
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_offered_as_it_opens_answers_with_what_the_offer_saw(api, customer):
+    """Autocommit, as in service: the fast path offers the new ticket before the
+    response is built, and its statement counted the tickets ahead: the response
+    shows that standing without reading the ticket again."""
+    agents = [AgentFactory(languages=["en"], skills=["general"]) for _ in range(3)]
+    go_online(*agents)
+    earlier = timezone.now() - timedelta(minutes=5)
+    for minutes in (2, 1):  # two waiting ahead in the lane, one in another
+        TicketFactory(category="general", queued_at=earlier + timedelta(minutes=minutes))
+    TicketFactory(category="general", language="pt", queued_at=earlier)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.as_(customer).post(
+            "/api/v1/tickets/", {"subject": "S", "body": "B", "category": "general"}
+        )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["status"], body["queue_position"]) == ("offered", 3)
+    assert Offer.objects.get(ticket_id=body["id"], status=OfferStatus.PENDING)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in statements if "humanline_ticket_standing" in sql]
+    # The same standing as a read of the database gives.
+    status, place = selectors.ticket_standing(ticket=Ticket.objects.get(pk=body["id"]))
+    assert (status, place.position, place.eta_seconds) == ("offered", 3, body["eta_seconds"])
