@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from time import monotonic
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Avg,
     Count,
@@ -154,31 +154,41 @@ def _count_rate(*, language: str, category: str, now: datetime | None, clock: fl
 
 
 def _served_sql() -> str:
-    # The window's assignments first, read once from their index, then their
-    # tickets by key.  Left to the planner, the join could be driven from the
-    # tickets instead, reading the window again for each one: with statistics
-    # taken while the tables were nearly empty (a new deployment, the bench's
-    # database) it did, and counting 5,300 assignments took 1.5 s of a core
-    # against 12 ms this way (EXPLAIN ANALYZE, session 10).
     return (
-        f"WITH e AS MATERIALIZED (SELECT ticket_id FROM {TicketEvent._meta.db_table}"  # noqa: S608
-        " WHERE to_status = %s AND created_at >= %s)"
-        f" SELECT count(*) FROM e JOIN {Ticket._meta.db_table} t ON t.id = e.ticket_id"
-        " WHERE t.language = %s AND t.category = %s"
+        f"SELECT count(*) FROM {TicketEvent._meta.db_table} e"  # noqa: S608
+        f" JOIN {Ticket._meta.db_table} t ON t.id = e.ticket_id"
+        " WHERE e.to_status = %s AND e.created_at >= %s AND t.language = %s AND t.category = %s"
     )
 
 
 def served_in_lane(*, language: str, category: str, since: datetime) -> int:
-    """How many times tickets of the lane were assigned since then (the rate's count)."""
+    """How many times tickets of the lane were assigned since then (the rate's count).
+
+    On PostgreSQL the join is planned without nested loops, so that its work
+    grows with the window whatever the statistics say.  With statistics taken
+    while the tables were nearly empty (a new deployment; the bench's database)
+    the planner expected one ticket in the lane and read the window again for
+    each ticket: 1.1–1.6 s of a core per count with 2,000 tickets, every few
+    seconds, in the bench's steady phase (auto_explain, session 10), against
+    7 ms.  (A subquery per assignment fared no better: it read every ticket
+    for each.)  The setting lasts for this statement only.
+    """
     params = [
         TicketStatus.ASSIGNED.value,
         connection.ops.adapt_datetimefield_value(since),
         language,
         category,
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(_served_sql(), params)
-        return cursor.fetchone()[0]
+        (served,) = cursor.fetchone()
+        if connection.vendor == "postgresql":
+            # Back to the default for the rest of a caller's transaction.  If the
+            # count failed, rolling the block back undid the setting instead.
+            cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
+    return served
 
 
 def _eta(position: int, per_ticket: float) -> int:
