@@ -591,10 +591,11 @@ def _offer_sql() -> str:
         " u AS (UPDATE {ticket} SET status = {offered}, status_changed_at = %(now)s"
         " WHERE id IN (SELECT ticket_id FROM o))"
         # A row whenever the ticket was ours to offer; its offer columns are
-        # NULL when no agent was free.  Last, the waiting tickets ahead of it in
-        # its lane, for the response of the request that opened it.
+        # NULL when no agent was free.  Last, with an offer, the waiting tickets
+        # ahead of it in its lane, for the response of the request that opened it.
         f" SELECT o.id, o.agent_id, o.base_amount, o.amount, t.customer_id, {_TICKET_COLUMNS},"
-        f" ({ahead_of_sql('t')}) FROM t LEFT JOIN o ON o.ticket_id = t.id"
+        f" CASE WHEN o.id IS NOT NULL THEN ({ahead_of_sql('t')}) END"
+        " FROM t LEFT JOIN o ON o.ticket_id = t.id"
     ).format(**t)
 
 
