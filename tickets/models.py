@@ -203,6 +203,13 @@ class Ticket(models.Model):
                 condition=Q(status=TicketStatus.QUEUED),
                 name="ticket_queue_order",
             ),
+            # The lanes' service rate (queue ETA): a lane's latest assignments,
+            # read newest first (tickets.selectors.served_in_lane).
+            models.Index(
+                fields=["language", "category", "assigned_at"],
+                condition=Q(assigned_at__isnull=False),
+                name="ticket_lane_served",
+            ),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer_recent"),
             models.Index(fields=["assigned_agent", "status"], name="ticket_agent_status"),
             models.Index(
@@ -256,8 +263,6 @@ class TicketEvent(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["agent", "to_status", "created_at"]),
-            # The lanes' service rate (queue ETA): recent assignments.
-            models.Index(fields=["to_status", "created_at"], name="ticketevent_status_recent"),
         ]
 
     def __str__(self):

@@ -8,10 +8,13 @@ of its *lane*: the same language and category.  Its ``queue_position`` is
 normal), then ``queued_at``, then id — the order dispatch serves them in.
 
 The estimated wait uses the lane's recent service rate: ``n`` = tickets of the
-lane assigned to an agent in the last ``QUEUE_ETA_WINDOW_MINUTES``.  With at
-least ``QUEUE_ETA_MIN_SAMPLES`` of them, one ticket is served every
-``window / n`` seconds; otherwise the rate is unknown and we assume
-``QUEUE_ETA_FALLBACK_SECONDS`` per ticket.  ``eta_seconds = ceil(position *
+lane assigned to an agent in the last ``QUEUE_ETA_WINDOW_MINUTES``, read
+newest first and no more than ``QUEUE_ETA_SAMPLES``.  With fewer than
+``QUEUE_ETA_MIN_SAMPLES`` the rate is unknown and we assume
+``QUEUE_ETA_FALLBACK_SECONDS`` per ticket; below ``QUEUE_ETA_SAMPLES`` one
+ticket is served every ``window / n`` seconds; a lane busier than that is
+served one ticket every ``(now - earliest) / n`` seconds, ``earliest`` being
+the oldest of those ``n`` assignments.  ``eta_seconds = ceil(position *
 seconds_per_ticket)``.  Each process keeps a lane's rate for
 ``QUEUE_ETA_CACHE_SECONDS`` (default 5).
 """
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 from time import monotonic
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
     Avg,
     Count,
@@ -105,8 +108,8 @@ def _lane(*, language: str, category: str) -> QuerySet[Ticket]:
     return Ticket.objects.filter(status__in=WAITING, language=language, category=category)
 
 
-# The service rate moves slowly, yet counting it reads every assignment of the
-# window: each process keeps a lane's rate for QUEUE_ETA_CACHE_SECONDS.
+# The service rate moves slowly: each process keeps a lane's rate for
+# QUEUE_ETA_CACHE_SECONDS rather than reading it for every response.
 _rate_cache: dict[tuple[str, str], tuple[float, float]] = {}
 
 
@@ -138,63 +141,62 @@ def seconds_per_ticket(*, language: str, category: str, now: datetime | None = N
 
 
 def _count_rate(*, language: str, category: str, now: datetime | None, clock: float) -> float:
-    """The lane's seconds per ticket over the window; kept when it is the rate as of now."""
+    """The lane's seconds per ticket; kept when it is the rate as of now.
+
+    Over the window when the lane served fewer than ``QUEUE_ETA_SAMPLES``
+    tickets in it, else over the time its last ``QUEUE_ETA_SAMPLES`` took.
+    """
     policy = settings.HUMANLINE
     current = now is None
     now = now or timezone.now()
     window = timedelta(minutes=policy["QUEUE_ETA_WINDOW_MINUTES"])
-    served = served_in_lane(language=language, category=category, since=now - window)
+    # Never fewer than it takes to know the rate at all.
+    samples = max(policy["QUEUE_ETA_SAMPLES"], policy["QUEUE_ETA_MIN_SAMPLES"], 1)
+    served, earliest = served_in_lane(
+        language=language, category=category, since=now - window, limit=samples
+    )
     if served < policy["QUEUE_ETA_MIN_SAMPLES"]:
         rate = float(policy["QUEUE_ETA_FALLBACK_SECONDS"])
-    else:
+    elif served < samples:
         rate = window.total_seconds() / served
+    else:
+        rate = max((now - earliest).total_seconds(), 0.0) / served
     if current:
         _rate_cache[(language, category)] = (clock + policy["QUEUE_ETA_CACHE_SECONDS"], rate)
     return rate
 
 
 def _served_sql() -> str:
-    # Driven from the window's assignments (their index on status and time),
-    # each one's ticket looked up by key in a subquery PostgreSQL cannot turn
-    # into a join: the work grows with the window, never with the whole table.
+    # The lane's newest assignments, read backwards through ticket_lane_served
+    # ((language, category, assigned_at), tickets ever assigned) and no further
+    # than the limit: the work is bounded by QUEUE_ETA_SAMPLES however busy
+    # the lane and however long the window.
     return (
-        f"SELECT count(*) FROM {TicketEvent._meta.db_table} e"  # noqa: S608
-        " WHERE e.to_status = %s AND e.created_at >= %s"
-        f" AND (SELECT t.language = %s AND t.category = %s FROM {Ticket._meta.db_table} t"
-        " WHERE t.id = e.ticket_id)"
+        "SELECT count(*), min(s.assigned_at) FROM"  # noqa: S608
+        f" (SELECT t.assigned_at FROM {Ticket._meta.db_table} t"
+        " WHERE t.language = %s AND t.category = %s AND t.assigned_at >= %s"
+        " ORDER BY t.assigned_at DESC LIMIT %s) s"
     )
 
 
-def served_in_lane(*, language: str, category: str, since: datetime) -> int:
-    """How many times tickets of the lane were assigned since then (the rate's count).
+def served_in_lane(
+    *, language: str, category: str, since: datetime, limit: int
+) -> tuple[int, datetime | None]:
+    """The lane's tickets assigned since then, newest first, ``limit`` at most.
 
-    On PostgreSQL the statement runs with sequential scans off, so that both
-    the window and each ticket are read through their indexes whatever the
-    statistics say.  With statistics taken while the tables were nearly empty
-    (a new deployment; the bench's database) a join was planned to read the
-    window again for each of the lane's tickets (1.1–1.6 s of a core per count
-    with 2,000 tickets, every few seconds in the bench's steady phase, by
-    auto_explain, session 10), and the subquery to read every ticket for each
-    assignment.  Turning nested loops off instead would have made the join
-    read the whole tickets table on every count.  The setting lasts for this
-    statement only.
+    Returns how many (``limit`` when there are more) and when the earliest
+    of them was assigned.  A ticket counts once, at its current assignment:
+    one that went back to the line (``assigned_at`` cleared) no longer counts.
     """
-    params = [
-        TicketStatus.ASSIGNED.value,
-        connection.ops.adapt_datetimefield_value(since),
-        language,
-        category,
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")
+    params = [language, category, connection.ops.adapt_datetimefield_value(since), limit]
+    with connection.cursor() as cursor:
         cursor.execute(_served_sql(), params)
-        (served,) = cursor.fetchone()
-        if connection.vendor == "postgresql":
-            # Back to the default for the rest of a caller's transaction.  If the
-            # count failed, rolling the block back undid the setting instead.
-            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
-    return served
+        served, earliest = cursor.fetchone()
+    if isinstance(earliest, str):  # SQLite hands the aggregate back as text
+        earliest = datetime.fromisoformat(earliest)
+    if earliest is not None and timezone.is_naive(earliest):
+        earliest = timezone.make_aware(earliest, timezone.get_fixed_timezone(0))
+    return served, earliest
 
 
 def _eta(position: int, per_ticket: float) -> int:
