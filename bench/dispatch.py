@@ -90,8 +90,13 @@ def recreate_database(env: dict) -> None:
     )
 
 
+# Each agent's capacity: the most the product allows.  The agents accept and do
+# not resolve within a phase, so a phase can hand out agents × CAPACITY at most.
+CAPACITY = 20
+
+
 def seed(agents: int):
-    """Agents online (capacity 20, the most the product allows), one customer.
+    """Agents online (``CAPACITY`` each), one customer.
 
     Returns each agent's (one-time socket ticket, API token) and the customer's token.
     """
@@ -123,7 +128,7 @@ def seed(agents: int):
                     cohort="student",
                     country="PT",
                     time_zone="Europe/Lisbon",
-                    capacity=20,
+                    capacity=CAPACITY,
                 )
                 for user in users
             ]
@@ -751,6 +756,15 @@ def main() -> int:
     )
     parser.add_argument("--port", type=int, default=8791)
     args = parser.parse_args()
+    desks = args.agents * CAPACITY
+    if args.rate * (args.warmup + args.seconds) > desks:
+        parser.error(
+            f"--rate {args.rate} for {args.warmup} + {args.seconds} s opens more tickets than"
+            f" {args.agents} agents can hold ({desks}, {CAPACITY} each; they do not resolve"
+            " within a phase): lower --seconds or --rate, or raise --agents"
+        )
+    if args.saturation > desks:
+        parser.error(f"--saturation {args.saturation} is more than {args.agents} agents hold")
 
     env = bench_env(args)
     speed_ms = MachineMeter.speed_ms()  # before anything of the stack runs
