@@ -7,7 +7,7 @@ a ledger entry: a correction is an adjustment (the API), a new entry.
 from django.contrib import admin, messages
 
 from config.errors import DomainError
-from marketplace.models import LedgerEntry, PayPeriod, PayrollExport
+from marketplace.models import LedgerEntry, PayPeriod, PayrollExport, PayrollJob
 from marketplace.services import payroll
 
 
@@ -83,3 +83,31 @@ class PayPeriodAdmin(ReadOnlyAdmin):
 class PayrollExportAdmin(ReadOnlyAdmin):
     list_display = ["period", "created_at", "created_by", "channel", "row_count", "sha256"]
     list_select_related = ["period", "created_by"]
+
+
+@admin.register(PayrollJob)
+class PayrollJobAdmin(ReadOnlyAdmin):
+    """Background closes and exports, for looking into one that failed or stalled.
+
+    Started from the pay-period pages or the API (``services.payroll_jobs``);
+    the worker alone moves them on, so the admin only shows them.
+    """
+
+    list_display = [
+        "id",
+        "period",
+        "kind",
+        "status",
+        "created_by",
+        "created_at",
+        "heartbeat_at",
+        "finished_at",
+        "rows_done",
+        "rows_total",
+        "error_code",
+    ]
+    list_filter = ["kind", "status"]
+    search_fields = ["error_code", "error_message", "created_by__email"]
+    list_select_related = ["period", "created_by"]
+    raw_id_fields = ["period", "created_by", "export"]
+    date_hierarchy = "created_at"

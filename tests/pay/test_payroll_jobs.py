@@ -356,3 +356,29 @@ def test_a_long_job_still_writing_rows_is_not_taken_for_a_lost_one(closed, staff
     again = payroll_jobs.payroll_job_start(period_id=closed.pk, kind="export", actor=staff)
 
     assert again.pk == job.pk and again.status == PayrollJobStatus.RUNNING
+
+
+def test_staff_see_the_jobs_in_the_admin_and_change_none(client, staff, closed):
+    failed = PayrollJob.objects.create(
+        period=closed,
+        kind="export",
+        status="failed",
+        created_by=staff,
+        error_code="storage_unavailable",
+        error_message="The private storage refused the file.",
+    )
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+
+    listing = client.get("/django-admin/marketplace/payrolljob/?status__exact=failed")
+    page = client.get(f"/django-admin/marketplace/payrolljob/{failed.pk}/change/")
+
+    assert listing.status_code == 200 and b"storage_unavailable" in listing.content
+    assert page.status_code == 200 and b"The private storage refused the file." in page.content
+    assert b'name="_save"' not in page.content
+    assert client.get("/django-admin/marketplace/payrolljob/add/").status_code == 403
+    deleted = client.post(
+        f"/django-admin/marketplace/payrolljob/{failed.pk}/delete/", {"post": "yes"}
+    )
+    assert deleted.status_code == 403 and PayrollJob.objects.filter(pk=failed.pk).exists()
