@@ -6,8 +6,12 @@ the assignment events' index on (to_status, created_at) served only the old coun
 from django.conf import settings
 from django.db import migrations, models
 
+from config.migration_ops import AddIndexOnline, RemoveIndexOnline
+
 
 class Migration(migrations.Migration):
+    # Built and dropped concurrently on PostgreSQL: tickets keep opening meanwhile.
+    atomic = False
 
     dependencies = [
         ('agents', '0004_dispatch_state'),
@@ -16,11 +20,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexOnline(
             model_name='ticketevent',
             name='ticketevent_status_recent',
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='ticket',
             index=models.Index(condition=models.Q(('assigned_at__isnull', False)), fields=['language', 'category', 'assigned_at'], name='ticket_lane_served'),
         ),
