@@ -14,7 +14,7 @@ class MarketplaceConfig(AppConfig):
 
         # Every event that can create a match triggers dispatch after commit.
         _register(presence.AVAILABILITY_HOOKS, events.agent_available)
-        _register(ticket_services.CAPACITY_FREED_HOOKS, events.agent_available)
+        _register(ticket_services.CAPACITY_FREED_HOOKS, events.seat_freed)
         _register(ticket_events.QUEUED_HOOKS, events.ticket_waiting)
         # ... and everything that ends availability returns the work.
         _register(presence.UNAVAILABILITY_HOOKS, events.agent_unavailable)

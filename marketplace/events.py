@@ -91,8 +91,28 @@ def dispatch_soon() -> None:
 
 
 def agent_available(*, agent_id: int) -> None:
-    """An agent went online or a seat of their capacity freed: try to match."""
+    """An agent went online: try to match."""
     dispatch_soon()
+
+
+def seat_freed(*, agent_id: int) -> None:
+    """A ticket left the agent's hands (resolved, requeued): fill the seat if tickets wait.
+
+    As after an accept (``offer_accepted``): when tickets have waited past
+    ``just_queued()``, the agent takes the queue's head (``agent_freed``);
+    when none has, nothing to do: a ticket younger than that is its own fast
+    path's, which asks for a batch pass itself when it finds nobody, and the
+    sweep covers the rest.  Every resolve used to ask for a batch pass: with
+    agents resolving at 100 tickets/s the passes ran back to back in the
+    dispatch worker, locked the agents the fast paths wanted, and the steady
+    phase tipped over (p50 200 ms, the cores 89% busy; bench ``--hold``).
+    """
+    from tickets.models import Ticket, TicketStatus
+
+    if Ticket.objects.filter(
+        status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - just_queued()
+    ).exists():
+        agent_freed(agent_id=agent_id)
 
 
 def ticket_waiting(ticket_id: int, opened=None) -> None:

@@ -297,3 +297,53 @@ def test_the_pull_takes_the_ticket_the_rules_give_the_freed_agent(seed, settings
 
     taken = list(Offer.objects.filter(agent=freed, status=OfferStatus.PENDING))
     assert [o.ticket_id for o in taken] == [t.ticket_id for t in servable[:1]]
+
+
+# --- a seat freed by a resolve --------------------------------------------------------
+
+
+def _busy_with_one(agent) -> Ticket:
+    """The agent at capacity (1) with one assigned ticket."""
+    from tickets import services as ticket_services
+
+    Agent.objects.filter(pk=agent.pk).update(capacity=1)
+    ticket = TicketFactory(category="payments")
+    return ticket_services.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
+
+
+def _resolve(ticket, agent, capture) -> None:
+    from tickets import services as ticket_services
+
+    with capture(execute=True):
+        ticket_services.ticket_resolve(ticket_id=ticket.pk, caller=agent.user)
+
+
+def test_a_seat_freed_by_a_resolve_takes_a_ticket_that_waited(
+    paula, django_capture_on_commit_callbacks
+):
+    mine = _busy_with_one(paula)
+    waited = _waiting(10, category="payments")
+
+    _resolve(mine, paula, django_capture_on_commit_callbacks)
+
+    assert offer_for(waited).agent == paula
+
+
+def test_a_seat_freed_while_only_a_ticket_in_flight_waits_leaves_it_to_its_fast_path(
+    paula, settings, django_capture_on_commit_callbacks
+):
+    # Every resolve used to ask for a batch pass, which offered such a ticket
+    # too; at 100 resolves a second the passes ran back to back.
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_PULL_AFTER_MS": 60_000}
+    mine = _busy_with_one(paula)
+    in_flight = TicketFactory(category="payments")  # just queued: its request is placing it
+
+    _resolve(mine, paula, django_capture_on_commit_callbacks)
+
+    assert not Offer.objects.filter(ticket=in_flight).exists()
+    in_flight.refresh_from_db()
+    assert in_flight.status == TicketStatus.QUEUED
+    # Once it has waited past that, the next seat freed takes it.
+    settings.HUMANLINE = {**settings.HUMANLINE, "DISPATCH_PULL_AFTER_MS": 0}
+    _resolve(_busy_with_one(paula), paula, django_capture_on_commit_callbacks)
+    assert offer_for(in_flight).agent == paula
