@@ -13,6 +13,13 @@ each offer over their socket, and prints:
 - where an agent's cycle goes at saturation, the CPU each part used, and how
   many database connections each phase opened (a stack in service opens none).
 
+By default the agents accept and do not resolve within a phase, so a phase
+opens at most 20 tickets per agent.  With ``--hold S`` each agent resolves
+each ticket of the steady phase through the API S seconds after accepting
+it, as agents on a floor do: the steady phase can then run as long as wanted
+(tables and the queue ETA's window fill as in service), and each ticket
+costs a resolve request more.
+
 Usage: ``make bench`` or ``python bench/dispatch.py --agents 200 --rate 100 --seconds 10``.
 It uses its own database (``humanline_bench``) and Redis db 7, recreated each run.
 """
@@ -236,6 +243,8 @@ class Run:
         self.gaps: list[tuple[float, float]] = []
         self.delivery_ms: list[float] = []  # offer row written (its created_at) -> offer frame
         self.connected = 0
+        self.resolving = False  # agents resolve what they accepted (--hold), steady phase only
+        self.resolved = 0
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
         self.done = asyncio.Event()
@@ -379,8 +388,14 @@ class SessionMeter:
 CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
 
 
-async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, total: int):
-    """One agent: accept every offer at once over the socket; ping as the console does."""
+async def agent_loop(
+    url: str, origin: str, run: Run, ready: asyncio.Event, total: int, resolve=None
+):
+    """One agent: accept every offer at once over the socket; ping as the console does.
+
+    ``resolve(ticket_id)``, when given, is scheduled for each ticket accepted
+    while ``run.resolving`` (``--hold``).
+    """
     import websockets
 
     async with CONNECTING:
@@ -399,6 +414,7 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
     if run.connected == total:
         ready.set()
     offered_at: dict[int, float] = {}
+    ticket_of: dict[int, int] = {}  # offer id -> ticket id
     last_accepted = None
     try:
         async for raw in ws:
@@ -407,6 +423,7 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
             kind = message.get("type")
             if kind == "offer.created":
                 run.offered.setdefault(message["offer"]["ticket"]["id"], now)
+                ticket_of[message["offer"]["id"]] = message["offer"]["ticket"]["id"]
                 offered_at[message["offer"]["id"]] = now
                 made = datetime.fromisoformat(message["offer"]["created_at"]).timestamp()
                 run.delivery_ms.append((time.time() - made) * 1000)
@@ -421,6 +438,9 @@ async def agent_loop(url: str, origin: str, run: Run, ready: asyncio.Event, tota
                 if message["offer_id"] in offered_at:
                     run.answer_ms.append((now - offered_at.pop(message["offer_id"])) * 1000)
                 last_accepted = now
+                ticket_id = ticket_of.pop(message["offer_id"], None)
+                if resolve is not None and run.resolving and ticket_id is not None:
+                    resolve(ticket_id)
             elif kind == "error":
                 run.error(f"socket:{message['error']['code']}")
     except websockets.ConnectionClosed as closed:
@@ -555,9 +575,41 @@ async def load(
     base = f"http://127.0.0.1:{args.port}"
     run, ready = Run(), asyncio.Event()
     ws_base = f"ws://127.0.0.1:{args.port}/ws/agent/?ticket="
+    desk = HttpPool("127.0.0.1", args.port, size=16, reuse=args.reuse) if args.hold else None
+    loop = asyncio.get_running_loop()
+    resolves: set[asyncio.Task] = set()
+
+    def resolver(token: str):
+        """Each accepted ticket resolved ``--hold`` seconds later, by its agent, over HTTP."""
+
+        async def resolve(ticket_id: int) -> None:
+            try:
+                status, _ = await desk.post(f"/api/v1/tickets/{ticket_id}/resolve/", {}, token)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                run.error(f"resolve:{type(exc).__name__}")
+                return
+            if status == 200:
+                run.resolved += 1
+            else:
+                run.error(f"resolve:{status}")
+
+        def later(ticket_id: int) -> None:
+            def start():
+                if not run.resolving:
+                    return  # the steady phase is over: clear_desks resolves the rest
+                task = asyncio.create_task(resolve(ticket_id))
+                resolves.add(task)
+                task.add_done_callback(resolves.discard)
+
+            loop.call_later(args.hold, start)
+
+        return later if args.hold else None
+
     sockets = [
-        asyncio.create_task(agent_loop(ws_base + realtime, base, run, ready, len(agents)))
-        for realtime, _ in agents
+        asyncio.create_task(
+            agent_loop(ws_base + realtime, base, run, ready, len(agents), resolver(token))
+        )
+        for realtime, token in agents
     ]
     await asyncio.wait_for(ready.wait(), timeout=60)
     client = HttpPool("127.0.0.1", args.port, size=64, reuse=args.reuse)
@@ -587,6 +639,7 @@ async def load(
 
         # Phase 1: a steady rate, every ticket into a pool of free agents.
         count = args.rate * (args.warmup + args.seconds)
+        run.resolving = bool(args.hold)
         start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
         machine_start = MachineMeter.read()
         first_read = cpu_start
@@ -616,6 +669,9 @@ async def load(
             "http_p99_ms": percentile(responses, 99),
         }
         await wait_until(lambda: len(run.accepted) >= len(warm_ids) + len(latencies), timeout=30)
+        steady["resolved"] = run.resolved
+        run.resolving = False  # what is still held is cleared below, not measured
+        await wait_until(lambda: not resolves, timeout=30)  # those under way finish first
 
         await asyncio.to_thread(clear_desks)
 
@@ -669,6 +725,8 @@ async def load(
         }
     finally:
         client.close()
+        if desk is not None:
+            desk.close()
     run.done.set()
     for socket in sockets:
         socket.cancel()
@@ -755,13 +813,27 @@ def main() -> int:
         "--connections", type=int, default=16, help="HTTP connections the customers share"
     )
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0,
+        help="seconds after accepting at which each agent resolves a steady ticket (0: never)",
+    )
     args = parser.parse_args()
     desks = args.agents * CAPACITY
-    if args.rate * (args.warmup + args.seconds) > desks:
+    if args.hold < 0:
+        parser.error("--hold is seconds, 0 or more")
+    if args.hold and args.rate * (args.warmup + args.hold + 2) > desks:
+        parser.error(
+            f"--rate {args.rate} with --hold {args.hold:g} keeps more tickets held than"
+            f" {args.agents} agents can hold ({desks}, {CAPACITY} each):"
+            " lower one, or raise --agents"
+        )
+    if not args.hold and args.rate * (args.warmup + args.seconds) > desks:
         parser.error(
             f"--rate {args.rate} for {args.warmup} + {args.seconds} s opens more tickets than"
             f" {args.agents} agents can hold ({desks}, {CAPACITY} each; they do not resolve"
-            " within a phase): lower --seconds or --rate, or raise --agents"
+            " within a phase): lower --seconds or --rate, raise --agents, or --hold"
         )
     if args.saturation > desks:
         parser.error(f"--saturation {args.saturation} is more than {args.agents} agents hold")
@@ -825,6 +897,11 @@ def main() -> int:
     print(
         f"  steady: {steady['offers']}/{steady['tickets']} tickets offered, "
         f"{steady['offers_per_second']:.1f} offers/s sustained"
+        + (
+            f"; agents resolve {args.hold:g} s after accepting: {steady['resolved']} resolved"
+            if args.hold
+            else ""
+        )
     )
     print(
         f"  creation request -> offer frame  : p50 {steady['p50_ms']:.1f} ms, "
