@@ -65,7 +65,7 @@ format: install
 
 bench: install
 	@test ! -d bench || ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	@for b in bench/*.py; do echo "== $$b"; DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -22,47 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._fresh_db import django_on_fresh_database  # noqa: E402
+
 AGENTS = int(os.environ.get("BENCH_AGENTS", 5_000))
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", 1_000_000))
 DB_NAME = "humanline_pay_bench"
 COPY_BATCH = 100_000
 
 
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/humanline"
-    return base.rsplit("/", 1)[0] + "/" + DB_NAME
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg2
-
-    admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            [DB_NAME],
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        cursor.execute(f'CREATE DATABASE "{DB_NAME}"')
-    admin.close()
-
-
 def main() -> None:
-    url = _bench_database_url()
-    _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("HUMANLINE_TESTING", "1")
-    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-    import django
-
-    django.setup()
+    django_on_fresh_database(DB_NAME)
     from datetime import UTC, datetime, timedelta
 
-    from django.core.management import call_command
     from django.db import connection
 
     from agents.models import Agent, Role, User
@@ -70,7 +41,6 @@ def main() -> None:
     from marketplace.services import payroll
     from marketplace.services.ledger import period_bounds
 
-    call_command("migrate", verbosity=0)
     print(f"database {DB_NAME}: migrated")
 
     week = datetime(2030, 1, 7, tzinfo=UTC)

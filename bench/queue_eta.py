@@ -25,33 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._fresh_db import django_on_fresh_database  # noqa: E402
+
 DB_NAME = "humanline_eta_bench"
 SIZES = [int(n) for n in os.environ.get("BENCH_ETA_SIZES", "2000,20000,180000").split(",")]
 ROUNDS = 15
 TARGET_MS = 5.0
 # (language, category, share of the assignments)
 LANES = [("en", "general", 0.90), ("pt", "general", 0.08), ("de", "billing", 0.02)]
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/humanline"
-    return base.rsplit("/", 1)[0] + "/" + DB_NAME
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg2
-
-    admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            [DB_NAME],
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        cursor.execute(f'CREATE DATABASE "{DB_NAME}"')
-    admin.close()
 
 
 def _lane_of(i: int) -> tuple[str, str]:
@@ -97,18 +78,8 @@ def _fill(cursor, *, count: int, customer_id: int, agent_id: int, now, window) -
 
 
 def main() -> None:
-    url = _bench_database_url()
-    _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("HUMANLINE_TESTING", "1")
-    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-    import django
-
-    django.setup()
+    django_on_fresh_database(DB_NAME)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
@@ -116,7 +87,6 @@ def main() -> None:
     from tickets import selectors
     from tickets.models import Ticket, TicketEvent
 
-    call_command("migrate", verbosity=0)
     customer = User.objects.create(email="c@bench.example", name="C", role=Role.CUSTOMER)
     worker = User.objects.create(email="a@bench.example", name="A", role=Role.AGENT)
     agent = Agent.objects.create(user=worker, status="approved", country="PT", time_zone="UTC")
