@@ -148,6 +148,12 @@ class Agent(models.Model):
     idle_since = models.DateTimeField(null=True, blank=True)
     # Offers in a row left to expire; three set the agent away.
     expired_streak = models.PositiveSmallIntegerField(default=0)
+    # The quality score (0-100, ``tickets.selectors.agent_quality``) as last
+    # computed, so that dispatch can rank by it in the database (rule R5).  It is
+    # refreshed after each rating, resolve and reopen of the agent's, and hourly
+    # for everyone as the window slides (``tickets.services.agent_quality_store``).
+    # 75 is the formula's value for an agent with no history.
+    quality_score = models.PositiveSmallIntegerField(default=75)
 
     class Meta:
         ordering = ["applied_at", "id"]

@@ -40,6 +40,11 @@ app.conf.beat_schedule = {
         "task": "marketplace.tasks.ensure_pay_period",
         "schedule": 3600.0,
     },
+    # The agents' kept quality scores (dispatch rule R5) as the window slides.
+    "tickets-store-quality-scores": {
+        "task": "tickets.tasks.store_quality_scores",
+        "schedule": 3600.0,
+    },
     "tickets-purge-idempotency-keys": {
         "task": "tickets.tasks.purge_idempotency_keys",
         "schedule": 3600.0,

@@ -3,7 +3,8 @@
 In production Celery beat schedules these (config/celery.py).  With no Redis
 there is no beat, so the ASGI process runs the same services from one daemon
 thread: dispatch's sweep every second, presence every 15 s, shift attendance
-every minute, the reopen window every ten minutes.
+every minute, the reopen window every ten minutes, the agents' kept quality
+scores every hour.
 """
 
 import logging
@@ -23,13 +24,14 @@ def _jobs():
     from agents.presence import presence_sweep
     from marketplace.services.dispatch import sweep
     from marketplace.services.shifts import shift_attendance_settle
-    from tickets.services import tickets_close_after_reopen_window
+    from tickets.services import agents_quality_store, tickets_close_after_reopen_window
 
     return [
         (settings.HUMANLINE["DISPATCH_SWEEP_SECONDS"], sweep),
         (15.0, presence_sweep),
         (60.0, shift_attendance_settle),
         (600.0, tickets_close_after_reopen_window),
+        (3600.0, agents_quality_store),
     ]
 
 

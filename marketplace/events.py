@@ -6,6 +6,7 @@ sent through ``agents.events.push_to_agent``; e-mails go through Celery.
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -73,65 +74,41 @@ def slot_cancelled(*, slot_id: int, booking_ids: list[int]) -> None:
         tasks.send_slot_cancelled_email.delay(booking.pk)
 
 
-# --- dispatch ----------------------------------------------------------------------
-
-
-def dispatch_soon() -> None:
-    """Run dispatch in the background (a Celery worker; in-process when eager).
-
-    When a pass is already running it is asked to go round once more instead
-    (``dispatch_ask_running_pass``): no task to publish and run.
-    """
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        from marketplace.services.dispatch import dispatch_ask_running_pass
-
-        if dispatch_ask_running_pass():
-            return
-    tasks.dispatch.delay()
-
-
-def agent_available(*, agent_id: int) -> None:
-    """An agent went online: try to match."""
-    dispatch_soon()
-
-
-def seat_freed(*, agent_id: int) -> None:
-    """A ticket left the agent's hands (resolved, requeued): fill the seat if tickets wait.
-
-    As after an accept (``offer_accepted``): when tickets have waited past
-    ``just_queued()``, the agent takes the queue's head (``agent_freed``);
-    when none has, nothing to do: a ticket younger than that is its own fast
-    path's, which asks for a batch pass itself when it finds nobody, and the
-    sweep covers the rest.  Every resolve used to ask for a batch pass: with
-    agents resolving at 100 tickets/s (bench ``--hold 10``) the passes ran
-    back to back and took 8.1 s of the dispatch worker's CPU in 60 s (1.0–1.3 s
-    since), each locking agents the fast paths wanted.
-    """
-    from tickets.models import Ticket, TicketStatus
-
-    if Ticket.objects.filter(
-        status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - just_queued()
-    ).exists():
-        agent_freed(agent_id=agent_id)
+# --- dispatch: what runs on which event ---------------------------------------------------
 
 
 def ticket_waiting(ticket_id: int, opened=None) -> None:
-    """A ticket entered ``queued`` (opened, reopened, requeued): try to match.
+    """A ticket entered ``queued``: offer it now, or ask for a pass."""
+    from marketplace.services import dispatch
 
-    First the fast path, here and now (``dispatch_ticket``); when it cannot
-    decide alone, the batch pass on the dispatch queue.  ``opened`` is the
-    ticket as just opened, when it was (``tickets.events.ticket_queued``).
-    """
     if settings.HUMANLINE["DISPATCH_INLINE"]:
-        from marketplace.services.dispatch import dispatch_ticket
-
         try:
-            if dispatch_ticket(ticket_id=ticket_id, opened=opened):
+            if dispatch.offer_new_ticket(ticket_id=ticket_id, opened=opened):
                 return
         except Exception:
-            # The batch pass (and the sweep behind it) will offer the ticket.
-            logger.exception("fast-path dispatch failed for ticket %s", ticket_id)
-    dispatch_soon()
+            # The pass (and the sweep behind it) will offer the ticket.
+            logger.exception("offering new ticket %s failed", ticket_id)
+    dispatch.pass_request()
+
+
+def agent_free(*, agent_id: int) -> None:
+    """An agent has room for a ticket: they take the first in line, or a pass decides."""
+    from marketplace.services import dispatch
+
+    if settings.HUMANLINE["DISPATCH_INLINE"]:
+        try:
+            if dispatch.pull(agent_id=agent_id):
+                return
+        except Exception:
+            logger.exception("pull for agent %s failed", agent_id)
+    dispatch.pass_request()
+
+
+def agent_available(*, agent_id: int) -> None:
+    """An agent went online: a pass, which sees every ticket waiting, just queued or not."""
+    from marketplace.services import dispatch
+
+    dispatch.pass_request()
 
 
 def agent_unavailable(*, agent_id: int, presence: str) -> None:
@@ -141,6 +118,42 @@ def agent_unavailable(*, agent_id: int, presence: str) -> None:
 
 def ticket_cancelled(*, ticket_id: int) -> None:
     tasks.withdraw_ticket_offers.delay(ticket_id)
+
+
+def routes() -> list[tuple[str, list, Callable]]:
+    """What dispatch does on each event: (event, the hooks it arrives by, the handler).
+
+    =====================================  =====================================================
+    event                                  dispatch's answer
+    =====================================  =====================================================
+    a ticket entered the queue (opened,    ``ticket_waiting``: offer it to its best free agent
+    requeued after a decline, an expiry    now (``offer_new_ticket``); a pass when tickets that
+    or a lost agent; reopened)             waited sit ahead of it in its lane
+    an agent's seat was freed (resolve,    ``agent_free``: the agent takes the first ticket in
+    requeue)                               line they may take (``pull``); a pass if held
+    an offer was accepted                  ``offer_accepted`` (after its commit): tell the agent,
+                                           then ``agent_free`` for the seat left
+    an agent went online                   ``agent_available``: a pass
+    an agent left online                   ``agent_unavailable``: withdraw their offers
+    a ticket was cancelled                 ``ticket_cancelled``: withdraw its offer
+    an agent was suspended                 ``dispatch.on_suspension``: their tickets go back
+    every ``DISPATCH_SWEEP_SECONDS``       ``dispatch.sweep``: expire, reclaim, pass
+    =====================================  =====================================================
+    """
+    from agents import presence
+    from agents import services as agent_services
+    from marketplace.services import dispatch
+    from tickets import events as ticket_events
+    from tickets import services as ticket_services
+
+    return [
+        ("ticket queued", ticket_events.QUEUED_HOOKS, ticket_waiting),
+        ("seat freed", ticket_services.CAPACITY_FREED_HOOKS, agent_free),
+        ("agent online", presence.AVAILABILITY_HOOKS, agent_available),
+        ("agent left online", presence.UNAVAILABILITY_HOOKS, agent_unavailable),
+        ("ticket cancelled", ticket_services.CANCELLED_HOOKS, ticket_cancelled),
+        ("agent suspended", agent_services.SUSPENSION_HOOKS, dispatch.on_suspension),
+    ]
 
 
 def ticket_summary(ticket) -> dict:
@@ -278,55 +291,21 @@ def just_queued() -> timedelta:
     """How long a ticket that entered the queue is left to its own fast path.
 
     Within it the request that queued the ticket is offering it to its best
-    agent (or has asked for a batch pass): an accept neither asks for a pass
-    on its account nor pulls it (``pull_for_agent``).  Without this, at a
-    steady rate nearly every accept saw some ticket in flight.
+    agent (or has asked for a pass): a freed agent does not pull it
+    (``dispatch.pull``), and a new ticket does not wait behind it.
     ``DISPATCH_PULL_AFTER_MS``.
     """
     return timedelta(milliseconds=settings.HUMANLINE["DISPATCH_PULL_AFTER_MS"])
 
 
-def offer_accepted(*, offer, tickets_waiting: bool | None = None) -> None:
-    """Tell the agent the ticket is theirs; with the offer answered, they can take another.
+def offer_accepted(*, offer) -> None:
+    """Tell the agent the ticket is theirs; then they may take another if they have room.
 
     ``offer`` is the accepted offer as committed, its ticket (with the
-    customer) loaded: built from memory, no query.  ``tickets_waiting`` is
-    whether tickets wait (queued before ``just_queued()``), when the caller
-    read it with the accept.
+    customer) loaded: built from memory, no query.
     """
     agent_events.push_to_agent(agent_id=offer.agent_id, message=ticket_assigned_message(offer))
-    from tickets.models import Ticket, TicketStatus
-
-    if tickets_waiting is None:
-        tickets_waiting = Ticket.objects.filter(
-            status=TicketStatus.QUEUED, status_changed_at__lt=timezone.now() - just_queued()
-        ).exists()
-    if tickets_waiting:
-        agent_freed(agent_id=offer.agent_id)
-
-
-def agent_freed(*, agent_id: int) -> None:
-    """The agent answered an offer while tickets wait: they take the queue's head.
-
-    A batch pass already running goes round once more for them instead: at
-    saturation passes run back to back, each matching every agent freed
-    meanwhile in a few queries, in the dispatch worker.  Otherwise the pull
-    (``pull_for_agent``), in this process, now; a batch pass when it cannot
-    decide alone (every ticket the agent could take held by another
-    dispatcher) or when it fails.
-    """
-    if settings.HUMANLINE["DISPATCH_INLINE"]:
-        from marketplace.services.dispatch import dispatch_ask_running_pass, pull_for_agent
-
-        if not settings.CELERY_TASK_ALWAYS_EAGER and dispatch_ask_running_pass():
-            return
-
-        try:
-            if pull_for_agent(agent_id=agent_id):
-                return
-        except Exception:
-            logger.exception("pull for agent %s failed", agent_id)
-    dispatch_soon()
+    agent_free(agent_id=offer.agent_id)
 
 
 def assignment_lost(*, ticket_id: int, agent_id: int, reason: str) -> None:

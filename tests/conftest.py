@@ -46,14 +46,12 @@ def _no_throttle_state():
     from django.core.cache import cache
 
     from marketplace.events import expiry_memo_clear
-    from marketplace.services.dispatch import quality_cache_clear
     from tickets.events import lane_memo_clear
     from tickets.selectors import rate_cache_clear
 
     cache.clear()
     lane_memo_clear()  # what each process remembers of the pushes and expiries scheduled
     expiry_memo_clear()
-    quality_cache_clear()  # each test's agents start with fresh quality scores
     rate_cache_clear()  # and each lane with a fresh service rate
     yield
 

@@ -65,11 +65,10 @@ def _as_now(ticket: Ticket) -> dict:
 
     Only its status can have moved since it was written (dispatch's fast path
     may have offered it already, right after the commit); a new ticket has no
-    rating and no agent.  Its status and place are read in one statement
-    rather than reading the ticket and its relations again, or taken from the
-    fast path's own statement when it offered the ticket (``standing_seen``).
+    rating and no agent.  Its status and place are read rather than the ticket
+    and its relations again.
     """
-    ticket.status, place = selectors.ticket_standing(ticket=ticket, seen=True)
+    ticket.status, place = selectors.ticket_standing(ticket=ticket)
     Ticket._meta.get_field("rating").set_cached_value(ticket, None)
     return TicketOutput(ticket, context={"places": {ticket.pk: place}}).data
 

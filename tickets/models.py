@@ -50,13 +50,33 @@ PRIORITY_RANK = {Priority.URGENT: 3, Priority.HIGH: 2, Priority.NORMAL: 1}
 def priority_rank() -> models.Case:
     """A ticket's priority as a number, higher first: the queue's first key.
 
-    The queue's index (``ticket_queue_order``) is built on this expression;
-    a statement ordering by it uses the index only when it writes the same
-    expression (``tickets.selectors.priority_rank_sql``).
+    The queue's index (``ticket_queue_order``) is built on this expression, and
+    ``queue_order`` orders by it, so the index serves that order.
     """
     return models.Case(
         *[models.When(priority=p, then=models.Value(r)) for p, r in PRIORITY_RANK.items()],
         output_field=models.IntegerField(),
+    )
+
+
+def queue_order() -> tuple:
+    """The order tickets are served in: priority, then time in line, then id.
+
+    The one definition of "first in line": dispatch offers tickets in it and
+    a waiting ticket's place (``tickets.selectors``) counts the tickets before
+    it in it.  ``ticket_queue_order`` indexes it for the queued tickets.
+    """
+    return (priority_rank().desc(), models.F("queued_at").asc(), models.F("id").asc())
+
+
+def ahead_of(*, priority: str, queued_at, ticket_id: int) -> Q:
+    """The tickets before this one in ``queue_order``, as a condition on tickets."""
+    rank = PRIORITY_RANK[priority]
+    higher = [p for p, r in PRIORITY_RANK.items() if r > rank]
+    return (
+        Q(priority__in=higher)
+        | Q(priority=priority, queued_at__lt=queued_at)
+        | Q(priority=priority, queued_at=queued_at, id__lt=ticket_id)
     )
 
 

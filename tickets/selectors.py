@@ -38,9 +38,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from agents.models import Agent
-from config import prepared
 from tickets.models import (
-    PRIORITY_RANK,
     WAITING,
     Feedback,
     IntegrationApiKey,
@@ -49,7 +47,8 @@ from tickets.models import (
     Ticket,
     TicketEvent,
     TicketStatus,
-    priority_rank,
+    ahead_of,
+    queue_order,
 )
 from tickets.principals import is_integration
 
@@ -203,81 +202,11 @@ def _eta(position: int, per_ticket: float) -> int:
     return math.ceil(position * per_ticket)
 
 
-def priority_rank_sql(alias: str) -> str:
-    """``tickets.models.priority_rank`` written out for hand-written statements.
-
-    In the form Django writes that expression (a searched CASE without ELSE),
-    so that PostgreSQL matches an ORDER BY on it to the queue's index
-    (``ticket_queue_order``); a test reads the plan.
-    """
-    whens = " ".join(
-        f"WHEN {alias}.priority = {prepared.literal(priority)} THEN {int(rank)}"
-        for priority, rank in PRIORITY_RANK.items()
+def ahead_in_lane(ticket: Ticket) -> QuerySet[Ticket]:
+    """The waiting tickets of the ticket's lane that come before it (``queue_order``)."""
+    return _lane(language=ticket.language, category=ticket.category).filter(
+        ahead_of(priority=ticket.priority, queued_at=ticket.queued_at, ticket_id=ticket.pk)
     )
-    return f"CASE {whens} END"
-
-
-# The count of the tickets ahead, as SQL: each value either a parameter or a
-# column of the ticket ``t`` whose place it is.  One rule for both statements.
-def _ahead_sql(
-    *, language: str, category: str, priority: str, rank: str, queued_at: str, ticket: str
-):
-    waiting = ", ".join(prepared.literal(status) for status in WAITING)
-    return (
-        f"SELECT count(*) FROM {Ticket._meta.db_table} x"  # noqa: S608
-        f" WHERE x.status IN ({waiting}) AND x.language = {language} AND x.category = {category}"
-        f" AND ({priority_rank_sql('x')} > {rank} OR (x.priority = {priority}"
-        f" AND (x.queued_at < {queued_at} OR (x.queued_at = {queued_at} AND x.id < {ticket}))))"
-    )
-
-
-class _Statements:
-    """Made on first use; prepared once per PostgreSQL connection (config.prepared)."""
-
-    def __init__(self):
-        self.ahead = prepared.Statement(
-            "humanline_queue_ahead",
-            _ahead_sql(
-                language="%(language)s",
-                category="%(category)s",
-                priority="%(priority)s",
-                rank="%(rank)s",
-                queued_at="%(queued_at)s",
-                ticket="%(id)s",
-            ),
-        )
-        waiting = ", ".join(prepared.literal(status) for status in WAITING)
-        self.standing = prepared.Statement(
-            "humanline_ticket_standing",
-            f"SELECT t.status, CASE WHEN t.status IN ({waiting})"  # noqa: S608
-            f" AND t.queued_at IS NOT NULL THEN ({ahead_of_sql('t')}) END"
-            f" FROM {Ticket._meta.db_table} t WHERE t.id = %(id)s",
-        )
-
-
-def ahead_of_sql(alias: str) -> str:
-    """The count of the waiting tickets ahead of the ticket ``alias`` in its lane, as
-    SQL: the same rule as ``queue_place``, for statements that read the ticket."""
-    return _ahead_sql(
-        language=f"{alias}.language",
-        category=f"{alias}.category",
-        priority=f"{alias}.priority",
-        rank=priority_rank_sql(alias),
-        queued_at=f"{alias}.queued_at",
-        ticket=f"{alias}.id",
-    )
-
-
-_statements: _Statements | None = None
-
-
-def _one_row(name: str, params: dict):
-    global _statements
-    if _statements is None:
-        _statements = _Statements()
-    with connection.cursor() as cursor:
-        getattr(_statements, name).execute(connection, cursor, params)
-        return cursor.fetchone()
 
 
 def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
@@ -287,58 +216,28 @@ def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
 
 
 def queue_place(*, ticket: Ticket) -> QueuePlace | None:
-    """Where a waiting ticket stands in its lane; None once it is not waiting.
-
-    One prepared statement: this runs for every ticket a response shows.
-    """
+    """Where a waiting ticket stands in its lane; None once it is not waiting."""
     if ticket.status not in WAITING or ticket.queued_at is None:
         return None
-    (ahead,) = _one_row(
-        "ahead",
-        {
-            "language": ticket.language,
-            "category": ticket.category,
-            "priority": ticket.priority,
-            "rank": PRIORITY_RANK[ticket.priority],
-            "queued_at": connection.ops.adapt_datetimefield_value(ticket.queued_at),
-            "id": ticket.pk,
-        },
-    )
+    ahead = ahead_in_lane(ticket).count()
     return _place(ahead, language=ticket.language, category=ticket.category)
 
 
-def standing_seen(ticket: Ticket, *, status: str, ahead: int) -> None:
-    """Record, on a ticket just opened, the standing a statement of this request wrote.
-
-    Dispatch's fast path offers a new ticket right after its commit, in the
-    request that opened it, and its statement counts the tickets ahead of it as
-    it goes: the response then shows that (``ticket_standing(seen=True)``) rather
-    than reading the ticket again, one round trip fewer on every new ticket.
-    """
-    ticket.status = status
-    ticket.__dict__["_standing_seen"] = (status, ahead)
-
-
-def ticket_standing(*, ticket: Ticket, seen: bool = False) -> tuple[str, QueuePlace | None]:
-    """The ticket's status as committed now, and its place if it waits: one statement.
+def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
+    """The ticket's status as committed now, and its place if it waits.
 
     For a ticket just written, whose status others (dispatch) may have moved
-    since; its lane is the one in memory (a ticket's lane does not change).
-    With ``seen``, what this request's own statement wrote and saw of it
-    (``standing_seen``), when it recorded that, instead of a read: as of a
-    moment earlier.
+    since; its lane is the one in memory (a ticket's lane does not change
+    while a request holds it).
     """
-    known = ticket.__dict__.pop("_standing_seen", None) if seen else None
-    if known is not None:
-        status, ahead = known
-    else:
-        row = _one_row("standing", {"id": ticket.pk})
-        if row is None:
-            raise Ticket.DoesNotExist(ticket.pk)
-        status, ahead = row
-    if ahead is None:
+    status = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
+    if status is None:
+        raise Ticket.DoesNotExist(ticket.pk)
+    if status not in WAITING or ticket.queued_at is None:
         return status, None
-    return status, _place(ahead, language=ticket.language, category=ticket.category)
+    return status, _place(
+        ahead_in_lane(ticket).count(), language=ticket.language, category=ticket.category
+    )
 
 
 def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:
@@ -346,8 +245,7 @@ def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]
     per_ticket = seconds_per_ticket(language=language, category=category)
     ids = (
         _lane(language=language, category=category)
-        .annotate(rank=priority_rank())
-        .order_by("-rank", "queued_at", "id")
+        .order_by(*queue_order())
         .values_list("id", flat=True)
     )
     return [
@@ -394,7 +292,7 @@ PRIOR_MEAN = 4.0
 PRIOR_WEIGHT = 5
 
 
-def agent_quality(*, agent: Agent, now: datetime | None = None) -> Quality:
+def agent_quality(*, agent: Agent | int, now: datetime | None = None) -> Quality:
     """Rolling quality: recent ratings, discounted by the recent reopen rate.
 
     - ratings: the agent's last ``QUALITY_RECENT_RATINGS`` ratings within
@@ -431,45 +329,6 @@ def agent_quality(*, agent: Agent, now: datetime | None = None) -> Quality:
         reopened_count=reopened,
         reopen_rate=round(reopen_rate, 4),
     )
-
-
-def quality_scores(*, agent_ids: list[int], now: datetime | None = None) -> dict[int, int]:
-    """``agent_quality``'s score for many agents in three grouped queries (dispatch rule R5).
-
-    Same formula over the same window; it does not apply the last-N-ratings cap,
-    which matters only for agents with more ratings than that in the window.
-    """
-    if not agent_ids:
-        return {}
-    now = now or timezone.now()
-    since = now - timedelta(days=settings.HUMANLINE["QUALITY_WINDOW_DAYS"])
-    ratings = {
-        row["agent_id"]: (row["n"], float(row["avg"]))
-        for row in Rating.objects.filter(agent_id__in=agent_ids, created_at__gte=since)
-        .values("agent_id")
-        .annotate(n=Count("id"), avg=Avg("score"))
-    }
-    events = TicketEvent.objects.filter(agent_id__in=agent_ids, created_at__gte=since)
-    resolved = dict(
-        events.filter(to_status=TicketStatus.RESOLVED)
-        .values("agent_id")
-        .annotate(n=Count("id"))
-        .values_list("agent_id", "n")
-    )
-    reopened = dict(
-        events.filter(from_status=TicketStatus.RESOLVED, to_status=TicketStatus.QUEUED)
-        .values("agent_id")
-        .annotate(n=Count("id"))
-        .values_list("agent_id", "n")
-    )
-    scores = {}
-    for agent_id in agent_ids:
-        n, average = ratings.get(agent_id, (0, 0.0))
-        smoothed = (average * n + PRIOR_MEAN * PRIOR_WEIGHT) / (n + PRIOR_WEIGHT)
-        done = resolved.get(agent_id, 0)
-        rate = min(1.0, reopened.get(agent_id, 0) / done) if done else 0.0
-        scores[agent_id] = round(100 * (smoothed - 1) / 4 * (1 - rate))
-    return scores
 
 
 # --- feedback and integrations ---------------------------------------------

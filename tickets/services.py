@@ -31,7 +31,7 @@ from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
 from config import prepared
 from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition
-from tickets import events
+from tickets import events, selectors, tasks
 from tickets.models import (
     BODY_MAX,
     COMMENT_MAX,
@@ -733,6 +733,7 @@ def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     for hook in RESOLVE_HOOKS:
         hook(ticket=ticket, agent=agent)
     _on_commit_status(ticket)
+    _on_commit_quality(agent.pk)
     return ticket
 
 
@@ -771,6 +772,8 @@ def ticket_reopen(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     )
     for hook in REOPEN_HOOKS:
         hook(ticket=ticket, agent=previous)
+    if previous is not None:
+        _on_commit_quality(previous.pk)
     _on_commit_status(ticket, reason=reason)
     _on_commit_entered_queue(ticket)
     return ticket
@@ -870,6 +873,7 @@ def rating_submit(*, ticket_id: int, caller, score: int, comment: str = "") -> R
     )
     for hook in RATED_HOOKS:
         hook(rating=rating)
+    _on_commit_quality(rating.agent_id)
     return rating
 
 
@@ -897,6 +901,36 @@ def feedback_tag(*, ticket_id: int, caller, area: str, kind: str, text: str) -> 
     return Feedback.objects.create(
         ticket=ticket, agent=ticket.assigned_agent, area=area_slug, kind=kind, text=text
     )
+
+
+# --- quality ----------------------------------------------------------------
+
+
+def agent_quality_store(*, agent_id: int, now: datetime | None = None) -> int:
+    """Compute the agent's quality score again and keep it on their row (dispatch rule R5).
+
+    The score is ``selectors.agent_quality``'s; dispatch ranks by the kept copy
+    in the database, so it must follow the agent's ratings, resolves and
+    reopens (after each, ``_on_commit_quality``) and the sliding window
+    (``agents_quality_store``, hourly).
+    """
+    score = selectors.agent_quality(agent=agent_id, now=now).score
+    Agent.objects.filter(pk=agent_id).exclude(quality_score=score).update(quality_score=score)
+    return score
+
+
+def agents_quality_store(*, now: datetime | None = None) -> int:
+    """``agent_quality_store`` for every approved agent; how many scores changed."""
+    changed = 0
+    for agent_id, kept in Agent.objects.filter(status=AgentStatus.APPROVED).values_list(
+        "pk", "quality_score"
+    ):
+        changed += agent_quality_store(agent_id=agent_id, now=now) != kept
+    return changed
+
+
+def _on_commit_quality(agent_id: int) -> None:
+    transaction.on_commit(lambda agent_id=agent_id: tasks.store_agent_quality.delay(agent_id))
 
 
 # --- integrations and their keys --------------------------------------------

@@ -22,3 +22,17 @@ def purge_idempotency_keys() -> None:
     from tickets.services import idempotency_keys_purge
 
     idempotency_keys_purge()
+
+
+@shared_task(ignore_result=True)
+def store_agent_quality(agent_id: int) -> None:
+    from tickets.services import agent_quality_store
+
+    agent_quality_store(agent_id=agent_id)
+
+
+@shared_task(ignore_result=True)
+def store_quality_scores() -> None:
+    from tickets.services import agents_quality_store
+
+    agents_quality_store()

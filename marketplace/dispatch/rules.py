@@ -1,137 +1,269 @@
-"""The dispatch rules, in one place.  Pure functions over plain records, so the
-ranking can be read, documented (docs/architecture.md, "Dispatch rules") and
-tested table by table without a database.
+"""The dispatch rules, each written once, as database expressions.
 
-Eligibility (all must hold):
+Eligibility (an agent may be offered a ticket when every rule holds):
   E1 approved (not applied, rejected or suspended)
   E2 online
   E3 speaks the ticket's language
-  E4 has the ticket's category as a skill — or, when no agent with that skill
-     who speaks the ticket's language is online at all, has the ``general``
-     skill (the documented fallback)
+  E4 has the ticket's category as a skill — or has the ``general`` skill while
+     no agent with that skill who speaks the language is online at all (the
+     documented fallback)
   E5 below capacity (assigned tickets < capacity)
   E6 no pending offer already (one offer at a time per agent)
-  E7 not already offered this ticket (declined, expired or withdrawn before)
-
-Ticket order: priority (urgent, high, normal), then waiting time (longest first).
+  E7 has not passed on this ticket (an offer of it that ``passed`` counts)
 
 Agent order (first difference wins):
   R1 booked into a shift slot covering now
   R2 skill match: has the exact category (before a ``general`` fallback)
   R3 lower current load (assigned tickets / capacity)
   R4 longest idle (earliest ``idle_since``)
-  R5 higher quality score
+  R5 higher quality score (``Agent.quality_score``)
   R6 lowest id, so that the order is total and repeatable
 
-The fast path applies E1–E7 and R1–R4, R6 in one SQL statement
-(``marketplace.services.dispatch.ranked_in_database``) and R5 here;
-tests/marketplace/test_dispatch_ranking_sql.py checks that it agrees with
-``rank`` on random markets.  The pull (``dispatch.pull_for_agent``: an agent
-freed by an accept takes the first ticket in ticket order they are eligible
-for) applies E1–E7 and the ticket order in SQL too;
-tests/marketplace/test_dispatch_pull.py checks it against ``why_not`` and
-``order_tickets``.  A change to a rule changes all three.
+Ticket order: ``tickets.models.queue_order`` (priority, then time in line).
+
+Each rule is a query expression over the agents, written against a
+``Target``: the ticket's side of the rules, either plain values (one ticket,
+or a lane of them) or columns of the ticket a query is about (``OuterRef``).
+So the same definitions serve every question dispatch asks, and nothing
+else in the code states a rule:
+
+- ``agents_for(target)``: the eligible agents of a ticket or lane, best first
+  (a new ticket's offer, a pass per lane);
+- ``tickets_for(agent)``: the waiting tickets an agent may take, first in
+  line first (the agent freed by an answer or a resolve);
+- ``FREE`` and ``passed``: what an offer reads again under its row locks;
+- ``explain(target)``: which rule leaves a ticket without anyone, for the
+  floor and for the customer.
+
+Why database expressions rather than Python: every path asks the database
+anyway, the database can then stop at the first row it needs, and a rule in
+one form cannot drift from a copy in another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import (
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
+
+from agents.models import Agent, AgentLanguage, AgentStatus, Presence
+from marketplace.models import BookingStatus, Offer, OfferStatus, ShiftBooking
+from tickets.models import Ticket, TicketStatus, queue_order
 
 GENERAL = "general"
-PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2}
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+AgentSkill = Agent.skills.through
 
 
 @dataclass(frozen=True)
-class Candidate:
-    agent_id: int
-    status: str
-    presence: str
-    languages: frozenset[str]
-    skills: frozenset[str]
-    capacity: int
-    load: int
-    has_pending_offer: bool
-    booked_now: bool
-    idle_since: datetime
-    quality: Decimal | None = None
+class Target:
+    """The ticket's side of the rules.
+
+    Each field is a value, or an expression over the ticket that a query is
+    about (``OuterRef("language")`` from inside a query of agents).  Without
+    ``ticket`` the rules are those of its lane (E7 is about one ticket).
+    """
+
+    language: str | F
+    category: str | F
+    ticket: int | F | None = None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> Target:
+        return cls(language=ticket.language, category=ticket.category, ticket=ticket.pk)
 
 
-@dataclass(frozen=True)
-class WaitingTicket:
-    ticket_id: int
-    language: str
-    category: str
-    priority: str
-    queued_at: datetime
-    offered_to: frozenset[int] = field(default_factory=frozenset)
+# The rules about a ticket of the query around (``tickets_for``): its columns.
+OUTER_TICKET = Target(
+    language=OuterRef("language"), category=OuterRef("category"), ticket=OuterRef("pk")
+)
 
 
-def ticket_order_key(ticket: WaitingTicket) -> tuple:
-    return (PRIORITY_RANK.get(ticket.priority, 9), ticket.queued_at, ticket.ticket_id)
+def _deeper(value):
+    """A ticket-side value as seen from one subquery further in."""
+    return OuterRef(value) if isinstance(value, F) else value
 
 
-def order_tickets(tickets: Iterable[WaitingTicket]) -> list[WaitingTicket]:
-    return sorted(tickets, key=ticket_order_key)
+def speaks(language) -> Exists:
+    return Exists(AgentLanguage.objects.filter(agent=OuterRef("pk"), code=_deeper(language)))
 
 
-def specialist_online(ticket: WaitingTicket, candidates: Iterable[Candidate]) -> bool:
-    """Is an agent who could serve the ticket as a specialist online (busy or not)?"""
-    return any(
-        c.presence == "online"
-        and c.status == "approved"
-        and ticket.category in c.skills
-        and ticket.language in c.languages
-        for c in candidates
+def has_skill(slug) -> Exists:
+    return Exists(AgentSkill.objects.filter(agent_id=OuterRef("pk"), skill__slug=_deeper(slug)))
+
+
+def passed(now: datetime) -> Q:
+    """E7's offers: an agent with one of these for a ticket has passed on it."""
+    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN))
+
+
+# --- eligibility ----------------------------------------------------------------------
+
+
+def _approved(t: Target, now: datetime) -> Q:
+    return Q(status=AgentStatus.APPROVED)
+
+
+def _online(t: Target, now: datetime) -> Q:
+    return Q(presence=Presence.ONLINE)
+
+
+def _speaks(t: Target, now: datetime) -> Q:
+    return Q(speaks(t.language))
+
+
+def specialist_online(t: Target) -> Exists:
+    """Is an agent with the ticket's skill who speaks its language online (busy or not)?"""
+    inner = Target(language=_deeper(t.language), category=_deeper(t.category))
+    return Exists(
+        Agent.objects.filter(_approved(inner, EPOCH), _online(inner, EPOCH), _speaks(inner, EPOCH))
+        .filter(has_skill(inner.category))
+        .values("pk")
     )
 
 
-def why_not(
-    ticket: WaitingTicket, candidate: Candidate, *, specialist_is_online: bool
-) -> str | None:
-    """The first rule that keeps this candidate from this ticket, or None if eligible."""
-    if candidate.status != "approved":
-        return "E1 not approved"
-    if candidate.presence != "online":
-        return "E2 not online"
-    if ticket.language not in candidate.languages:
-        return "E3 does not speak the language"
-    if ticket.category not in candidate.skills and (
-        specialist_is_online or GENERAL not in candidate.skills
-    ):
-        return "E4 lacks the skill"
-    if candidate.load >= candidate.capacity:
-        return "E5 at capacity"
-    if candidate.has_pending_offer:
-        return "E6 has a pending offer"
-    if candidate.agent_id in ticket.offered_to:
-        return "E7 already offered this ticket"
-    return None
+def _skilled(t: Target, now: datetime) -> Q:
+    return Q(has_skill(t.category)) | (Q(has_skill(GENERAL)) & ~Q(specialist_online(t)))
 
 
-def eligible(ticket: WaitingTicket, candidates: Sequence[Candidate]) -> list[Candidate]:
-    specialist = specialist_online(ticket, candidates)
-    return [c for c in candidates if why_not(ticket, c, specialist_is_online=specialist) is None]
+def _below_capacity(t: Target, now: datetime) -> Q:
+    return Q(active_tickets__lt=F("capacity"))
 
 
-def agent_order_key(ticket: WaitingTicket, candidate: Candidate) -> tuple:
+def _no_pending_offer(t: Target, now: datetime) -> Q:
+    return ~Q(Exists(Offer.objects.filter(agent=OuterRef("pk"), status=OfferStatus.PENDING)))
+
+
+def _not_passed(t: Target, now: datetime) -> Q:
+    if t.ticket is None:
+        return Q()
+    return ~Q(
+        Exists(Offer.objects.filter(passed(now), agent=OuterRef("pk"), ticket=_deeper(t.ticket)))
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    text: str
+    condition: Callable[[Target, datetime], Q]
+    # Only about the agent's own row and offers: read again under the agent's
+    # lock when an offer is made (``FREE``).
+    agent_alone: bool = False
+
+
+ELIGIBILITY: tuple[Rule, ...] = (
+    Rule("E1", "approved", _approved, agent_alone=True),
+    Rule("E2", "online", _online, agent_alone=True),
+    Rule("E3", "speaks the ticket's language", _speaks),
+    Rule("E4", "has the skill, or general while no specialist is online", _skilled),
+    Rule("E5", "below capacity", _below_capacity, agent_alone=True),
+    Rule("E6", "no pending offer already", _no_pending_offer, agent_alone=True),
+    Rule("E7", "has not passed on this ticket", _not_passed),
+)
+
+
+def eligible(t: Target, now: datetime, *, rules: tuple[Rule, ...] = ELIGIBILITY) -> Q:
+    condition = Q()
+    for rule in rules:
+        condition &= rule.condition(t, now)
+    return condition
+
+
+def free(now: datetime) -> Q:
+    """E1, E2, E5 and E6: the agent can take an offer of something now."""
+    return eligible(
+        Target(language="", category=""), now, rules=tuple(r for r in ELIGIBILITY if r.agent_alone)
+    )
+
+
+# --- ranking --------------------------------------------------------------------------
+
+
+def _ranks(t: Target, now: datetime) -> dict:
+    booked = ShiftBooking.objects.filter(
+        agent=OuterRef("pk"), status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
+    )
+    return {
+        "r1_booked": Exists(booked),
+        "r2_skill_match": has_skill(t.category),
+        "r3_load": ExpressionWrapper(
+            Cast("active_tickets", FloatField()) / F("capacity"), output_field=FloatField()
+        ),
+        "r4_idle_since": Coalesce("idle_since", "presence_changed_at", Value(EPOCH)),
+        "r5_quality": F("quality_score"),
+    }
+
+
+RANKING = (
+    ("R1", "booked into a shift slot covering now", "-r1_booked"),
+    ("R2", "has the exact skill", "-r2_skill_match"),
+    ("R3", "lower current load", "r3_load"),
+    ("R4", "longest idle", "r4_idle_since"),
+    ("R5", "higher quality score", "-r5_quality"),
+    ("R6", "lowest id", "pk"),
+)
+
+
+def ranked(agents: QuerySet[Agent], t: Target, now: datetime) -> QuerySet[Agent]:
+    """The agents in rule order, R1 to R6, each rule's value annotated by its code."""
+    return agents.annotate(**_ranks(t, now)).order_by(*(order for _, _, order in RANKING))
+
+
+def agents_for(t: Target, now: datetime) -> QuerySet[Agent]:
+    """The agents eligible for the ticket (or its lane), best first."""
+    return ranked(Agent.objects.filter(eligible(t, now)), t, now)
+
+
+# --- tickets --------------------------------------------------------------------------
+
+
+def tickets_for(agent_id: int, now: datetime) -> QuerySet[Ticket]:
+    """The queued tickets the agent may be offered, first in line first."""
+    agent = Agent.objects.filter(pk=agent_id).filter(eligible(OUTER_TICKET, now))
     return (
-        not candidate.booked_now,  # R1
-        ticket.category not in candidate.skills,  # R2
-        Decimal(candidate.load) / Decimal(max(candidate.capacity, 1)),  # R3
-        candidate.idle_since,  # R4
-        -(candidate.quality if candidate.quality is not None else Decimal(0)),  # R5
-        candidate.agent_id,  # R6
+        Ticket.objects.filter(status=TicketStatus.QUEUED)
+        .filter(Exists(agent))
+        .order_by(*queue_order())
     )
 
 
-def rank(ticket: WaitingTicket, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Eligible candidates for the ticket, best first."""
-    return sorted(eligible(ticket, candidates), key=lambda c: agent_order_key(ticket, c))
+# --- why nobody ------------------------------------------------------------------------
 
 
-def best(ticket: WaitingTicket, candidates: Sequence[Candidate]) -> Candidate | None:
-    ranked = rank(ticket, candidates)
-    return ranked[0] if ranked else None
+@dataclass(frozen=True)
+class Explanation:
+    """Which rule leaves a waiting ticket with nobody to offer it to.
+
+    ``rule`` is the first rule that no agent passes together with those
+    before it (None when someone is eligible now); ``counts`` how many agents
+    pass each rule and those before it.
+    """
+
+    rule: str | None
+    counts: dict[str, int]
+
+
+def explain(t: Target, now: datetime) -> Explanation:
+    """Count, rule after rule, the agents who pass it and every rule before it."""
+    conditions = {}
+    so_far = Q()
+    for rule in ELIGIBILITY:
+        so_far &= rule.condition(t, now)
+        conditions[rule.code] = Count("pk", filter=so_far)
+    counts = Agent.objects.filter(status=AgentStatus.APPROVED).aggregate(**conditions)
+    first_empty = next((code for code, n in counts.items() if n == 0), None)
+    return Explanation(rule=first_empty, counts=counts)

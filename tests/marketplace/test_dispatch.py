@@ -46,7 +46,7 @@ def gil(db):
 def test_a_queued_ticket_is_offered_to_the_best_agent_with_pay_fixed_in(paula, gil):
     ticket = TicketFactory(category="payments")
 
-    assert dispatch.dispatch() == 1
+    assert dispatch.dispatch_pass() == 1
 
     offer = offer_for(ticket)
     assert offer.agent == paula  # the specialist, not the generalist
@@ -60,15 +60,15 @@ def test_a_queued_ticket_is_offered_to_the_best_agent_with_pay_fixed_in(paula, g
 
 def test_a_ticket_is_offered_to_one_agent_at_a_time(paula, gil):
     TicketFactory(category="general")
-    dispatch.dispatch()
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
+    dispatch.dispatch_pass()
     assert Offer.objects.filter(status=OfferStatus.PENDING).count() == 1
 
 
 def test_an_agent_gets_one_offer_at_a_time(paula):
     first = TicketFactory(category="payments")
     second = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     assert Offer.objects.filter(agent=paula, status=OfferStatus.PENDING).count() == 1
     assert offer_for(first).agent == paula
     second.refresh_from_db()
@@ -78,7 +78,7 @@ def test_an_agent_gets_one_offer_at_a_time(paula):
 def test_urgent_tickets_are_offered_before_older_normal_ones(paula):
     older = TicketFactory(category="payments", queued_at=timezone.now() - timedelta(minutes=5))
     urgent = TicketFactory(category="payments", priority="urgent")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     assert offer_for(urgent).agent == paula
     older.refresh_from_db()
     assert older.status == TicketStatus.QUEUED
@@ -86,7 +86,7 @@ def test_urgent_tickets_are_offered_before_older_normal_ones(paula):
 
 def test_nobody_is_offered_a_ticket_in_a_language_they_do_not_speak(paula):
     ticket = TicketFactory(category="payments", language="pt")
-    assert dispatch.dispatch() == 0
+    assert dispatch.dispatch_pass() == 0
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.QUEUED
 
@@ -99,12 +99,12 @@ def test_offline_away_and_unapproved_agents_are_not_offered_tickets(db):
     unapproved = AgentFactory(skills=["general"], status=AgentStatus.IN_REVIEW)
     Agent.objects.filter(pk=unapproved.pk).update(presence=Presence.ONLINE)
     TicketFactory(category="general")
-    assert dispatch.dispatch() == 0
+    assert dispatch.dispatch_pass() == 0
 
 
 def test_general_agents_take_a_category_only_while_no_specialist_is_online(gil):
     ticket = TicketFactory(category="disputes")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     assert offer_for(ticket).agent == gil
 
 
@@ -113,7 +113,7 @@ def test_an_agent_at_capacity_gets_no_offer(paula):
     busy = TicketFactory(category="payments")
     ticket_services.ticket_assign(ticket_id=busy.pk, agent_id=paula.pk)
     TicketFactory(category="payments")
-    assert dispatch.dispatch() == 0
+    assert dispatch.dispatch_pass() == 0
 
 
 def test_the_database_refuses_more_assigned_tickets_than_capacity(paula):
@@ -123,7 +123,7 @@ def test_the_database_refuses_more_assigned_tickets_than_capacity(paula):
 
 def test_the_database_refuses_a_second_pending_offer_for_a_ticket(paula, gil):
     ticket = TicketFactory(category="general")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = offer_for(ticket)
     with pytest.raises(IntegrityError), transaction.atomic():
         Offer.objects.create(
@@ -142,7 +142,7 @@ def test_surge_raises_the_price_and_the_offer_keeps_it(paula):
         TicketFactory(category="payments")
     # 4 waiting, 2 free seats: ratio 2.0 → the 1.80 band.
     assert pricing_services.surge_now().multiplier == Decimal("1.80")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = Offer.objects.get(agent=paula)
     assert offer.surge_multiplier == Decimal("1.80")
     assert offer.amount == Decimal("4.50")
@@ -154,13 +154,13 @@ def test_surge_raises_the_price_and_the_offer_keeps_it(paula):
 
 def test_a_changed_rate_card_prices_new_offers_only(paula, staff):
     first = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     pricing_services.rate_card_set(actor=staff, category="payments", amount="3.10")
     assert offer_for(first).amount == Decimal("2.50")
     dispatch.offer_decline(offer_id=offer_for(first).pk, user=paula.user)
     ticket_services.ticket_cancel(ticket_id=first.pk, caller=first.customer)  # no surge
     second = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     assert offer_for(second).amount == Decimal("3.10")
 
 
@@ -169,7 +169,7 @@ def test_a_changed_rate_card_prices_new_offers_only(paula, staff):
 
 def test_accepting_assigns_the_ticket_to_the_agent(paula):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = dispatch.offer_accept(offer_id=offer_for(ticket).pk, user=paula.user)
 
     assert offer.status == OfferStatus.ACCEPTED
@@ -183,7 +183,7 @@ def test_declining_offers_the_ticket_at_once_to_the_next_agent(
     paula, gil, django_capture_on_commit_callbacks
 ):
     ticket = TicketFactory(category="general")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     first = offer_for(ticket)
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.offer_decline(offer_id=first.pk, user=first.agent.user)
@@ -196,16 +196,16 @@ def test_declining_offers_the_ticket_at_once_to_the_next_agent(
 
 def test_a_declined_ticket_is_not_offered_again_to_the_same_agent(paula):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     dispatch.offer_decline(offer_id=offer_for(ticket).pk, user=paula.user)
-    assert dispatch.dispatch() == 0
+    assert dispatch.dispatch_pass() == 0
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.QUEUED
 
 
 def test_expiry_cascades_to_the_next_agent(paula, gil):
     ticket = TicketFactory(category="general")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     first = offer_for(ticket)
     with time_machine.travel(timezone.now() + timedelta(seconds=16)):
         result = dispatch.sweep()
@@ -220,7 +220,7 @@ def test_three_offers_left_to_expire_set_the_agent_away_with_a_reason(paula, pus
     for round_ in range(3):
         TicketFactory(category="payments")
         with time_machine.travel(start + timedelta(seconds=20 * round_)):
-            dispatch.dispatch()
+            dispatch.dispatch_pass()
         with time_machine.travel(start + timedelta(seconds=20 * round_ + 16)):
             dispatch.offers_expire_overdue()
     paula.refresh_from_db()
@@ -233,12 +233,12 @@ def test_an_answer_resets_the_streak_of_expired_offers(paula):
     for round_ in range(2):
         TicketFactory(category="payments")
         with time_machine.travel(start + timedelta(seconds=20 * round_)):
-            dispatch.dispatch()
+            dispatch.dispatch_pass()
         with time_machine.travel(start + timedelta(seconds=20 * round_ + 16)):
             dispatch.offers_expire_overdue()
     with time_machine.travel(start + timedelta(seconds=50)):
         ticket = TicketFactory(category="payments")
-        dispatch.dispatch()
+        dispatch.dispatch_pass()
         dispatch.offer_decline(offer_id=offer_for(ticket).pk, user=paula.user)
     paula.refresh_from_db()
     assert paula.expired_streak == 0 and paula.presence == Presence.ONLINE
@@ -247,7 +247,7 @@ def test_an_answer_resets_the_streak_of_expired_offers(paula):
 @pytest.mark.parametrize("first_answer", ["accept", "decline"])
 def test_a_second_answer_is_a_409(paula, first_answer):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = offer_for(ticket)
     getattr(dispatch, f"offer_{first_answer}")(offer_id=offer.pk, user=paula.user)
     from config.errors import InvalidTransition
@@ -258,7 +258,7 @@ def test_a_second_answer_is_a_409(paula, first_answer):
 
 def test_accepting_after_the_window_is_a_409_even_before_the_sweeper(paula):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = offer_for(ticket)
     from config.errors import InvalidTransition
 
@@ -272,7 +272,7 @@ def test_accepting_after_the_window_is_a_409_even_before_the_sweeper(paula):
 
 def test_another_agents_offer_does_not_exist_for_you(paula, gil):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     with pytest.raises(Offer.DoesNotExist):
         dispatch.offer_accept(offer_id=offer_for(ticket).pk, user=gil.user)
 
@@ -284,7 +284,7 @@ def test_going_offline_withdraws_pending_offers_and_redispatches(
     paula, gil, django_capture_on_commit_callbacks
 ):
     ticket = TicketFactory(category="general")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     first = offer_for(ticket)
     with django_capture_on_commit_callbacks(execute=True):
         presence.agent_presence_set(agent_id=first.agent_id, status=Presence.OFFLINE)
@@ -297,10 +297,10 @@ def test_suspension_withdraws_offers_and_returns_assigned_tickets(
     paula, staff, django_capture_on_commit_callbacks
 ):
     held = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     dispatch.offer_accept(offer_id=offer_for(held).pk, user=paula.user)
     pending = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = offer_for(pending)
     with django_capture_on_commit_callbacks(execute=True):
         agent_suspend(actor=staff, agent_id=paula.pk, reason="Fraud investigation")
@@ -315,7 +315,7 @@ def test_suspension_withdraws_offers_and_returns_assigned_tickets(
 
 def test_a_cancelled_ticket_withdraws_its_offer(paula, django_capture_on_commit_callbacks):
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     offer = offer_for(ticket)
     with django_capture_on_commit_callbacks(execute=True):
         ticket_services.ticket_cancel(ticket_id=ticket.pk, caller=ticket.customer)
@@ -327,7 +327,7 @@ def test_a_cancelled_ticket_withdraws_its_offer(paula, django_capture_on_commit_
 
 def _assign(agent) -> Ticket:
     ticket = TicketFactory(category="payments")
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     dispatch.offer_accept(offer_id=offer_for(ticket).pk, user=agent.user)
     ticket.refresh_from_db()
     return ticket

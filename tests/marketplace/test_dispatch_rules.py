@@ -1,178 +1,283 @@
-"""The dispatch rules, table by table: eligibility, ranking, batch matching, surge."""
+"""The dispatch rules, table by table: eligibility, ranking, ticket order, why nobody,
+batch matching, surge.  The rules are database expressions, so each table runs on a
+small market in the database."""
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
+from django.utils import timezone
 
+from agents.models import Agent, AgentStatus, Presence
 from marketplace import pricing
 from marketplace.dispatch import matching, rules
+from marketplace.models import Offer, OfferStatus
+from tests.factories import AgentFactory
+from tests.marketplace.factories import ShiftBookingFactory, ShiftSlotFactory
+from tests.tickets.factories import TicketFactory
+from tickets.models import Ticket, TicketStatus, queue_order
 
-T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+NOW = timezone.now()
+EARLY = NOW - timedelta(minutes=30)
 
 
-def agent(agent_id=1, **overrides) -> rules.Candidate:
-    base = rules.Candidate(
-        agent_id=agent_id,
-        status="approved",
-        presence="online",
-        languages=frozenset({"en"}),
-        skills=frozenset({"payments"}),
-        capacity=2,
-        load=0,
-        has_pending_offer=False,
-        booked_now=False,
-        idle_since=T0,
-        quality=Decimal("4.0"),
+def online(**fields) -> Agent:
+    """An approved agent, online since a minute ago: English and payments unless told."""
+    languages = fields.pop("languages", ["en"])
+    skills = fields.pop("skills", ["payments"])
+    agent = AgentFactory(languages=languages, skills=skills, **fields)
+    Agent.objects.filter(pk=agent.pk).update(
+        presence=Presence.ONLINE, presence_changed_at=NOW - timedelta(minutes=1)
     )
-    return replace(base, **overrides)
+    return agent
 
 
-def ticket(ticket_id=1, **overrides) -> rules.WaitingTicket:
-    base = rules.WaitingTicket(
-        ticket_id=ticket_id, language="en", category="payments", priority="normal", queued_at=T0
+def offer_row(ticket, agent, status=OfferStatus.PENDING) -> Offer:
+    return Offer.objects.create(
+        ticket=ticket,
+        agent=agent,
+        status=status,
+        base_amount=1,
+        surge_multiplier=1,
+        amount=1,
+        currency="EUR",
+        created_at=NOW - timedelta(seconds=20),
+        expires_at=NOW - timedelta(seconds=5),
+        answered_at=None if status == OfferStatus.PENDING else NOW - timedelta(seconds=10),
     )
-    return replace(base, **overrides)
+
+
+def eligible_ids(ticket) -> list[int]:
+    return list(rules.agents_for(rules.Target.of(ticket), NOW).values_list("pk", flat=True))
+
+
+# --- eligibility ----------------------------------------------------------------------
+
+
+def _suspended(agent):
+    Agent.objects.filter(pk=agent.pk).update(status=AgentStatus.SUSPENDED)
+
+
+def _in_review(agent):
+    Agent.objects.filter(pk=agent.pk).update(status=AgentStatus.IN_REVIEW)
+
+
+def _away(agent):
+    Agent.objects.filter(pk=agent.pk).update(presence=Presence.AWAY)
+
+
+def _offline(agent):
+    Agent.objects.filter(pk=agent.pk).update(presence=Presence.OFFLINE)
+
+
+def _portuguese_only(agent):
+    agent.languages.update(code="pt")
+
+
+def _refunds_only(agent):
+    agent.skills.set(agent.skills.model.objects.filter(slug="refunds"))
+
+
+def _full(agent):
+    Agent.objects.filter(pk=agent.pk).update(active_tickets=F("capacity"))
+
+
+def _answering_another_offer(agent):
+    offer_row(TicketFactory(status=TicketStatus.OFFERED), agent)
 
 
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
+    ("change", "rule"),
     [
-        ({}, None),
-        ({"status": "suspended"}, "E1 not approved"),
-        ({"status": "in_review"}, "E1 not approved"),
-        ({"presence": "away"}, "E2 not online"),
-        ({"presence": "offline"}, "E2 not online"),
-        ({"languages": frozenset({"pt"})}, "E3 does not speak the language"),
-        ({"skills": frozenset({"refunds"})}, "E4 lacks the skill"),
-        ({"load": 2}, "E5 at capacity"),
-        ({"has_pending_offer": True}, "E6 has a pending offer"),
+        (None, None),
+        (_suspended, "E1"),
+        (_in_review, "E1"),
+        (_away, "E2"),
+        (_offline, "E2"),
+        (_portuguese_only, "E3"),
+        (_refunds_only, "E4"),
+        (_full, "E5"),
+        (_answering_another_offer, "E6"),
     ],
 )
-def test_eligibility_names_the_first_rule_that_fails(overrides, reason):
-    assert rules.why_not(ticket(), agent(**overrides), specialist_is_online=True) == reason
+@pytest.mark.django_db
+def test_eligibility_names_the_first_rule_that_leaves_nobody(change, rule):
+    agent = online()
+    ticket = TicketFactory(category="payments")
+    if change:
+        change(agent)
+
+    assert eligible_ids(ticket) == ([agent.pk] if rule is None else [])
+    assert rules.explain(rules.Target.of(ticket), NOW).rule == rule
 
 
-def test_an_agent_already_offered_the_ticket_is_not_offered_again():
-    assert (
-        rules.why_not(ticket(offered_to=frozenset({1})), agent(1), specialist_is_online=True)
-        == "E7 already offered this ticket"
-    )
+@pytest.mark.parametrize("status", [OfferStatus.DECLINED, OfferStatus.EXPIRED])
+@pytest.mark.django_db
+def test_an_agent_who_passed_on_the_ticket_is_not_offered_it(status):
+    agent = online()
+    ticket = TicketFactory(category="payments")
+    offer_row(ticket, agent, status)
+
+    assert eligible_ids(ticket) == []
+    assert rules.explain(rules.Target.of(ticket), NOW).rule == "E7"
+    # Another ticket of the same lane is still theirs to take.
+    assert eligible_ids(TicketFactory(category="payments")) == [agent.pk]
 
 
+@pytest.mark.django_db
 def test_general_agents_serve_a_category_only_when_no_specialist_is_online():
-    generalist = agent(2, skills=frozenset({"general"}))
-    specialist = agent(3, skills=frozenset({"payments"}))
-    assert rules.eligible(ticket(), [generalist]) == [generalist]
-    assert rules.eligible(ticket(), [generalist, specialist]) == [specialist]
-    busy_specialist = replace(specialist, load=2)
+    generalist = online(skills=["general"])
+    ticket = TicketFactory(category="payments")
+    assert eligible_ids(ticket) == [generalist.pk]
+
+    specialist = online(skills=["payments"])
+    assert eligible_ids(ticket) == [specialist.pk]
+
     # A busy specialist is still online: the ticket waits for a specialist.
-    assert rules.eligible(ticket(), [generalist, busy_specialist]) == []
-    away_specialist = replace(specialist, presence="away")
-    assert rules.eligible(ticket(), [generalist, away_specialist]) == [generalist]
+    _full(specialist)
+    assert eligible_ids(ticket) == []
+    assert rules.explain(rules.Target.of(ticket), NOW).rule == "E5"
+
+    _away(specialist)
+    assert eligible_ids(ticket) == [generalist.pk]
 
 
+@pytest.mark.django_db
 def test_a_specialist_who_cannot_speak_the_language_does_not_block_the_fallback():
-    generalist = agent(2, skills=frozenset({"general"}), languages=frozenset({"pt"}))
-    english_specialist = agent(3, skills=frozenset({"payments"}))
-    assert rules.eligible(ticket(language="pt"), [generalist, english_specialist]) == [generalist]
+    generalist = online(skills=["general"], languages=["pt"])
+    online(skills=["payments"], languages=["en"])
+    ticket = TicketFactory(category="payments", language="pt")
+    assert eligible_ids(ticket) == [generalist.pk]
 
 
-EARLY = T0 - timedelta(minutes=30)
+@pytest.mark.django_db
+def test_explain_counts_the_agents_who_pass_each_rule_and_those_before_it():
+    online()  # eligible
+    online(languages=["pt"])  # fails E3
+    _away(online())  # fails E2
+    _full(online())  # fails E5
+    ticket = TicketFactory(category="payments")
+
+    why = rules.explain(rules.Target.of(ticket), NOW)
+
+    assert why.rule is None
+    assert why.counts == {"E1": 4, "E2": 3, "E3": 2, "E4": 2, "E5": 1, "E6": 1, "E7": 1}
+
+
+# --- ranking --------------------------------------------------------------------------
+
+
+def _booked_now(agent):
+    slot = ShiftSlotFactory(
+        starts_at=NOW - timedelta(minutes=10), ends_at=NOW + timedelta(minutes=20)
+    )
+    ShiftBookingFactory(slot=slot, agent=agent)
 
 
 @pytest.mark.parametrize(
-    ("first", "second", "rule"),
+    ("better", "worse", "rule"),
     [
-        ({"booked_now": True, "load": 1}, {"booked_now": False}, "R1 booked in slot wins"),
         (
-            {"skills": frozenset({"payments", "general"}), "load": 1},
-            {"skills": frozenset({"general"})},
-            "R2 exact skill beats general",
+            {"setup": _booked_now, "active_tickets": 1},
+            {},
+            "R1 booked into a slot covering now wins over load",
         ),
-        ({"load": 0, "idle_since": T0}, {"load": 1, "idle_since": EARLY}, "R3 lower load"),
-        ({"load": 1, "capacity": 4}, {"load": 1, "capacity": 2}, "R3 load is relative"),
-        ({"idle_since": EARLY, "quality": Decimal(1)}, {"idle_since": T0}, "R4 longest idle"),
-        ({"quality": Decimal("4.9")}, {"quality": Decimal("3.1")}, "R5 quality"),
-        ({"quality": Decimal("0.1")}, {"quality": None}, "R5 unrated last"),
+        ({"idle_since": NOW}, {"active_tickets": 1, "idle_since": EARLY}, "R3 lower load"),
+        (
+            {"active_tickets": 1, "capacity": 4},
+            {"active_tickets": 1, "capacity": 2},
+            "R3 load is relative to capacity",
+        ),
+        ({"idle_since": EARLY, "quality_score": 10}, {"idle_since": NOW}, "R4 longest idle"),
+        ({"quality_score": 90}, {"quality_score": 60}, "R5 quality"),
     ],
 )
-def test_agent_ranking_rules_in_order(first, second, rule):
-    better, worse = agent(2, **first), agent(1, **second)
-    general_allowed = ticket()
-    if "general" in str(second):
-        # Make the generalist eligible by taking the specialist out of the fallback test.
-        ranked = sorted([worse, better], key=lambda c: rules.agent_order_key(general_allowed, c))
-    else:
-        ranked = rules.rank(general_allowed, [worse, better])
-    assert [c.agent_id for c in ranked] == [2, 1], rule
+@pytest.mark.django_db
+def test_agent_ranking_rules_in_order(better, worse, rule):
+    def make(spec):
+        spec = dict(spec)
+        setup = spec.pop("setup", None)
+        agent = online(**{"idle_since": NOW - timedelta(minutes=5), **spec})
+        if callable(setup):
+            setup(agent)
+        return agent
+
+    # The worse agent gets the lower id, so that R6 alone would rank it first.
+    second, first = make(worse), make(better)
+    ticket = TicketFactory(category="payments")
+
+    assert eligible_ids(ticket) == [first.pk, second.pk], rule
 
 
+@pytest.mark.django_db
 def test_ties_are_broken_by_agent_id():
-    ranked = rules.rank(ticket(), [agent(7), agent(3), agent(5)])
-    assert [c.agent_id for c in ranked] == [3, 5, 7]
+    agents = [online(idle_since=EARLY) for _ in range(3)]
+    ticket = TicketFactory(category="payments")
+    assert eligible_ids(ticket) == sorted(a.pk for a in agents)
+
+
+# --- ticket order ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("tickets", "expected"),
+    ("first", "second"),
     [
-        (
-            [ticket(1, priority="normal", queued_at=EARLY), ticket(2, priority="urgent")],
-            [2, 1],
-        ),
-        ([ticket(1, priority="high"), ticket(2, priority="urgent")], [2, 1]),
-        ([ticket(1, queued_at=T0), ticket(2, queued_at=EARLY)], [2, 1]),
-        ([ticket(2), ticket(1)], [1, 2]),
+        ({"priority": "urgent"}, {"priority": "normal", "queued_at": EARLY}),
+        ({"priority": "urgent"}, {"priority": "high", "queued_at": EARLY}),
+        ({"priority": "high"}, {"priority": "normal", "queued_at": EARLY}),
+        ({"queued_at": EARLY}, {"queued_at": NOW}),
     ],
 )
-def test_tickets_are_ordered_by_priority_then_waiting_time(tickets, expected):
-    assert [t.ticket_id for t in rules.order_tickets(tickets)] == expected
+@pytest.mark.django_db
+def test_tickets_are_served_by_priority_then_time_in_line(first, second):
+    later = TicketFactory(**second)
+    earlier = TicketFactory(**first)
+    order = list(Ticket.objects.order_by(*queue_order()).values_list("pk", flat=True))
+    assert order == [earlier.pk, later.pk]
+
+
+@pytest.mark.django_db
+def test_an_agent_is_given_tickets_in_queue_order():
+    agent = online(skills=["payments", "general"])
+    normal = TicketFactory(category="payments", queued_at=EARLY)
+    urgent = TicketFactory(category="general", priority="urgent")
+    TicketFactory(category="payments", language="pt")  # not theirs: E3
+
+    ids = list(rules.tickets_for(agent.pk, NOW).values_list("pk", flat=True))
+
+    assert ids == [urgent.pk, normal.pk]
+
+
+# --- matching -------------------------------------------------------------------------
 
 
 def test_greedy_gives_each_ticket_its_best_remaining_agent():
-    pairs = matching.match_greedy(
-        [ticket(1), ticket(2, queued_at=T0 + timedelta(seconds=1))],
-        [agent(1, idle_since=EARLY), agent(2)],
-    )
-    assert [(t.ticket_id, a.agent_id) for t, a in pairs] == [(1, 1), (2, 2)]
+    assert matching.match_greedy([1, 2], {1: [10, 20], 2: [10, 20]}) == [(1, 10), (2, 20)]
 
 
 def test_batch_serves_more_tickets_than_greedy_when_specialists_are_scarce():
-    # Agent 1 speaks en+pt and has both skills; agent 2 speaks en only.
-    # Greedy gives the older en ticket to agent 1 (idle longer), stranding the pt one.
-    tickets = [
-        ticket(1, language="en", queued_at=EARLY),
-        ticket(2, language="pt", queued_at=T0),
-    ]
-    agents = [
-        agent(1, languages=frozenset({"en", "pt"}), idle_since=EARLY),
-        agent(2, languages=frozenset({"en"})),
-    ]
-    greedy = matching.match_greedy(tickets, agents)
-    batch = matching.match_batch(tickets, agents)
-    assert [(t.ticket_id, a.agent_id) for t, a in greedy] == [(1, 1)]
-    assert [(t.ticket_id, a.agent_id) for t, a in batch] == [(1, 2), (2, 1)]
+    # Agent 10 speaks en+pt, agent 20 en only; greedy gives the older en ticket to
+    # 10 (ranked first for it), stranding the pt ticket that only 10 can serve.
+    ranked = {1: [10, 20], 2: [10]}
+    assert matching.match_greedy([1, 2], ranked) == [(1, 10)]
+    assert matching.match_batch([1, 2], ranked) == [(1, 20), (2, 10)]
 
 
 def test_batch_never_skips_an_older_ticket_for_a_younger_one():
-    tickets = [ticket(i, queued_at=T0 + timedelta(seconds=i)) for i in range(1, 6)]
-    pairs = matching.match_batch(tickets, [agent(1), agent(2)])
-    assert sorted(t.ticket_id for t, _ in pairs) == [1, 2]
+    ranked = {ticket: [10, 20] for ticket in range(1, 6)}
+    assert sorted(t for t, _ in matching.match_batch(list(range(1, 6)), ranked)) == [1, 2]
 
 
 def test_batch_prefers_better_ranked_agents_when_counts_tie():
-    tickets = [ticket(1), ticket(2, queued_at=T0 + timedelta(seconds=1))]
-    agents = [agent(1), agent(2, booked_now=True), agent(3, load=1)]
-    pairs = matching.match_batch(tickets, agents)
-    assert [(t.ticket_id, a.agent_id) for t, a in pairs] == [(1, 2), (2, 1)]
+    assert matching.match_batch([1, 2], {1: [20, 10, 30], 2: [20, 10, 30]}) == [(1, 20), (2, 10)]
 
 
 def test_batch_matches_nothing_when_nobody_is_eligible():
-    assert (
-        matching.match_batch([ticket(1), ticket(2)], [agent(1, presence="away"), agent(2, load=2)])
-        == []
-    )
+    assert matching.match_batch([1, 2], {1: [], 2: []}) == []
+
+
+# --- surge ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

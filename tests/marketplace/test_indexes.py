@@ -50,13 +50,12 @@ def _plan(sql: str, params) -> str:
     return plan
 
 
-def test_the_pull_and_the_batch_read_the_queue_in_the_order_of_its_index():
+def test_the_pull_and_the_pass_read_the_queue_in_the_order_of_its_index():
     if connection.vendor != "postgresql":
         pytest.skip("reads PostgreSQL's query plans; CI runs this on PostgreSQL")
-    from datetime import timedelta
-
     from django.utils import timezone
 
+    from marketplace.dispatch import rules
     from marketplace.services import dispatch
     from tests.factories import AgentFactory
     from tests.tickets.factories import TicketFactory
@@ -64,13 +63,12 @@ def test_the_pull_and_the_batch_read_the_queue_in_the_order_of_its_index():
     agent = AgentFactory(languages=["en"], skills=["general"])
     for priority in ("normal", "urgent", "high", "normal"):
         TicketFactory(priority=priority)
-    pull = _plan(
-        dispatch._pull_sql(),
-        {"agent": agent.pk, "settled": timezone.now() - timedelta(seconds=1), "limit": 4},
-    )
-    batch_sql, batch_params = dispatch._waiting_tickets_query(4).query.sql_with_params()
-    batch = _plan(batch_sql, batch_params)
+    reads = [
+        rules.tickets_for(agent.pk, timezone.now())[:4],
+        dispatch.lane_queue(language="en", category="general")[:100],
+    ]
 
-    for plan in (pull, batch):
+    for read in reads:
+        plan = _plan(*read.query.sql_with_params())
         assert "ticket_queue_order" in plan, plan
         assert "Sort" not in plan, plan

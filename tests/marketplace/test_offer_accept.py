@@ -1,12 +1,9 @@
-"""Accepting an offer in one statement (PostgreSQL): the same checks, writes and pushes as
-the ORM's transaction, and nothing written when a check fails.  On SQLite the same tests
-check the ORM's version."""
+"""Accepting an offer: the checks, the writes (assignment, audit row, streak) and the
+pushes, and nothing written when a check fails."""
 
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus
@@ -32,18 +29,11 @@ def offered():
         handoff_summary="Double charge",
         handoff_transcript=[{"role": "user", "text": "Charged twice", "at": None}],
     )
-    dispatch.dispatch()
+    dispatch.dispatch_pass()
     return paula, ticket, offer_for(ticket)
 
 
-def _statements(queries) -> list[str]:
-    # Savepoints (the test's transaction) and the one-time PREPARE of a connection aside.
-    return [
-        q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE", "PREPARE"))
-    ]
-
-
-def test_an_accept_is_one_statement_that_assigns_audits_and_resets_the_streak(
+def test_an_accept_assigns_audits_and_resets_the_streak(
     offered, pushes, django_capture_on_commit_callbacks, monkeypatch
 ):
     from tickets import events as ticket_events
@@ -56,10 +46,7 @@ def test_an_accept_is_one_statement_that_assigns_audits_and_resets_the_streak(
     user = paula.user  # loaded before counting
 
     with django_capture_on_commit_callbacks() as after_commit:
-        with CaptureQueriesContext(connection) as queries:
-            accepted = dispatch.offer_accept(offer_id=offer.pk, user=user)
-        if connection.vendor == "postgresql":  # SQLite (the embedded default) runs the ORM's
-            assert len(_statements(queries.captured_queries)) == 1
+        accepted = dispatch.offer_accept(offer_id=offer.pk, user=user)
     for callback in after_commit:
         callback()
 
@@ -149,30 +136,21 @@ def test_someone_elses_offer_does_not_exist_for_them(offered):
     [(None, False), (timedelta(seconds=5), True), (timedelta(milliseconds=50), False)],
     ids=["queue empty", "a ticket waits", "a ticket in its own fast path"],
 )
-def test_the_accept_reads_whether_tickets_wait_and_the_agent_pulls_only_then(
+def test_after_an_accept_the_agent_takes_a_ticket_that_waited_for_them(
     offered, queued_ago, pulled, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from marketplace import events
-
     paula, _, offer = offered
     waiting = None
     if queued_ago is not None:
         # Queued: Paula's pending offer kept it from her.
         waiting = TicketFactory(category="payments", status_changed_at=timezone.now() - queued_ago)
     asked = []
-    monkeypatch.setattr(events, "dispatch_soon", lambda: asked.append(1))
-    user = paula.user
+    monkeypatch.setattr(dispatch, "pass_request", lambda: asked.append(1))
 
-    with django_capture_on_commit_callbacks() as after_commit:
-        dispatch.offer_accept(offer_id=offer.pk, user=user)
-    with CaptureQueriesContext(connection) as queries:
-        for callback in after_commit:
-            callback()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.offer_accept(offer_id=offer.pk, user=paula.user)
 
-    # Freed, Paula takes the waiting ticket herself: no batch pass is asked for.
+    # Freed, Paula takes the waiting ticket herself: no pass is asked for.
     assert asked == []
     if waiting is not None:
         assert Offer.objects.filter(ticket=waiting, agent=paula).exists() is pulled
-    # Whether tickets wait is read with the accept, not after it (the lane's
-    # places are pushed eagerly in tests).
-    assert not [q for q in _statements(queries.captured_queries) if 'SELECT 1 AS "a"' in q]
