@@ -332,6 +332,9 @@ HUMANLINE = {
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").
     "OFFER_WINDOW_SECONDS": env.int("OFFER_WINDOW_SECONDS", default=15),
     "OFFER_EXPIRIES_BEFORE_AWAY": env.int("OFFER_EXPIRIES_BEFORE_AWAY", default=3),
+    # An agent who passed on a ticket (declined it, let the offer expire) may be
+    # offered it again after this long: a small pool never strands a ticket.
+    "REOFFER_COOLDOWN_SECONDS": env.int("REOFFER_COOLDOWN_SECONDS", default=60),
     "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
     "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
     "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),

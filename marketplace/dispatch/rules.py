@@ -9,7 +9,7 @@ Eligibility (an agent may be offered a ticket when every rule holds):
      documented fallback)
   E5 below capacity (assigned tickets < capacity)
   E6 no pending offer already (one offer at a time per agent)
-  E7 has not passed on this ticket (an offer of it that ``passed`` counts)
+  E7 has not passed on this ticket within the cool-down (``passed``)
 
 Agent order (first difference wins):
   R1 booked into a shift slot covering now
@@ -44,8 +44,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db.models import (
     Count,
     Exists,
@@ -106,8 +107,16 @@ def has_skill(slug) -> Exists:
 
 
 def passed(now: datetime) -> Q:
-    """E7's offers: an agent with one of these for a ticket has passed on it."""
-    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN))
+    """E7's offers: an agent with one of these for a ticket has passed on it.
+
+    For ``REOFFER_COOLDOWN_SECONDS`` after they passed: then the ticket may
+    come round to them again, so that a small pool never strands it.
+    """
+    since = now - timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
+    return Q(
+        status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN),
+        answered_at__gt=since,
+    )
 
 
 # --- eligibility ----------------------------------------------------------------------

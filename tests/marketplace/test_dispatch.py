@@ -203,6 +203,31 @@ def test_a_declined_ticket_is_not_offered_again_to_the_same_agent(paula):
     assert ticket.status == TicketStatus.QUEUED
 
 
+@pytest.mark.parametrize("pass_on", ["decline", "expire"])
+def test_a_ticket_the_only_agent_passed_on_comes_round_to_them_after_the_cooldown(
+    paula, pass_on, settings
+):
+    settings.HUMANLINE = {**settings.HUMANLINE, "REOFFER_COOLDOWN_SECONDS": 60}
+    start = timezone.now()
+    ticket = TicketFactory(category="payments")
+    dispatch.dispatch_pass()
+    first = offer_for(ticket)
+    passed_at = start + timedelta(seconds=10 if pass_on == "decline" else 16)
+    with time_machine.travel(passed_at, tick=False):
+        if pass_on == "decline":
+            dispatch.offer_decline(offer_id=first.pk, user=paula.user)
+        else:
+            assert dispatch.offers_expire_overdue() == 1
+
+    with time_machine.travel(passed_at + timedelta(seconds=59), tick=False):
+        assert dispatch.sweep()["offered"] == 0  # still cooling down
+    with time_machine.travel(passed_at + timedelta(seconds=61), tick=False):
+        assert dispatch.sweep()["offered"] == 1  # round again
+
+    again = offer_for(ticket)
+    assert again.agent == paula and again.pk != first.pk
+
+
 def test_expiry_cascades_to_the_next_agent(paula, gil):
     ticket = TicketFactory(category="general")
     dispatch.dispatch_pass()

@@ -126,6 +126,24 @@ def test_an_agent_who_passed_on_the_ticket_is_not_offered_it(status):
 
 
 @pytest.mark.django_db
+def test_the_pass_on_a_ticket_lasts_the_cooldown(settings):
+    settings.HUMANLINE = {**settings.HUMANLINE, "REOFFER_COOLDOWN_SECONDS": 60}
+    agent = online()
+    ticket = TicketFactory(category="payments")
+    offer = offer_row(ticket, agent, OfferStatus.DECLINED)
+    target = rules.Target.of(ticket)
+
+    for seconds, eligible in [(59, False), (60, True), (3600, True)]:
+        later = offer.answered_at + timedelta(seconds=seconds)
+        ids = list(rules.agents_for(target, later).values_list("pk", flat=True))
+        assert ids == ([agent.pk] if eligible else []), seconds
+
+    settings.HUMANLINE = {**settings.HUMANLINE, "REOFFER_COOLDOWN_SECONDS": 600}
+    later = offer.answered_at + timedelta(seconds=300)
+    assert not rules.agents_for(target, later).exists()
+
+
+@pytest.mark.django_db
 def test_general_agents_serve_a_category_only_when_no_specialist_is_online():
     generalist = online(skills=["general"])
     ticket = TicketFactory(category="payments")
