@@ -109,14 +109,13 @@ def has_skill(slug) -> Exists:
 def passed(now: datetime) -> Q:
     """E7's offers: an agent with one of these for a ticket has passed on it.
 
-    For ``REOFFER_COOLDOWN_SECONDS`` after they passed: then the ticket may
-    come round to them again, so that a small pool never strands it.
+    They declined it or let the offer expire, within ``REOFFER_COOLDOWN_SECONDS``:
+    then the ticket may come round to them again, so that a small pool never
+    strands it.  An offer the platform withdrew (the agent went away, the
+    customer cancelled) was no choice of the agent's and does not count.
     """
     since = now - timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
-    return Q(
-        status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN),
-        answered_at__gt=since,
-    )
+    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED), answered_at__gt=since)
 
 
 # --- eligibility ----------------------------------------------------------------------

@@ -318,6 +318,25 @@ def test_going_offline_withdraws_pending_offers_and_redispatches(
     assert offer_for(ticket).agent_id != first.agent_id
 
 
+def test_an_agent_who_went_away_and_came_back_is_offered_the_ticket_again(
+    paula, django_capture_on_commit_callbacks
+):
+    """The withdrawn offer was no choice of hers: it does not keep her off the ticket."""
+    ticket = TicketFactory(category="payments")
+    dispatch.dispatch_pass()
+    first = offer_for(ticket)
+    with django_capture_on_commit_callbacks(execute=True):
+        presence.agent_presence_set(agent_id=paula.pk, status=Presence.AWAY)
+    first.refresh_from_db()
+    assert first.status == OfferStatus.WITHDRAWN
+
+    with django_capture_on_commit_callbacks(execute=True):
+        presence.agent_presence_set(agent_id=paula.pk, status=Presence.ONLINE)
+
+    again = offer_for(ticket)  # at once, not after a cool-down
+    assert again.agent == paula and again.pk != first.pk
+
+
 def test_suspension_withdraws_offers_and_returns_assigned_tickets(
     paula, staff, django_capture_on_commit_callbacks
 ):

@@ -126,6 +126,15 @@ def test_an_agent_who_passed_on_the_ticket_is_not_offered_it(status):
 
 
 @pytest.mark.django_db
+def test_an_offer_the_platform_withdrew_does_not_count_against_the_agent():
+    agent = online()
+    ticket = TicketFactory(category="payments")
+    offer_row(ticket, agent, OfferStatus.WITHDRAWN)
+
+    assert eligible_ids(ticket) == [agent.pk]
+
+
+@pytest.mark.django_db
 def test_the_pass_on_a_ticket_lasts_the_cooldown(settings):
     settings.HUMANLINE = {**settings.HUMANLINE, "REOFFER_COOLDOWN_SECONDS": 60}
     agent = online()
