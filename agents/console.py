@@ -185,8 +185,11 @@ def console_offer(request, offer_id: int, answer: str):
     action = {"accept": dispatch.offer_accept, "decline": dispatch.offer_decline}.get(answer)
     if action is None:
         raise Http404
+    given = {"offer_id": offer_id, "user": request.user}
+    if answer == "decline":
+        given["reason"] = request.POST.get("reason", "")
     try:
-        offer = action(offer_id=offer_id, user=request.user)
+        offer = action(**given)
     except Offer.DoesNotExist as exc:
         raise Http404 from exc
     except DomainError as exc:

@@ -85,13 +85,19 @@ class AgentConsumer(JsonConsumer):
         offer_id = content.get("offer_id")
         if not isinstance(offer_id, int):
             return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
-        action = dispatch.offer_accept if kind == "offer.accept" else dispatch.offer_decline
+        answer = {"offer_id": offer_id, "user": self.scope["user"]}
+        if kind == "offer.accept":
+            action = dispatch.offer_accept
+        else:
+            action = dispatch.offer_decline
+            reason, note = content.get("reason") or "", content.get("note") or ""
+            if not isinstance(reason, str) or not isinstance(note, str):
+                return _error("invalid", "Give the reason and note as text.", offer_id=offer_id)
+            answer.update(reason=reason, note=note)
         try:
             # thread_sensitive=False: answers from many sockets run side by side in
             # the thread pool instead of queueing behind one shared thread.
-            offer = await database_sync_to_async(action, thread_sensitive=False)(
-                offer_id=offer_id, user=self.scope["user"]
-            )
+            offer = await database_sync_to_async(action, thread_sensitive=False)(**answer)
         except Offer.DoesNotExist:
             return _error("not_found", "No such offer.", offer_id=offer_id)
         except DomainError as exc:

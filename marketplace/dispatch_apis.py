@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from config.permissions import IsAgentUser, IsOperations
 from marketplace import events
-from marketplace.models import Offer, OfferStatus, RateCard
+from marketplace.models import DeclineReason, Offer, OfferStatus, RateCard
 from marketplace.services import dispatch
 from marketplace.services import pricing as pricing_services
 
@@ -23,11 +23,19 @@ class OfferOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     window_seconds = serializers.IntegerField()
+    decline_reason = serializers.ChoiceField(choices=DeclineReason.choices, allow_null=True)
     ticket = serializers.DictField()
 
 
 class DeclineInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    reason = serializers.ChoiceField(
+        choices=DeclineReason.choices,
+        required=False,
+        allow_blank=True,
+        help_text="not_my_area keeps you off this ticket for good; busy or other for the"
+        " re-offer cool-down.",
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
 def _answer(action, request, offer_id: int, **kwargs) -> Response:
@@ -60,7 +68,11 @@ class OfferDeclineView(APIView):
         data = DeclineInput(data=request.data)
         data.is_valid(raise_exception=True)
         return _answer(
-            dispatch.offer_decline, request, offer_id, reason=data.validated_data.get("reason", "")
+            dispatch.offer_decline,
+            request,
+            offer_id,
+            reason=data.validated_data.get("reason", ""),
+            note=data.validated_data.get("note", ""),
         )
 
 

@@ -191,6 +191,13 @@ class OfferStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
+class DeclineReason(models.TextChoices):
+    # Keeps the agent off the ticket for good (rules.passed); the floor shows it.
+    NOT_MY_AREA = "not_my_area", "Not my area"
+    BUSY = "busy", "Busy"
+    OTHER = "other", "Other"
+
+
 class Offer(models.Model):
     """A ticket offered to one agent, with the pay for the task fixed in.
 
@@ -217,8 +224,11 @@ class Offer(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
-    # Why it ended when the agent did not answer it: "expired", "agent_offline"…
+    # Why it ended: the agent's note on a decline, or the platform's reason
+    # ("not answered in time", "agent_offline"…) when the agent did not answer.
     reason = models.CharField(max_length=200, blank=True)
+    # The agent's reason for a decline, when they gave one.
+    decline_reason = models.CharField(max_length=16, choices=DeclineReason.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -61,7 +61,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce
 
 from agents.models import Agent, AgentLanguage, AgentStatus, Presence
-from marketplace.models import BookingStatus, Offer, OfferStatus, ShiftBooking
+from marketplace.models import BookingStatus, DeclineReason, Offer, OfferStatus, ShiftBooking
 from tickets.models import Ticket, TicketStatus, queue_order
 
 GENERAL = "general"
@@ -111,11 +111,14 @@ def passed(now: datetime) -> Q:
 
     They declined it or let the offer expire, within ``REOFFER_COOLDOWN_SECONDS``:
     then the ticket may come round to them again, so that a small pool never
-    strands it.  An offer the platform withdrew (the agent went away, the
-    customer cancelled) was no choice of the agent's and does not count.
+    strands it.  A decline as ``not_my_area`` lasts for good.  An offer the
+    platform withdrew (the agent went away, the customer cancelled) was no
+    choice of the agent's and does not count.
     """
     since = now - timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
-    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED), answered_at__gt=since)
+    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED), answered_at__gt=since) | Q(
+        status=OfferStatus.DECLINED, decline_reason=DeclineReason.NOT_MY_AREA
+    )
 
 
 # --- eligibility ----------------------------------------------------------------------

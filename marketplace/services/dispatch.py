@@ -44,10 +44,10 @@ from django.utils import timezone
 
 from agents import presence as agent_presence
 from agents.models import Agent, AgentConnection, Presence, User
-from config.errors import InvalidTransition
+from config.errors import InvalidInput, InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
-from marketplace.models import Offer, OfferStatus
+from marketplace.models import DeclineReason, Offer, OfferStatus
 from marketplace.services import pricing as pricing_services
 from tickets import services as ticket_services
 from tickets.models import Message, Ticket, TicketStatus, queue_order
@@ -423,19 +423,30 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
 
 
 @transaction.atomic
-def offer_decline(*, offer_id: int, user: User, reason: str = "") -> Offer:
-    """The offered agent passes; the ticket goes at once to the next best agent."""
+def offer_decline(*, offer_id: int, user: User, reason: str = "", note: str = "") -> Offer:
+    """The offered agent passes; the ticket goes at once to the next best agent.
+
+    ``reason`` is one of ``DeclineReason`` or empty: ``not_my_area`` keeps the
+    agent off this ticket for good (``rules.passed``), any other for the
+    cool-down.  ``note`` is the agent's own words, kept with the offer.
+    """
+    reason = (reason or "").strip()
+    if reason and reason not in DeclineReason.values:
+        message = f"Choose one of: {', '.join(DeclineReason.values)}."
+        raise InvalidInput(message, code="invalid_reason", fields={"reason": [message]})
     offer = _own_offer(offer_id=offer_id, user=user)
     now = timezone.now()
     _refuse_unless_open(offer, now=now)
     offer.status, offer.answered_at = OfferStatus.DECLINED, now
-    offer.reason = (reason or "").strip()[:200]
-    offer.save(update_fields=["status", "answered_at", "reason"])
+    offer.decline_reason, offer.reason = reason, (note or "").strip()[:200]
+    offer.save(update_fields=["status", "answered_at", "decline_reason", "reason"])
     if offer.agent.expired_streak:
         Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     # Requeueing triggers dispatch after commit (tickets.events.QUEUED_HOOKS).
     ticket_services.ticket_requeue(
-        ticket_id=offer.ticket_id, reason=f"Offer {offer.pk} declined by the agent."
+        ticket_id=offer.ticket_id,
+        reason=f"Offer {offer.pk} declined by the agent"
+        + (f" ({offer.get_decline_reason_display().lower()})." if reason else "."),
     )
     return offer
 

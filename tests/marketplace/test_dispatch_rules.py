@@ -125,6 +125,19 @@ def test_an_agent_who_passed_on_the_ticket_is_not_offered_it(status):
     assert eligible_ids(TicketFactory(category="payments")) == [agent.pk]
 
 
+@pytest.mark.parametrize(("reason", "lasts"), [("not_my_area", True), ("busy", False), ("", False)])
+@pytest.mark.django_db
+def test_a_decline_as_not_my_area_keeps_the_agent_off_the_ticket_for_good(reason, lasts):
+    agent = online()
+    ticket = TicketFactory(category="payments")
+    offer = offer_row(ticket, agent, OfferStatus.DECLINED)
+    Offer.objects.filter(pk=offer.pk).update(decline_reason=reason)
+
+    next_day = NOW + timedelta(days=1)
+    ids = list(rules.agents_for(rules.Target.of(ticket), next_day).values_list("pk", flat=True))
+    assert ids == ([] if lasts else [agent.pk])
+
+
 @pytest.mark.django_db
 def test_an_offer_the_platform_withdrew_does_not_count_against_the_agent():
     agent = online()

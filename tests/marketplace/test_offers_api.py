@@ -80,14 +80,30 @@ class TestOffersOverHttp:
             assert api.as_(user).post(f"/api/v1/offers/{offer.pk}/accept/").status_code == 403
         assert api.as_(None).post(f"/api/v1/offers/{offer.pk}/accept/").status_code in (401, 403)
 
-    def test_declining_with_a_reason(self, api, offered):
+    def test_declining_with_a_reason_and_a_note(self, api, offered):
+        agent, offer = offered
+        response = api.as_(agent.user).post(
+            f"/api/v1/offers/{offer.pk}/decline/",
+            {"reason": "not_my_area", "note": "Card disputes, not payments"},
+        )
+        assert response.status_code == 200
+        assert response.json()["decline_reason"] == "not_my_area"
+        offer.refresh_from_db()
+        assert (offer.status, offer.decline_reason, offer.reason) == (
+            OfferStatus.DECLINED,
+            "not_my_area",
+            "Card disputes, not payments",
+        )
+
+    def test_an_unknown_decline_reason_is_a_400_naming_the_field(self, api, offered):
         agent, offer = offered
         response = api.as_(agent.user).post(
             f"/api/v1/offers/{offer.pk}/decline/", {"reason": "Not my area"}
         )
-        assert response.status_code == 200
+        assert response.status_code == 400
+        assert "reason" in response.json()["error"]["fields"]
         offer.refresh_from_db()
-        assert (offer.status, offer.reason) == (OfferStatus.DECLINED, "Not my area")
+        assert offer.status == OfferStatus.PENDING  # nothing written
 
     def test_an_unknown_offer_is_a_404(self, api, agent):
         assert api.as_(agent.user).post("/api/v1/offers/999999/accept/").status_code == 404

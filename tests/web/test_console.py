@@ -91,10 +91,10 @@ def test_an_offer_can_be_declined_without_javascript(client, agent):
     offer = _offered(TicketFactory(category="payments"), agent)
     client.force_login(agent.user)
 
-    client.post(f"/agent/offers/{offer.pk}/decline/")
+    client.post(f"/agent/offers/{offer.pk}/decline/", {"reason": "not_my_area"})
 
     offer.refresh_from_db()
-    assert offer.status == OfferStatus.DECLINED
+    assert (offer.status, offer.decline_reason) == (OfferStatus.DECLINED, "not_my_area")
 
 
 def test_another_agents_offer_is_a_404(client, agent, other_agent):
