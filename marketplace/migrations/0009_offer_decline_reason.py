@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0007_drop_indexes_covered_by_composites'),
+        ("marketplace", "0008_sqlite_guards"),
     ]
 
     operations = [
