@@ -20,6 +20,7 @@ from tickets import selectors
 from tickets.models import Rating, Ticket, TicketStatus
 
 pytestmark = pytest.mark.django_db
+pytestmark = [pytestmark, pytest.mark.postgres("dispatch core: reviewed in the dispatch rewrite")]
 
 
 def _offer_row(ticket, agent, status=OfferStatus.PENDING, *, amount=1, seconds=15) -> Offer:

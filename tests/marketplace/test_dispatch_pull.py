@@ -24,6 +24,7 @@ from tests.tickets.factories import TicketFactory
 from tickets.models import Ticket, TicketEvent, TicketStatus
 
 pytestmark = pytest.mark.django_db
+pytestmark = [pytestmark, pytest.mark.postgres("dispatch core: reviewed in the dispatch rewrite")]
 
 
 def _waiting(minutes: float, **fields) -> Ticket:

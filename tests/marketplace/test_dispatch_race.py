@@ -24,6 +24,7 @@ from tests.tickets.factories import TicketFactory
 from tickets.models import Ticket, TicketStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [*pytestmark, pytest.mark.postgres("dispatch core: reviewed in the dispatch rewrite")]
 
 
 def _run_together(jobs):

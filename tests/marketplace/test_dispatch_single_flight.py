@@ -1,10 +1,13 @@
 """One dispatch pass at a time (a lock in the Redis cache), and requests for a
 dispatch that arrive while a pass runs: the pass goes round once more."""
 
+import pytest
 from django.core.cache import cache
 
 from marketplace import events
 from marketplace.services import dispatch
+
+pytestmark = pytest.mark.postgres("dispatch core: reviewed in the dispatch rewrite")
 
 
 def test_a_request_while_a_pass_runs_asks_that_pass_to_go_round_again():

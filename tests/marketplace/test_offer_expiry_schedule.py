@@ -9,6 +9,7 @@ from django.core.cache import cache
 from marketplace import events
 
 pytestmark = pytest.mark.django_db
+pytestmark = [pytestmark, pytest.mark.postgres("dispatch core: reviewed in the dispatch rewrite")]
 
 START = datetime(2027, 1, 4, 9, 0, 0, 200_000, tzinfo=UTC)
 
