@@ -7,7 +7,7 @@ PORT ?= 8000
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/humanline
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
 
-.PHONY: install run serve test lint format bench browser clean
+.PHONY: install run serve test test-postgres test-sqlite lint format bench browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -41,11 +41,25 @@ serve: install
 	@$(PY) manage.py collectstatic --noinput -v0
 	@PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
-## make test: the whole suite against the real PostgreSQL and Redis
+## make test: the whole suite twice, on the real PostgreSQL and Redis, then on the
+## embedded default (SQLite); both passes run, and it fails if either does
 test: install browser
+	@status=0; \
+	  $(MAKE) --no-print-directory test-postgres || status=1; \
+	  $(MAKE) --no-print-directory test-sqlite || status=1; \
+	  exit $$status
+
+test-postgres: install browser
+	@echo "== make test: PostgreSQL and Redis"
 	@DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) -m config.preflight
 	@DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) HUMANLINE_TESTING=1 \
 	  CELERY_TASK_ALWAYS_EAGER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+## the embedded default as `make run` has it: SQLite (a file in the temp directory),
+## the in-memory channel layer, Celery eager, the local-memory cache
+test-sqlite: install browser
+	@echo "== make test: the embedded default (SQLite)"
+	@env -u DATABASE_URL -u REDIS_URL HUMANLINE_TESTING=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests, installed when missing
 browser:

@@ -6,6 +6,8 @@ so that ``make run`` needs no server.  Setting ``DATABASE_URL`` and
 ``REDIS_URL`` switches to PostgreSQL, channels-redis and Celery on Redis.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -108,9 +110,29 @@ if not 0 < GIL_SWITCH_INTERVAL_MS <= 1000:  # NaN fails this too
         f" not {_switch!r}."
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads (the ASGI server, the in-process sweeper) share one file.
+    # Several threads (the ASGI server's requests and sockets, the in-process
+    # sweeper) share one file, set up as Django's "SQLite notes" advise for
+    # concurrent use: in WAL mode readers and the one writer do not block each
+    # other (synchronous=NORMAL is crash-safe in WAL mode; a power cut may lose
+    # the last commits, not the file); IMMEDIATE takes the write lock when a
+    # transaction begins, so that a second writer waits for it (up to `timeout`
+    # seconds) instead of failing at once with "database is locked" when its
+    # read would have had to become a write.
     DATABASES["default"].setdefault("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"].update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"]["OPTIONS"].update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # The test database is a file too, as for `make run`: an in-memory one is
+    # neither in WAL mode nor waited for (its shared cache fails a second
+    # writer at once with "database table is locked").  pytest-django creates
+    # and removes it; the process id keeps two runs on one machine apart.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"humanline-test-{os.getpid()}.sqlite3")
+    }
 else:
     # Under ASGI each request may run on a different thread, and a persistent
     # connection per thread exhausts PostgreSQL's client slots; web processes keep

@@ -117,7 +117,7 @@ class ShiftBooking(models.Model):
         max_length=16, choices=BookingStatus.choices, default=BookingStatus.BOOKED
     )
     # Copied from the slot so that overlap is one indexed range test per agent
-    # (and, on PostgreSQL, an exclusion constraint: see migration 0002).
+    # (and an exclusion constraint on PostgreSQL, triggers on SQLite: migrations 0002, 0008).
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     booked_at = models.DateTimeField(default=timezone.now)
@@ -339,7 +339,7 @@ class PayPeriod(models.Model):
 
     Closing (``payroll.pay_period_close``) adds the engaged-time floor top-ups,
     then freezes the period: no entry is ever added to a closed period (the
-    service locks the period row, and on PostgreSQL a trigger refuses it too).
+    service locks the period row, and a trigger refuses it too).
     """
 
     starts_at = models.DateTimeField(unique=True)
@@ -393,8 +393,9 @@ class LedgerEntry(models.Model):
 
     Written only by ``marketplace.services.ledger`` (and the floor in
     ``payroll``).  Nothing in the code updates or deletes a row, the admin is
-    read-only, and on PostgreSQL a trigger refuses UPDATE and DELETE (migration
-    0005).  A correction is a new entry: a ``reversal`` or an ``adjustment``.
+    read-only, and a trigger refuses UPDATE and, on PostgreSQL, DELETE
+    (migrations 0005 and 0008).  A correction is a new entry: a ``reversal`` or
+    an ``adjustment``.
     """
 
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="ledger_entries")

@@ -196,6 +196,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 def pytest_collection_modifyitems(config, items):
+    _deselect_what_needs_a_missing_service(config, items)
     # Playwright's sync API keeps an event loop running in the main thread while
     # it is open, which async (Channels) tests cannot share: browser tests run
     # last, and each module closes its browser.
@@ -298,3 +299,81 @@ def short_lived_db_connections():
     settings_dict["CONN_MAX_AGE"] = 0
     yield
     settings_dict["CONN_MAX_AGE"] = before
+
+
+# --- the two passes: PostgreSQL + Redis, and the embedded default (SQLite) ----
+
+# A test that can only mean something on PostgreSQL, on Redis or on SQLite says
+# so with a reason: @pytest.mark.postgres("SKIP LOCKED row locks under concurrent
+# threads").  Where that database or service is not configured it is deselected,
+# not skipped: a `postgres` or `redis` test runs in the PostgreSQL + Redis pass of
+# `make test`, a `sqlite` one in the pass on the embedded default.
+SERVICE_MARKS = ("postgres", "redis", "sqlite")
+_deselected = pytest.StashKey[dict[tuple[str, str], int]]()
+
+
+def _missing_services() -> set[str]:
+    from django.conf import settings
+    from django.db import connection
+
+    missing = set()
+    if connection.vendor != "postgresql":
+        missing.add("postgres")
+    if connection.vendor != "sqlite":
+        missing.add("sqlite")
+    if not settings.REDIS_URL:
+        missing.add("redis")
+    return missing
+
+
+def _reason(item, mark) -> str:
+    reason = mark.args[0] if len(mark.args) == 1 and not mark.kwargs else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.{mark.name} needs one argument, the reason the test"
+            f' cannot run without it: @pytest.mark.{mark.name}("SKIP LOCKED row locks")'
+        )
+    return reason.strip()
+
+
+def _deselect_what_needs_a_missing_service(config, items):
+    missing = _missing_services()
+    keep, drop = [], []
+    counts: dict[tuple[str, str], int] = {}
+    for item in items:
+        needs = [
+            (mark.name, _reason(item, mark))
+            for mark in item.iter_markers()
+            if mark.name in SERVICE_MARKS
+        ]
+        unmet = [need for need in needs if need[0] in missing]
+        if unmet:
+            drop.append(item)
+            counts[unmet[0]] = counts.get(unmet[0], 0) + 1
+        else:
+            keep.append(item)
+    config.stash[_deselected] = counts
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.stash.get(_deselected, {})
+    if not counts:
+        return
+    total = sum(counts.values())
+    terminalreporter.write_sep(
+        "=", f"{total} deselected: they need a database or service this run does not use"
+    )
+    for (name, reason), count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        terminalreporter.write_line(f"{count:4d}  @{name}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A selection whose every test needs PostgreSQL (PYTEST_ARGS=tests/agents/test_pgpool.py)
+    # has nothing to run in the SQLite pass: that is not a failure.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(
+        _deselected, {}
+    ):
+        session.exitstatus = pytest.ExitCode.OK

@@ -3,7 +3,8 @@
 The booking service already checks overlap with the agent's row locked; this
 makes the database refuse it too, whatever code path writes.  It is raw SQL
 because SQLite (the embedded default) has no range types: there the service's
-check, serialised by SQLite's single writer, is the guard.
+check, serialised by SQLite's single writer, is the guard, with migration
+0008's triggers.
 """
 
 from django.db import migrations

@@ -22,7 +22,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -67,7 +67,7 @@ def _as_datetime(value) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.UTC)
+        value = timezone.make_aware(value, UTC)
     return value
 
 

@@ -2,9 +2,12 @@
 
 import contextvars
 
+import pytest
 from django.core.cache import caches
 
 from config.cache import SharedRedisCache
+
+pytestmark = pytest.mark.redis("the Redis cache's one client per process (config.cache)")
 
 
 def _in_a_fresh_context(work):

@@ -11,7 +11,10 @@ from django.conf import settings
 
 from config.channel_layer import SCRIPT_KEYS, BatchingRedisChannelLayer
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.redis("channels-redis: the batching layer (config.channel_layer)"),
+]
 
 
 def _config() -> dict:

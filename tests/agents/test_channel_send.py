@@ -10,6 +10,10 @@ from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_l
 
 from config import channel_send
 
+pytestmark = pytest.mark.redis(
+    "sends on channels-redis from synchronous code (config.channel_send)"
+)
+
 
 @pytest.fixture
 def layer():

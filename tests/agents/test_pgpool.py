@@ -7,7 +7,10 @@ from django.db import connection as default_connection
 
 from config.pgpool import base as pgpool
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.postgres("config.pgpool hands PostgreSQL connections between threads"),
+]
 
 
 @pytest.fixture

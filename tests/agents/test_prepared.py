@@ -6,7 +6,10 @@ from django.test.utils import CaptureQueriesContext
 
 from config.prepared import Statement
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.postgres("prepared statements (PREPARE and EXECUTE)"),
+]
 
 
 def _run(statement, params):

@@ -105,6 +105,7 @@ async def test_unknown_message_type_gets_an_error_not_a_crash(agent):
     await socket.disconnect()
 
 
+@pytest.mark.redis("the presence push through channels-redis")
 async def test_presence_change_is_pushed_live_over_redis(agent, settings):
     assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
     socket, _, _ = await _open(agent)

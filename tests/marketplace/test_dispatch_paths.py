@@ -184,11 +184,10 @@ def test_the_pushes_of_an_offer_are_built_from_the_rows_written(
     assert not [q for q in queries.captured_queries if '"marketplace_offer"' in q["sql"]]
 
 
+@pytest.mark.postgres("another transaction's row locks: SQLite locks the whole file")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_new_tickets_fan_out_over_the_free_agents(three):
     """The best agent's row is locked by another transaction: the ticket goes to the next."""
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: SQLite locks the whole file")
     ana, ben, _ = three
     ticket = TicketFactory(category="general")
 
@@ -312,10 +311,9 @@ def test_the_surge_in_force_is_fixed_into_the_pulled_offer(paula):
     assert offer.amount == (offer.base_amount * surge.multiplier).quantize(Decimal("0.01"))
 
 
+@pytest.mark.postgres("another transaction's row locks: SQLite locks the whole file")
 @pytest.mark.django_db(transaction=True)
 def test_a_head_another_dispatcher_holds_is_passed_for_the_next(paula):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: SQLite locks the whole file")
     head, second = waiting(10, category="payments"), waiting(5, category="payments")
 
     held = Ticket.objects.filter(pk=head.pk)
@@ -325,10 +323,9 @@ def test_a_head_another_dispatcher_holds_is_passed_for_the_next(paula):
     assert not Offer.objects.filter(ticket=head).exists()
 
 
+@pytest.mark.postgres("another transaction's row locks: SQLite locks the whole file")
 @pytest.mark.django_db(transaction=True)
 def test_when_every_ticket_is_held_elsewhere_a_pass_decides(paula, passes_asked):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks: SQLite locks the whole file")
     held = [waiting(10 - n, category="payments") for n in range(2)]
 
     rows = Ticket.objects.filter(pk__in=[t.pk for t in held])

@@ -76,6 +76,7 @@ def celery_worker_process(live_asgi, settings):
         worker.kill()
 
 
+@pytest.mark.redis("a Celery worker process and the ASGI server meet through Redis")
 def test_an_offer_made_in_a_celery_worker_reaches_the_agent_on_the_asgi_server(
     live_asgi, celery_worker_process, customer, api
 ):

@@ -24,6 +24,10 @@ from tests.tickets.factories import TicketFactory
 from tickets.models import Ticket, TicketStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    *pytestmark,
+    pytest.mark.postgres("threads racing on row locks: SQLite serialises every write"),
+]
 
 
 def _run_together(jobs):

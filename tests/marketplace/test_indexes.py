@@ -50,9 +50,8 @@ def _plan(sql: str, params) -> str:
     return plan
 
 
+@pytest.mark.postgres("reads PostgreSQL's query plans (EXPLAIN)")
 def test_the_pull_and_the_pass_read_the_queue_in_the_order_of_its_index():
-    if connection.vendor != "postgresql":
-        pytest.skip("reads PostgreSQL's query plans; CI runs this on PostgreSQL")
     from django.utils import timezone
 
     from marketplace.dispatch import rules

@@ -47,6 +47,7 @@ def test_one_task_and_one_round_trip_per_second_of_expiries(scheduled, monkeypat
     assert len(adds) == 2
 
 
+@pytest.mark.redis("another process's schedule is seen through the shared Redis cache")
 def test_a_second_another_process_scheduled_is_left_to_it(scheduled, monkeypatch):
     second = int((START + timedelta(seconds=15)).timestamp()) + 1
     cache.add(f"offers-expire:{second}", 1, timeout=120)  # another process's

@@ -1,4 +1,9 @@
-"""The database itself keeps the ledger append-only and closed periods frozen (PostgreSQL)."""
+"""The database itself keeps the ledger append-only and closed periods frozen.
+
+PostgreSQL's triggers (migration 0005) and SQLite's (migration 0008) refuse the
+same changes, but for DELETE: SQLite has no TRUNCATE, so emptying a table there
+(Django's flush) deletes rows, and refusing DELETE is left to PostgreSQL.
+"""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -24,6 +29,10 @@ def test_the_database_refuses_to_update_a_ledger_entry(entry):
     assert entry.amount == Decimal("3.00")
 
 
+NO_TRUNCATE = "refusing DELETE needs TRUNCATE to empty a table; SQLite has none"
+
+
+@pytest.mark.postgres(NO_TRUNCATE)
 def test_the_database_refuses_to_delete_a_ledger_entry(entry):
     with (
         pytest.raises(DatabaseError, match="append-only"),
@@ -55,11 +64,18 @@ def test_the_database_refuses_an_entry_in_a_closed_period(entry, staff, clock):
         )
 
 
-def test_the_database_refuses_to_reopen_or_delete_a_closed_period(entry, staff, clock):
+def test_the_database_refuses_to_reopen_a_closed_period(entry, staff, clock):
     clock.shift(timedelta(days=7))
     payroll.pay_period_close(period_id=entry.period_id, actor=staff)
     with pytest.raises(DatabaseError, match="frozen"), transaction.atomic():
         PayPeriod.objects.filter(pk=entry.period_id).update(status="open", closed_at=None)
+    assert PayPeriod.objects.get(pk=entry.period_id).status == "closed"
+
+
+@pytest.mark.postgres(NO_TRUNCATE)
+def test_the_database_refuses_to_delete_a_closed_period(entry, staff, clock):
+    clock.shift(timedelta(days=7))
+    payroll.pay_period_close(period_id=entry.period_id, actor=staff)
     with (
         pytest.raises(DatabaseError, match="frozen"),
         transaction.atomic(),

@@ -1,4 +1,4 @@
-"""Races on real PostgreSQL with real threads: pay once, close once, nothing slips past a close."""
+"""Races with real threads and real commits: pay once, close once, nothing slips past a close."""
 
 import threading
 import time
@@ -114,20 +114,43 @@ def test_concurrent_closes_close_once_with_one_floor_each(agent, staff, clock):
     assert period.entry_count == LedgerEntry.objects.filter(period=period).count() == 2
 
 
-def _wait_until_blocked(pid_holder: list, deadline: float = 10.0) -> None:
-    """Wait until the closing thread's backend waits on a lock (polls pg_stat_activity)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if pid_holder:
+class LockWait:
+    """Tells the test when a thread's next transaction waits for another's lock."""
+
+    def __init__(self):
+        self.pid: int | None = None
+        self.began = threading.Event()
+
+    def watch(self) -> None:
+        """In the waiting thread, before its transaction."""
+        if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid_holder[0]]
-                )
-                row = cursor.fetchone()
-            if row and row[0] == "Lock":
-                return
-        time.sleep(0.01)  # polling another backend's state, not synchronising app code
-    raise AssertionError("the close never waited for the entry in flight")
+                cursor.execute("SELECT pg_backend_pid()")
+                self.pid = cursor.fetchone()[0]
+            return
+        # SQLite: one writer at a time, and each transaction asks for the write lock
+        # as it begins (BEGIN IMMEDIATE); the trace is called as that statement starts.
+        connection.ensure_connection()
+        connection.connection.set_trace_callback(
+            lambda sql: self.began.set() if sql.startswith("BEGIN") else None
+        )
+
+    def wait(self, deadline: float = 10.0) -> None:
+        if connection.vendor != "postgresql":
+            assert self.began.wait(deadline), "the close never began"
+            return
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.pid is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [self.pid]
+                    )
+                    row = cursor.fetchone()
+                if row and row[0] == "Lock":
+                    return
+            time.sleep(0.01)  # polling another backend's state, not synchronising app code
+        raise AssertionError("the close never waited for the entry in flight")
 
 
 def test_a_close_waits_for_an_entry_in_flight_and_counts_it(agent, staff, clock):
@@ -146,13 +169,11 @@ def test_a_close_waits_for_an_entry_in_flight_and_counts_it(agent, staff, clock)
         finally:
             connections.close_all()
 
-    closer_pid: list = []
+    lock_wait = LockWait()
 
     def close_week():
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                closer_pid.append(cursor.fetchone()[0])
+            lock_wait.watch()
             payroll.pay_period_close(
                 period_id=period.pk, actor=staff, now=MONDAY + timedelta(days=7)
             )
@@ -165,7 +186,7 @@ def test_a_close_waits_for_an_entry_in_flight_and_counts_it(agent, staff, clock)
     # When the week is closed meanwhile
     closer = threading.Thread(target=close_week)
     closer.start()
-    _wait_until_blocked(closer_pid)
+    lock_wait.wait()
     release.set()
     writer.join(timeout=10)
     closer.join(timeout=10)

@@ -270,9 +270,8 @@ def test_a_lane_busier_than_the_samples_is_timed_over_its_last_samples(settings)
     assert selectors.seconds_per_ticket(language="en", category="general", now=now) == 1800 / 3
 
 
+@pytest.mark.postgres("reads PostgreSQL's query plans (EXPLAIN) under stale statistics")
 def test_a_lanes_rate_reads_no_more_than_its_samples_whatever_the_statistics_say(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("reads PostgreSQL's plan; CI runs this on PostgreSQL")
     # Statistics taken while the tables are empty, as on a new deployment: the
     # planner then believes a lane holds one ticket.  The count this replaced
     # was planned on that belief to read the window again for each of the
