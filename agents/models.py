@@ -153,7 +153,7 @@ class Agent(models.Model):
     # refreshed after each rating, resolve and reopen of the agent's, and hourly
     # for everyone as the window slides (``tickets.services.agent_quality_store``).
     # 75 is the formula's value for an agent with no history.
-    quality_score = models.PositiveSmallIntegerField(default=75)
+    quality_score = models.PositiveSmallIntegerField(default=75, db_default=75)
 
     class Meta:
         ordering = ["applied_at", "id"]

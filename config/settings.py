@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
         "FeedbackKindEnum": "tickets.models.FeedbackKind",
         "IncentiveKindEnum": "marketplace.models.IncentiveKind",
         "ShiftEventKindEnum": "marketplace.models.ShiftEventKind",
+        "DeclineReasonEnum": "marketplace.models.DeclineReason",
     },
 }
 
@@ -357,6 +358,18 @@ HUMANLINE = {
     # An agent who passed on a ticket (declined it, let the offer expire) may be
     # offered it again after this long: a small pool never strands a ticket.
     "REOFFER_COOLDOWN_SECONDS": env.int("REOFFER_COOLDOWN_SECONDS", default=60),
+    # How long a ticket may wait for a person, by priority, before it climbs the
+    # escalation ladder; and when it reaches each rung, in multiples of that
+    # target (marketplace.services.escalation checks both at start-up).
+    "WAIT_TARGET_SECONDS": env.str("WAIT_TARGET_SECONDS", default="urgent:30,high:60,normal:120"),
+    "ESCALATION_LADDER": env.str(
+        "ESCALATION_LADDER",
+        default="waiting_bonus:1,staff_alert:1,customer_notice:1,wider_pool:2",
+    ),
+    # The waiting bonus: each new offer of a ticket past its target pays this much
+    # more than the one before, up to the cap (in CURRENCY).
+    "WAITING_BONUS_STEP": env.str("WAITING_BONUS_STEP", default="0.50"),
+    "WAITING_BONUS_CAP": env.str("WAITING_BONUS_CAP", default="2.00"),
     "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
     "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
     "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),

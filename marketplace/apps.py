@@ -5,7 +5,10 @@ class MarketplaceConfig(AppConfig):
     name = "marketplace"
 
     def ready(self):
-        from marketplace import events
+        from marketplace import (
+            checks,  # noqa: F401 (registers them)
+            events,
+        )
         from tickets import services as ticket_services
 
         # What dispatch does on each event: one table (marketplace.events.routes).

@@ -20,6 +20,9 @@ class OfferOutput(serializers.Serializer):
     pay = serializers.DictField()
     base = serializers.DictField()
     surge_multiplier = serializers.CharField()
+    waiting_bonus = serializers.DictField(
+        help_text="Added for a ticket that waited past its target; part of pay."
+    )
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     window_seconds = serializers.IntegerField()

@@ -183,6 +183,7 @@ def offer_payload(offer) -> dict:
         "pay": money(offer.amount, offer.currency),
         "base": money(offer.base_amount, offer.currency),
         "surge_multiplier": f"{offer.surge_multiplier:.2f}",
+        "waiting_bonus": money(offer.waiting_bonus, offer.currency),
         "created_at": _iso(offer.created_at),
         "expires_at": _iso(offer.expires_at),
         "window_seconds": int((offer.expires_at - offer.created_at).total_seconds()),

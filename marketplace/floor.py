@@ -11,14 +11,23 @@ Definitions (the floor page and ``GET /api/v1/admin/floor/`` show these):
 - **p50 / p90**: percentiles of the waits of the tickets assigned in the last
   hour, by linear interpolation between the closest ranks (PostgreSQL's
   ``percentile_cont``; the same formula in Python on SQLite).
-- **answered within target**: of those tickets, the share whose wait was at most
-  ``target_seconds`` (``FLOOR_ANSWER_TARGET_SECONDS``, 60 s by default).
+- **target**: the wait target of the ticket's priority (``WAIT_TARGET_SECONDS``:
+  urgent 30 s, high 60 s, normal 120 s by default), or one target for all
+  when the floor is asked for one (``?target=``).
+- **answered within target**: of the tickets assigned in the last hour and
+  those still waiting past their target now, the share assigned within their
+  target.  A customer still waiting past it counts as a miss already: a floor
+  where nobody is answered must not read 100 %.
+- **past target**: the waiting tickets past their target now, the longest
+  waiting first, each with the reason nobody takes it
+  (``marketplace.services.escalation.waiting_reason``), and how many there are.
 - **agents**: approved agents by presence; **busy** are the online ones holding
   at least one ticket.
 - **offer acceptance**: of the offers made in the last hour that the agent
   answered or let expire, the share accepted.  Withdrawn offers (the agent went
   offline, the customer cancelled) were not the agent's choice and do not count;
-  pending ones are not decided yet.
+  pending ones are not decided yet.  **Not my area**: of those, the declines
+  that said so (each keeps that agent off that ticket for good).
 - **feedback themes**: product feedback of the last 24 hours grouped by product
   area and kind, largest first.
 """
@@ -29,7 +38,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -44,17 +52,37 @@ from django.db.models import (
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus, Presence
-from marketplace.models import Offer, OfferStatus
+from marketplace.models import DeclineReason, Offer, OfferStatus
+from marketplace.services import escalation
 from tickets.models import WAITING, Feedback, Ticket
 
 WINDOW = timedelta(hours=1)
 BUCKETS = 12  # five-minute bars over the last hour
 FEEDBACK_WINDOW = timedelta(hours=24)
-DEFAULT_TARGET_SECONDS = 60
+PAST_TARGET_SHOWN = 20
 
 
-def answer_target_seconds() -> int:
-    return int(settings.HUMANLINE.get("FLOOR_ANSWER_TARGET_SECONDS", DEFAULT_TARGET_SECONDS))
+def _targets(target_seconds: int | None) -> dict[str, timedelta]:
+    """Each priority's wait target, or the one asked for, for every priority."""
+    targets = escalation.wait_targets()
+    if target_seconds is None:
+        return targets
+    return {priority: timedelta(seconds=target_seconds) for priority in targets}
+
+
+def _answered_within(targets: dict[str, timedelta]) -> Q:
+    """Assigned within the target of its priority."""
+    within = Q()
+    for priority, target in targets.items():
+        within |= Q(priority=priority, assigned_at__lte=F("queued_at") + target)
+    return within
+
+
+def _waiting_past(targets: dict[str, timedelta], now: datetime) -> Q:
+    late = Q()
+    for priority, target in targets.items():
+        late |= Q(priority=priority, queued_at__lt=now - target)
+    return Q(status__in=WAITING) & late
 
 
 class _PercentileCont(Aggregate):
@@ -108,7 +136,9 @@ class Theme:
 @dataclass(frozen=True)
 class Floor:
     now: str
-    target_seconds: int
+    # The one target asked for (``?target=``); None: each priority's own.
+    target_seconds: int | None
+    wait_targets: dict[str, int]
     waiting: int
     longest_wait_seconds: int
     answered_last_hour: int
@@ -122,7 +152,10 @@ class Floor:
     offers_decided_last_hour: int
     offers_accepted_last_hour: int
     offer_acceptance_rate: float | None
+    declined_not_my_area_last_hour: int
     surge_multiplier: str
+    past_target_count: int
+    past_target: list[escalation.PastTarget] = field(default_factory=list)
     longest_waiting: list[WaitingTicket] = field(default_factory=list)
     buckets: list[Bucket] = field(default_factory=list)
     feedback_themes: list[Theme] = field(default_factory=list)
@@ -161,15 +194,16 @@ def answered_waits(*, now: datetime) -> tuple[int, float | None, float | None]:
     return len(waits), percentile(waits, 0.5), percentile(waits, 0.9)
 
 
-def _buckets(*, now: datetime, target: timedelta) -> list[Bucket]:
+def _buckets(*, now: datetime, targets: dict[str, timedelta]) -> list[Bucket]:
     width = WINDOW / BUCKETS
     start = now - WINDOW
     counts = {}
+    within = _answered_within(targets)
     for i in range(BUCKETS):
         lo, hi = start + i * width, start + (i + 1) * width
         inside = Q(assigned_at__gt=lo, assigned_at__lte=hi)
         counts[f"a{i}"] = Count("id", filter=inside)
-        counts[f"w{i}"] = Count("id", filter=inside & Q(assigned_at__lte=F("queued_at") + target))
+        counts[f"w{i}"] = Count("id", filter=inside & within)
     rows = Ticket.objects.filter(assigned_at__gt=start, queued_at__isnull=False).aggregate(**counts)
     return [
         Bucket(
@@ -213,8 +247,7 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
     from marketplace.services.pricing import surge_now
 
     now = now or timezone.now()
-    target_seconds = answer_target_seconds() if target_seconds is None else target_seconds
-    target = timedelta(seconds=target_seconds)
+    targets = _targets(target_seconds)
 
     waiting_rows = Ticket.objects.filter(status__in=WAITING, queued_at__isnull=False)
     oldest = list(
@@ -240,9 +273,11 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
         Ticket.objects.filter(
             assigned_at__gt=now - WINDOW, assigned_at__lte=now, queued_at__isnull=False
         )
-        .filter(assigned_at__lte=F("queued_at") + target)
+        .filter(_answered_within(targets))
         .count()
     )
+    late = Ticket.objects.filter(_waiting_past(targets, now)).count()
+    past_target = Ticket.objects.filter(escalation.past_target(now=now)).count()
 
     agents = Agent.objects.filter(status=AgentStatus.APPROVED).aggregate(
         online=Count("id", filter=Q(presence=Presence.ONLINE)),
@@ -259,17 +294,22 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
     decided = (OfferStatus.ACCEPTED, OfferStatus.DECLINED, OfferStatus.EXPIRED)
     offers = Offer.objects.filter(
         created_at__gt=now - WINDOW, created_at__lte=now, status__in=decided
-    ).aggregate(n=Count("id"), accepted=Count("id", filter=Q(status=OfferStatus.ACCEPTED)))
+    ).aggregate(
+        n=Count("id"),
+        accepted=Count("id", filter=Q(status=OfferStatus.ACCEPTED)),
+        not_my_area=Count("id", filter=Q(decline_reason=DeclineReason.NOT_MY_AREA)),
+    )
 
     return Floor(
         now=now.isoformat(),
         target_seconds=target_seconds,
+        wait_targets={p: int(t.total_seconds()) for p, t in escalation.wait_targets().items()},
         waiting=waiting_rows.count(),
         longest_wait_seconds=longest[0].waiting_seconds if longest else 0,
         answered_last_hour=answered,
         wait_p50_seconds=_round(p50),
         wait_p90_seconds=_round(p90),
-        within_target_share=round(within / answered, 4) if answered else None,
+        within_target_share=round(within / (answered + late), 4) if answered + late else None,
         agents_online=agents["online"],
         agents_busy=agents["busy"],
         agents_away=agents["away"],
@@ -277,8 +317,11 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
         offers_decided_last_hour=offers["n"],
         offers_accepted_last_hour=offers["accepted"],
         offer_acceptance_rate=round(offers["accepted"] / offers["n"], 4) if offers["n"] else None,
+        declined_not_my_area_last_hour=offers["not_my_area"],
         surge_multiplier=f"{surge_now().multiplier:.2f}",
+        past_target_count=past_target,
+        past_target=escalation.tickets_past_target(now=now, limit=PAST_TARGET_SHOWN),
         longest_waiting=longest,
-        buckets=_buckets(now=now, target=target),
+        buckets=_buckets(now=now, targets=targets),
         feedback_themes=feedback_themes(now=now),
     )

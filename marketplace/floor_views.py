@@ -77,7 +77,11 @@ class FloorView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "target", int, description="Answer target in seconds (default 60).", required=False
+                "target",
+                int,
+                description="One answer target in seconds for every priority (1-3600);"
+                " by default each priority's own (WAIT_TARGET_SECONDS).",
+                required=False,
             )
         ],
         responses={
@@ -85,7 +89,8 @@ class FloorView(APIView):
                 "Floor",
                 {
                     "now": serializers.DateTimeField(),
-                    "target_seconds": serializers.IntegerField(),
+                    "target_seconds": serializers.IntegerField(allow_null=True),
+                    "wait_targets": serializers.DictField(child=serializers.IntegerField()),
                     "waiting": serializers.IntegerField(),
                     "longest_wait_seconds": serializers.IntegerField(),
                     "answered_last_hour": serializers.IntegerField(),
@@ -99,7 +104,10 @@ class FloorView(APIView):
                     "offers_decided_last_hour": serializers.IntegerField(),
                     "offers_accepted_last_hour": serializers.IntegerField(),
                     "offer_acceptance_rate": serializers.FloatField(allow_null=True),
+                    "declined_not_my_area_last_hour": serializers.IntegerField(),
                     "surge_multiplier": serializers.CharField(),
+                    "past_target_count": serializers.IntegerField(),
+                    "past_target": serializers.ListField(child=serializers.DictField()),
                     "longest_waiting": serializers.ListField(child=serializers.DictField()),
                     "buckets": serializers.ListField(child=serializers.DictField()),
                     "feedback_themes": serializers.ListField(child=serializers.DictField()),

@@ -203,7 +203,8 @@ class Offer(models.Model):
 
     Changes only through ``marketplace.services.dispatch``.  The price is the
     rate card's amount for the category times the surge multiplier in force
-    when the offer was made; later surge changes never touch it.
+    when the offer was made, plus the waiting bonus of a ticket past its
+    target; later changes of either never touch it.
     """
 
     # Each leads an index in Meta (offer_ticket_agent, offer_agent_recent): no
@@ -219,6 +220,9 @@ class Offer(models.Model):
     )
     base_amount = models.DecimalField(max_digits=10, decimal_places=2)
     surge_multiplier = models.DecimalField(max_digits=4, decimal_places=2)
+    # Added for a ticket that waited past its target (the escalation ladder's
+    # first rung); part of ``amount``, and so of the task's pay.
+    waiting_bonus = models.DecimalField(max_digits=10, decimal_places=2, default=0, db_default=0)
     amount = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(default=timezone.now)
@@ -228,7 +232,9 @@ class Offer(models.Model):
     # ("not answered in time", "agent_offline"…) when the agent did not answer.
     reason = models.CharField(max_length=200, blank=True)
     # The agent's reason for a decline, when they gave one.
-    decline_reason = models.CharField(max_length=16, choices=DeclineReason.choices, blank=True)
+    decline_reason = models.CharField(
+        max_length=16, choices=DeclineReason.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -255,7 +261,9 @@ class Offer(models.Model):
                 name="offer_one_pending_per_agent",
             ),
             models.CheckConstraint(
-                condition=models.Q(amount__gte=0) & models.Q(base_amount__gte=0),
+                condition=models.Q(amount__gte=0)
+                & models.Q(base_amount__gte=0)
+                & models.Q(waiting_bonus__gte=0),
                 name="offer_amount_not_negative",
             ),
             models.CheckConstraint(

@@ -62,6 +62,14 @@ def task_price(*, base: Decimal, multiplier: Decimal) -> Decimal:
     return (base * multiplier).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def waiting_bonus(*, offers_before: int, step: Decimal, cap: Decimal) -> Decimal:
+    """A ticket past its wait target: each new offer pays one step more, up to the cap.
+
+    ``offers_before`` is how many offers with a bonus the ticket had already.
+    """
+    return min(step * (offers_before + 1), cap).quantize(CENT)
+
+
 def parse_bands(raw: str) -> tuple[tuple[Decimal, Decimal], ...]:
     """``"1.0:1.2,1.5:1.5"`` → bands; used for the ``SURGE_BANDS`` setting."""
     bands = []

@@ -29,6 +29,7 @@ from tickets.serializers import (
     IntegrationKeyCreatedOutput,
     IntegrationKeyInput,
     IntegrationKeyOutput,
+    LanguageInput,
     MessageInput,
     MessageOutput,
     QualityOutput,
@@ -238,6 +239,24 @@ ResolveView = _transition_view(services.ticket_resolve, "Resolve (the assigned a
 ReopenView = _transition_view(
     services.ticket_reopen, "Reopen a resolved ticket within the reopen window (its customer)"
 )
+
+
+class LanguageView(APIView):
+    """Continue in another language (its customer, while it waits in line); the ticket
+    keeps its place in line."""
+
+    authentication_classes = TICKET_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=LanguageInput, responses={200: TicketOutput}, tags=["tickets"])
+    def post(self, request, ticket_id: int):
+        _visible(request, ticket_id)
+        data = LanguageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.ticket_language_change(
+            ticket_id=ticket_id, caller=request.user, language=data.validated_data["language"]
+        )
+        return _ticket_response(request, ticket_id)
 
 
 class RatingView(APIView):

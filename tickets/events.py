@@ -7,7 +7,8 @@ Redis may lose a push: clients resync from the API (``GET …/messages/?since=``
 or by reconnecting with ``?since=``; the database is the truth.
 
 Server → client event types: ``ticket.message``, ``ticket.status``,
-``ticket.assigned``, ``queue.position``.
+``ticket.assigned``, ``queue.position``, ``ticket.waiting`` (why nobody has
+taken the ticket yet, once it waited past its target).
 
 The dispatch hook
 -----------------
@@ -69,6 +70,10 @@ def assigned_event(ticket: Ticket) -> dict:
     }
 
 
+def waiting_event(ticket_id: int, waiting_reason: dict) -> dict:
+    return {"type": "ticket.waiting", "ticket_id": ticket_id, "waiting_reason": waiting_reason}
+
+
 def position_event(ticket_id: int, place: selectors.QueuePlace) -> dict:
     return {
         "type": "queue.position",
@@ -105,6 +110,11 @@ def status_changed(ticket_id: int, *, reason: str = "") -> None:
 def assignment_pushed(ticket: Ticket) -> None:
     """``ticket.status`` and ``ticket.assigned`` for a ticket just assigned, from memory."""
     push_many([(ticket.pk, status_event(ticket)), (ticket.pk, assigned_event(ticket))])
+
+
+def waiting_pushed(ticket_id: int, waiting_reason: dict) -> None:
+    """The customer is told why nobody has taken their ticket yet (the escalation ladder)."""
+    push(ticket_id, waiting_event(ticket_id, waiting_reason))
 
 
 def statuses_pushed(tickets: list[Ticket]) -> None:

@@ -37,6 +37,20 @@ class TicketStatus(models.TextChoices):
 WAITING = (TicketStatus.QUEUED, TicketStatus.OFFERED)
 
 
+class Rung(models.IntegerChoices):
+    """The escalation ladder of a ticket waiting past its target, climbed in this order.
+
+    ``Ticket.escalation`` holds the highest rung reached; when each is reached
+    is ``marketplace.services.escalation``'s policy (``ESCALATION_LADDER``).
+    """
+
+    NONE = 0, "Within target"
+    WAITING_BONUS = 1, "Waiting bonus"
+    STAFF_ALERT = 2, "Staff alerted"
+    CUSTOMER_NOTICE = 3, "Customer told"
+    WIDER_POOL = 4, "Wider pool"
+
+
 class Priority(models.TextChoices):
     NORMAL = "normal", "Normal"
     HIGH = "high", "High"
@@ -187,6 +201,11 @@ class Ticket(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     reopen_count = models.PositiveSmallIntegerField(default=0)
+    # The highest rung of the escalation ladder reached while waiting (Rung);
+    # back to none when the customer reopens the ticket.
+    escalation = models.PositiveSmallIntegerField(
+        choices=Rung.choices, default=Rung.NONE, db_default=Rung.NONE
+    )
     created_at = models.DateTimeField(default=timezone.now)
     status_changed_at = models.DateTimeField(default=timezone.now)
 
@@ -251,8 +270,17 @@ class Ticket(models.Model):
         return bool(self.handoff_transcript or self.handoff_summary or self.handoff_intent)
 
 
+class EventKind(models.TextChoices):
+    STATUS = "status", "Status change"
+    # A rung of the escalation ladder reached; from and to are the status it waits in.
+    ESCALATION = "escalation", "Escalation"
+    # The customer continued in another language; from and to as above.
+    LANGUAGE = "language", "Language change"
+
+
 class TicketEvent(models.Model):
-    """Audit row for every status change: who, when, from, to, why.
+    """Audit row for every status change, and every escalation and language change
+    of a waiting ticket (``kind``): who, when, from, to, why.
 
     ``agent`` is the agent the change concerns (assigned, resolved by, taken
     from): quality figures (reopen rate) and pay read it.
@@ -273,6 +301,12 @@ class TicketEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,  # leads the (agent, to_status, created_at) index
+    )
+    kind = models.CharField(
+        max_length=12,
+        choices=EventKind.choices,
+        default=EventKind.STATUS,
+        db_default=EventKind.STATUS,
     )
     from_status = models.CharField(max_length=16, choices=TicketStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=TicketStatus.choices)

@@ -74,6 +74,10 @@ class ReasonInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
+class LanguageInput(serializers.Serializer):
+    language = serializers.CharField(max_length=8, help_text="ISO 639-1, such as 'en'.")
+
+
 class RatingInput(serializers.Serializer):
     score = serializers.IntegerField(min_value=1, max_value=5)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=COMMENT_MAX)
@@ -108,6 +112,26 @@ class HandoffOutput(serializers.Serializer):
 _WHEN = serializers.DateTimeField()
 
 
+class WaitingReasonOutput(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[
+            "no_agent_online",
+            "language_unserved",
+            "skill_unserved",
+            "all_busy",
+            "all_passed",
+            "offered",
+            "next_pass",
+        ]
+    )
+    message = serializers.CharField()
+    languages = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="With language_unserved: the languages the pool serves now, busiest first;"
+        " POST …/language/ to continue in one and keep the place in line.",
+    )
+
+
 class TicketOutput(serializers.ModelSerializer):
     """A ticket as the API shows it.
 
@@ -122,6 +146,7 @@ class TicketOutput(serializers.ModelSerializer):
     handoff = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
+    waiting_reason = serializers.SerializerMethodField()
     rating = serializers.SerializerMethodField()
 
     class Meta:
@@ -137,6 +162,7 @@ class TicketOutput(serializers.ModelSerializer):
             "priority",
             "queue_position",
             "eta_seconds",
+            "waiting_reason",
             "customer",
             "agent",
             "reopen_count",
@@ -162,6 +188,7 @@ class TicketOutput(serializers.ModelSerializer):
             "priority": ticket.priority,
             "queue_position": place.position if place else None,
             "eta_seconds": place.eta_seconds if place else None,
+            "waiting_reason": self.get_waiting_reason(ticket),
             "customer": self.get_customer(ticket),
             "agent": self.get_agent(ticket),
             "reopen_count": ticket.reopen_count,
@@ -209,6 +236,13 @@ class TicketOutput(serializers.ModelSerializer):
     def get_eta_seconds(self, ticket) -> int | None:
         place = self._place(ticket)
         return place.eta_seconds if place else None
+
+    @extend_schema_field(WaitingReasonOutput(allow_null=True))
+    def get_waiting_reason(self, ticket) -> dict | None:
+        """Why nobody has taken it yet, once it waited long enough to tell (else null)."""
+        from marketplace.services.escalation import customer_waiting_reason
+
+        return customer_waiting_reason(ticket)
 
     def get_rating(self, ticket) -> dict | None:
         rating = getattr(ticket, "rating", None)

@@ -45,6 +45,7 @@ from tickets.models import (
     TRANSCRIPT_TEXT_MAX,
     WAITING,
     AuthorRole,
+    EventKind,
     Feedback,
     FeedbackKind,
     IdempotencyKey,
@@ -54,6 +55,7 @@ from tickets.models import (
     Message,
     Priority,
     Rating,
+    Rung,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -699,6 +701,88 @@ def ticket_requeue(*, ticket_id: int, actor: User | None = None, reason: str) ->
 
 
 @transaction.atomic
+def ticket_escalate(
+    *, ticket_id: int, to: int, reasons: dict[int, str], notice: dict | None = None
+) -> Ticket | None:
+    """A waiting ticket climbs the escalation ladder to rung ``to`` (``Rung``).
+
+    One ``TicketEvent`` of kind ``escalation`` per rung climbed, with its
+    reason.  Reaching the rung where the customer is told pushes
+    ``ticket.waiting`` with ``notice`` after commit.  None when there is
+    nothing to climb: the ticket no longer waits, or is there already.
+    """
+    ticket = _lock(ticket_id)
+    if ticket.status not in WAITING or to <= ticket.escalation:
+        return None
+    now = timezone.now()
+    TicketEvent.objects.bulk_create(
+        [
+            TicketEvent(
+                ticket=ticket,
+                kind=EventKind.ESCALATION,
+                from_status=ticket.status,
+                to_status=ticket.status,
+                reason=reasons.get(rung, Rung(rung).label)[:2000],
+                created_at=now,
+            )
+            for rung in range(ticket.escalation + 1, to + 1)
+        ]
+    )
+    told = ticket.escalation < Rung.CUSTOMER_NOTICE <= to
+    ticket.escalation = to
+    ticket.save(update_fields=["escalation"])
+    if told and notice is not None:
+        transaction.on_commit(
+            lambda ticket_id=ticket.pk, notice=notice: events.waiting_pushed(ticket_id, notice)
+        )
+    return ticket
+
+
+@transaction.atomic
+def ticket_language_change(*, ticket_id: int, caller, language: str) -> Ticket:
+    """The customer continues in another language; the ticket keeps its place in line.
+
+    Only while it is ``queued`` (an offer in flight is in the old language's
+    lane).  ``queued_at`` and the escalation reached stay: the customer's wait
+    goes on counting from when they joined the line.
+    """
+    ticket = _lock(ticket_id)
+    if not _is_owner(caller, ticket):
+        raise Forbidden("Only the ticket's customer may change its language.")
+    language = (language or "").strip().lower()
+    if language not in validators.language_codes():
+        raise _invalid("language", f"'{language}' is not an ISO 639-1 language code.")
+    if language == ticket.language:
+        raise _invalid("language", f"The ticket is in '{language}' already.", code="same_language")
+    if ticket.status != TicketStatus.QUEUED:
+        raise InvalidTransition(
+            f"The language can be changed while the ticket waits in line, not while it is"
+            f" {ticket.status}.",
+            code="not_queued",
+            fields={"status": [ticket.status]},
+        )
+    before = ticket.language
+    TicketEvent.objects.create(
+        ticket=ticket,
+        **_actor_fields(caller),
+        kind=EventKind.LANGUAGE,
+        from_status=ticket.status,
+        to_status=ticket.status,
+        reason=f"Language changed from {before} to {language}.",
+    )
+    ticket.language = language
+    ticket.save(update_fields=["language"])
+    transaction.on_commit(
+        lambda language=before, category=ticket.category: events.lane_changed(
+            language=language, category=category
+        )
+    )
+    _on_commit_status(ticket, reason=f"Continuing in {language}.")
+    _on_commit_entered_queue(ticket)
+    return ticket
+
+
+@transaction.atomic
 def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     """``queued | offered → cancelled``, by the customer (or staff) while it waits."""
     ticket = _lock(ticket_id)
@@ -769,6 +853,7 @@ def ticket_reopen(*, ticket_id: int, caller, reason: str = "") -> Ticket:
         resolved_at=None,
         queued_at=now,
         reopen_count=ticket.reopen_count + 1,
+        escalation=Rung.NONE,
     )
     for hook in REOPEN_HOOKS:
         hook(ticket=ticket, agent=previous)

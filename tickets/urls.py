@@ -15,6 +15,11 @@ api_urlpatterns = [
     path("tickets/<int:ticket_id>/reopen/", apis.ReopenView.as_view(), name="api-ticket-reopen"),
     path("tickets/<int:ticket_id>/rating/", apis.RatingView.as_view(), name="api-ticket-rating"),
     path(
+        "tickets/<int:ticket_id>/language/",
+        apis.LanguageView.as_view(),
+        name="api-ticket-language",
+    ),
+    path(
         "tickets/<int:ticket_id>/feedback/",
         apis.TicketFeedbackView.as_view(),
         name="api-ticket-feedback",

@@ -10,6 +10,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="agent",
             name="quality_score",
-            field=models.PositiveSmallIntegerField(default=75),
+            field=models.PositiveSmallIntegerField(db_default=75, default=75),
         ),
     ]

@@ -6,7 +6,8 @@ Eligibility (an agent may be offered a ticket when every rule holds):
   E3 speaks the ticket's language
   E4 has the ticket's category as a skill — or has the ``general`` skill while
      no agent with that skill who speaks the language is online at all (the
-     documented fallback)
+     documented fallback), or at any time once the ticket has climbed to the
+     escalation ladder's wider pool
   E5 below capacity (assigned tickets < capacity)
   E6 no pending offer already (one offer at a time per agent)
   E7 has not passed on this ticket within the cool-down (``passed``)
@@ -58,11 +59,13 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 
 from agents.models import Agent, AgentLanguage, AgentStatus, Presence
 from marketplace.models import BookingStatus, DeclineReason, Offer, OfferStatus, ShiftBooking
-from tickets.models import Ticket, TicketStatus, queue_order
+from tickets.models import Rung, Ticket, TicketStatus, queue_order
 
 GENERAL = "general"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -81,15 +84,25 @@ class Target:
     language: str | F
     category: str | F
     ticket: int | F | None = None
+    # The ladder's wider pool is open for it (E4): True, False, or a condition.
+    wide: bool | Expression = False
 
     @classmethod
     def of(cls, ticket: Ticket) -> Target:
-        return cls(language=ticket.language, category=ticket.category, ticket=ticket.pk)
+        return cls(
+            language=ticket.language,
+            category=ticket.category,
+            ticket=ticket.pk,
+            wide=ticket.escalation >= Rung.WIDER_POOL,
+        )
 
 
 # The rules about a ticket of the query around (``tickets_for``): its columns.
 OUTER_TICKET = Target(
-    language=OuterRef("language"), category=OuterRef("category"), ticket=OuterRef("pk")
+    language=OuterRef("language"),
+    category=OuterRef("category"),
+    ticket=OuterRef("pk"),
+    wide=GreaterThanOrEqual(OuterRef("escalation"), Rung.WIDER_POOL),
 )
 
 
@@ -147,7 +160,13 @@ def specialist_online(t: Target) -> Exists:
 
 
 def _skilled(t: Target, now: datetime) -> Q:
-    return Q(has_skill(t.category)) | (Q(has_skill(GENERAL)) & ~Q(specialist_online(t)))
+    own, general = Q(has_skill(t.category)), Q(has_skill(GENERAL))
+    if t.wide is True:
+        return own | general
+    no_specialist = ~Q(specialist_online(t))
+    if t.wide is False:
+        return own | (general & no_specialist)
+    return own | (general & (Q(t.wide) | no_specialist))
 
 
 def _below_capacity(t: Target, now: datetime) -> Q:
@@ -180,7 +199,9 @@ ELIGIBILITY: tuple[Rule, ...] = (
     Rule("E1", "approved", _approved, agent_alone=True),
     Rule("E2", "online", _online, agent_alone=True),
     Rule("E3", "speaks the ticket's language", _speaks),
-    Rule("E4", "has the skill, or general while no specialist is online", _skilled),
+    Rule(
+        "E4", "has the skill, or general while no specialist is online or in a wide pool", _skilled
+    ),
     Rule("E5", "below capacity", _below_capacity, agent_alone=True),
     Rule("E6", "no pending offer already", _no_pending_offer, agent_alone=True),
     Rule("E7", "has not passed on this ticket", _not_passed),

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='offer',
             name='decline_reason',
-            field=models.CharField(blank=True, choices=[('not_my_area', 'Not my area'), ('busy', 'Busy'), ('other', 'Other')], max_length=16),
+            field=models.CharField(blank=True, choices=[('not_my_area', 'Not my area'), ('busy', 'Busy'), ('other', 'Other')], db_default='', default='', max_length=16),
         ),
     ]

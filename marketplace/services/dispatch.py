@@ -39,7 +39,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
 from agents import presence as agent_presence
@@ -48,9 +48,10 @@ from config.errors import InvalidInput, InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
 from marketplace.models import DeclineReason, Offer, OfferStatus
+from marketplace.services import escalation
 from marketplace.services import pricing as pricing_services
 from tickets import services as ticket_services
-from tickets.models import Message, Ticket, TicketStatus, queue_order
+from tickets.models import Message, Rung, Ticket, TicketStatus, queue_order
 from tickets.selectors import ahead_in_lane
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def offers_make(
     staff edit an agent.
 
     The price is fixed in: the rate card's amount for the category, times
-    the surge now (or ``multiplier``, when the caller fixes it).
+    the surge now (or ``multiplier``, when the caller fixes it), plus the
+    waiting bonus of a ticket past its target (``escalation.waiting_bonus``).
     """
     if not choices:
         return []
@@ -117,6 +119,7 @@ def offers_make(
                 if ticket_id in tickets
                 for agent_id in agents
             }
+            bonus_offers = escalation.bonus_offers_before(list(tickets.values()))
             free = set(
                 Agent.objects.select_for_update(skip_locked=True)
                 .filter(rules.free(now), pk__in=wanted)
@@ -143,15 +146,18 @@ def offers_make(
                 base = pricing_services.base_rate(
                     category=ticket.category, currency_code=currency, rates=rates
                 )
+                bonus = escalation.waiting_bonus(
+                    ticket=ticket, offers_before=bonus_offers.get(ticket_id, 0)
+                )
                 offers.append(
                     Offer(
                         ticket=ticket,
                         agent_id=agent_id,
                         base_amount=base,
                         surge_multiplier=multiplier,
-                        amount=pricing_services.pricing.task_price(
-                            base=base, multiplier=multiplier
-                        ),
+                        waiting_bonus=bonus,
+                        amount=pricing_services.pricing.task_price(base=base, multiplier=multiplier)
+                        + bonus,
                         currency=currency,
                         created_at=now,
                         expires_at=now + window,
@@ -243,19 +249,27 @@ def pull(*, agent_id: int, now: datetime | None = None) -> bool:
     return bool(offers_make(choices=[(ticket_id, [agent_id]) for ticket_id in heads], now=now))
 
 
-def _lanes() -> list[tuple[str, str]]:
+def _wide() -> Q:
+    """Tickets whose wider pool is open (rule E4): they form lanes of their own."""
+    return Q(escalation__gte=Rung.WIDER_POOL)
+
+
+def _lanes() -> list[tuple[str, str, bool]]:
+    """(language, category, wide) of every queued ticket."""
     return list(
         Ticket.objects.filter(status=TicketStatus.QUEUED)
+        .annotate(wide=ExpressionWrapper(_wide(), output_field=BooleanField()))
         .order_by()
-        .values_list("language", "category")
+        .values_list("language", "category", "wide")
         .distinct()
     )
 
 
-def lane_queue(*, language: str, category: str):
+def lane_queue(*, language: str, category: str, wide: bool = False):
     """The queued tickets of a lane, first in line first, as ids."""
     return (
         Ticket.objects.filter(status=TicketStatus.QUEUED, language=language, category=category)
+        .filter(_wide() if wide else ~_wide())
         .order_by(*queue_order())
         .values_list("pk", flat=True)
     )
@@ -264,19 +278,20 @@ def lane_queue(*, language: str, category: str):
 def plan_pass(*, now: datetime) -> tuple[list[int], dict[int, list[int]]]:
     """The queued tickets a pass may serve, in queue order, with each one's free agents.
 
-    Lane by lane: a lane in which nobody online may serve a ticket costs one
-    read and holds back no other lane.  In a lane with free eligible agents,
+    Lane by lane (language, category, and whether the ladder's wider pool is
+    open): a lane in which nobody online may serve a ticket costs one read and
+    holds back no other lane.  In a lane with free eligible agents,
     its tickets are read in queue order, a chunk at a time, until each of
     those agents is wanted by one of them (E7 allowing), or the lane ends:
     the tickets further back could only have the agents already wanted.
     """
     choices: dict[int, list[int]] = {}
-    for language, category in _lanes():
-        lane = rules.Target(language=language, category=category)
+    for language, category, wide in _lanes():
+        lane = rules.Target(language=language, category=category, wide=wide)
         agents = list(rules.agents_for(lane, now).values_list("pk", flat=True))
         if not agents:
             continue
-        queued = lane_queue(language=language, category=category)
+        queued = lane_queue(language=language, category=category, wide=wide)
         chunk, start, unwanted = max(2 * len(agents), 50), 0, set(agents)
         while unwanted:
             ids = list(queued[start : start + chunk])
@@ -612,12 +627,15 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Repair what a lost message or a dead worker left behind, then dispatch.
 
     Expires overdue offers, takes back tickets from vanished or silent agents,
-    and offers whatever is waiting.  Runs every second or two (Celery beat;
-    an in-process loop in the embedded default).
+    climbs the escalation ladder of tickets past their target, and offers
+    whatever is waiting (a ticket whose cool-down ran out goes round again
+    here).  Runs every second or two (Celery beat; an in-process loop in the
+    embedded default).
     """
     now = now or timezone.now()
     result = {"expired": offers_expire_overdue(now=now)}
     result.update(assignments_reclaim(now=now))
+    result["escalated"] = escalation.escalate_overdue(now=now)
     result["offered"] = dispatch_pass(now=now)
     return result
 

@@ -107,10 +107,38 @@ def test_the_python_percentile_matches_postgresql():
     assert floor.percentile([], 0.5) is None
 
 
-def test_share_answered_within_target_follows_the_target(busy_hour):
-    assert floor.floor_now(now=NOW, target_seconds=60).within_target_share == 0.8
-    assert floor.floor_now(now=NOW, target_seconds=25).within_target_share == 0.4
+def test_share_answered_within_target_counts_those_still_waiting_past_it(busy_hour):
+    # Answered in the hour after 10, 20, 30, 40 and 100 s; waiting now for 90 and 30 s.
+    assert floor.floor_now(now=NOW, target_seconds=60).within_target_share == round(4 / 6, 4)
+    assert floor.floor_now(now=NOW, target_seconds=25).within_target_share == round(2 / 7, 4)
     assert floor.floor_now(now=NOW, target_seconds=100).within_target_share == 1.0
+
+
+def test_each_priority_is_held_to_its_own_target_by_default(agent, settings):
+    settings.HUMANLINE = {
+        **settings.HUMANLINE,
+        "WAIT_TARGET_SECONDS": "urgent:30,high:60,normal:120",
+    }
+    answered(agent, wait=50, assigned_secs_ago=60)  # normal: within 120 s
+    urgent = answered(agent, wait=50, assigned_secs_ago=60)  # urgent: past 30 s
+    urgent.priority = "urgent"
+    urgent.save(update_fields=["priority"])
+
+    figures = floor.floor_now(now=NOW)
+
+    assert figures.target_seconds is None
+    assert figures.wait_targets == {"urgent": 30, "high": 60, "normal": 120}
+    assert figures.within_target_share == 0.5
+
+
+def test_nobody_answered_and_customers_waiting_past_target_is_no_100_percent(db):
+    TicketFactory(queued_at=ago(600))
+
+    figures = floor.floor_now(now=NOW)
+
+    assert figures.answered_last_hour == 0
+    assert figures.within_target_share == 0.0
+    assert figures.past_target_count == 1
 
 
 def test_waiting_tickets_and_the_longest_wait(busy_hour):
