@@ -68,6 +68,10 @@ class AgentConsumer(JsonConsumer):
             await self.send_json({"type": "pong"})
         elif kind in ("offer.accept", "offer.decline"):
             await self.send_json(await self._answer_offer(kind, content))
+        elif kind == "offer.seen":
+            problem = await self._acknowledge_offer(content)
+            if problem is not None:
+                await self.send_json(problem)
         elif kind == "resync":
             snapshot = await database_sync_to_async(selectors.agent_snapshot)(
                 agent_id=self.agent_id
@@ -103,6 +107,22 @@ class AgentConsumer(JsonConsumer):
         except DomainError as exc:
             return _error(exc.code, exc.message, offer_id=offer_id)
         return {"type": "offer.answered", "offer_id": offer.pk, "status": offer.status}
+
+    async def _acknowledge_offer(self, content: dict) -> dict | None:
+        """``offer.seen``: the console shows the offer.  Nothing is sent back unless wrong."""
+        from marketplace.models import Offer
+        from marketplace.services import dispatch
+
+        offer_id = content.get("offer_id")
+        if not isinstance(offer_id, int) or isinstance(offer_id, bool):
+            return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
+        try:
+            await database_sync_to_async(dispatch.offer_seen, thread_sensitive=False)(
+                offer_id=offer_id, user=self.scope["user"]
+            )
+        except Offer.DoesNotExist:
+            return _error("not_found", "No such offer.", offer_id=offer_id)
+        return None
 
     async def disconnect(self, code):
         if self.group is None:

@@ -20,7 +20,7 @@ from agents.models import Agent, AgentConnection, AgentStatus, Presence, Presenc
 from config.errors import Forbidden, InvalidInput
 
 # Called after commit with ``agent_id=`` whenever an agent becomes available
-# for work (goes online).  Dispatch (issue 5) registers here from its
+# for work (goes online).  Dispatch registers here from its
 # AppConfig.ready(): ``marketplace.events.agent_available``.
 AVAILABILITY_HOOKS: list[Callable[..., None]] = []
 

@@ -5,7 +5,7 @@ server of DATABASE_URL), dropped and re-created and migrated on each run, so
 it never touches the test or the other benchmarks' databases.  Prints the rows
 per second aggregated into the CSV and the export's peak memory.
 
-Targets (issue 6): >= 200,000 entries/s aggregated into the CSV, < 150 MB peak.
+Targets: >= 200,000 entries/s aggregated into the CSV, < 150 MB peak.
 The entries are staff adjustments (the one kind without a unique cause); the
 export aggregates every kind with the same FILTERed sums whatever the mix.
 """

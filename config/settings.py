@@ -98,7 +98,7 @@ HTTP_THREADS = env.int("HTTP_THREADS", default=32)
 # A request's thread coming back from the database or Redis, and the event loop
 # with a frame to send, wait up to this long behind a busy thread, several times
 # per request: shorter gave lower latency on the dispatch benchmark at the same
-# CPU (docs/architecture.md, "What session 8 changed").
+# CPU (docs/architecture.md, "Dispatch performance").
 _switch = env.str("GIL_SWITCH_INTERVAL_MS", default="1")
 try:
     GIL_SWITCH_INTERVAL_MS = float(_switch)
@@ -325,7 +325,7 @@ HUMANLINE = {
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),
-    # Shifts (issue 4).  The 30-minute grid itself is fixed by the product.
+    # Shifts.  The 30-minute grid itself is fixed by the product.
     "SHIFT_CANCEL_CUTOFF_HOURS": env.int("SHIFT_CANCEL_CUTOFF_HOURS", default=2),
     "SHIFT_WEEKLY_HOURS_CAP": env.int("SHIFT_WEEKLY_HOURS_CAP", default=40),
     "SHIFT_ATTENDANCE_PERCENT": env.int("SHIFT_ATTENDANCE_PERCENT", default=75),
@@ -333,7 +333,7 @@ HUMANLINE = {
     "SHIFT_HEADCOUNT_MAX": env.int("SHIFT_HEADCOUNT_MAX", default=500),
     "SHIFT_PUBLISH_HORIZON_DAYS": env.int("SHIFT_PUBLISH_HORIZON_DAYS", default=120),
     "SHIFT_INCENTIVE_MAX": env.str("SHIFT_INCENTIVE_MAX", default="500.00"),
-    # Presence (issue 4).
+    # Presence.
     "ONLINE_HOURS_PER_24H_CAP": env.int("ONLINE_HOURS_PER_24H_CAP", default=12),
     "PRESENCE_GRACE_SECONDS": env.int("PRESENCE_GRACE_SECONDS", default=60),
     "AGENT_SOCKET_STALE_SECONDS": env.int("AGENT_SOCKET_STALE_SECONDS", default=90),

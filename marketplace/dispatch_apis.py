@@ -25,6 +25,7 @@ class OfferOutput(serializers.Serializer):
     )
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
+    seen_at = serializers.DateTimeField(allow_null=True)
     window_seconds = serializers.IntegerField()
     decline_reason = serializers.ChoiceField(choices=DeclineReason.choices, allow_null=True)
     ticket = serializers.DictField()
@@ -77,6 +78,16 @@ class OfferDeclineView(APIView):
             reason=data.validated_data.get("reason", ""),
             note=data.validated_data.get("note", ""),
         )
+
+
+class OfferSeenView(APIView):
+    """The console shows the offer: only offers seen and left to expire set an agent away."""
+
+    permission_classes = [IsAgentUser]
+
+    @extend_schema(request=None, responses={200: OfferOutput}, tags=["offers"])
+    def post(self, request, offer_id: int):
+        return _answer(dispatch.offer_seen, request, offer_id)
 
 
 class MyOffersView(APIView):

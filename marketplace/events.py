@@ -186,6 +186,7 @@ def offer_payload(offer) -> dict:
         "waiting_bonus": money(offer.waiting_bonus, offer.currency),
         "created_at": _iso(offer.created_at),
         "expires_at": _iso(offer.expires_at),
+        "seen_at": _iso(offer.seen_at),
         "window_seconds": int((offer.expires_at - offer.created_at).total_seconds()),
         "decline_reason": offer.decline_reason or None,
         "ticket": ticket_summary(offer.ticket),

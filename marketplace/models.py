@@ -1,4 +1,4 @@
-"""Where supply meets demand.  Issue 4: shift slots, bookings and their audit trail.
+"""Where supply meets demand: shift slots and bookings, offers and pricing, the pay ledger.
 
 Slots and bookings change only through ``marketplace.services.shifts``; every
 change writes a ``ShiftEvent``.  The rules that matter most are also database
@@ -180,7 +180,7 @@ class ShiftEvent(models.Model):
         return f"{self.kind} slot {self.slot_id}"
 
 
-# --- dispatch and pricing (issue 5) --------------------------------------------
+# --- dispatch and pricing ------------------------------------------------------
 
 
 class OfferStatus(models.TextChoices):
@@ -227,6 +227,9 @@ class Offer(models.Model):
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    # When the agent's console acknowledged the offer on screen (``offer.seen``):
+    # only an offer seen and left to expire counts toward setting the agent away.
+    seen_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     # Why it ended: the agent's note on a decline, or the platform's reason
     # ("not answered in time", "agent_offline"…) when the agent did not answer.
@@ -334,7 +337,7 @@ class PricingEvent(models.Model):
         return f"{self.category} {self.old_amount} -> {self.new_amount} {self.currency}"
 
 
-# --- pay: the ledger, pay periods and payroll exports (issue 6) ------------------
+# --- pay: the ledger, pay periods and payroll exports ----------------------------
 
 
 class PayPeriodStatus(models.TextChoices):

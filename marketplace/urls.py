@@ -36,10 +36,15 @@ api_urlpatterns = [
         dispatch_apis.OfferDeclineView.as_view(),
         name="api-offer-decline",
     ),
+    path(
+        "offers/<int:offer_id>/seen/",
+        dispatch_apis.OfferSeenView.as_view(),
+        name="api-offer-seen",
+    ),
     path("admin/floor/", floor_views.FloorView.as_view(), name="api-admin-floor"),
     path("pricing/surge/", dispatch_apis.SurgeView.as_view(), name="api-surge"),
     path("pricing/rates/", dispatch_apis.RateCardView.as_view(), name="api-rates"),
-    # Pay (issue 6)
+    # Pay
     path("agents/me/earnings/", pay_apis.MyEarningsView.as_view(), name="api-my-earnings"),
     path(
         "admin/agents/<int:agent_id>/adjustments/",

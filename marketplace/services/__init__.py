@@ -1,1 +1,2 @@
-"""Writes for the marketplace, one module per concern: ``shifts`` (issue 4), dispatch next."""
+"""Writes for the marketplace, one module per concern: shifts, dispatch, escalation, pricing,
+the ledger and payroll."""

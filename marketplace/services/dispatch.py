@@ -466,6 +466,19 @@ def offer_decline(*, offer_id: int, user: User, reason: str = "", note: str = ""
     return offer
 
 
+def offer_seen(*, offer_id: int, user: User) -> Offer:
+    """The agent's console shows the offer: acknowledged once (``offer.seen``).
+
+    A conditional update, no lock: the first acknowledgement wins and later
+    ones change nothing.  ``Offer.DoesNotExist`` for anyone else's offer.
+    """
+    now = timezone.now()
+    Offer.objects.filter(
+        pk=offer_id, agent__user=user, status=OfferStatus.PENDING, seen_at__isnull=True
+    ).update(seen_at=now)
+    return Offer.objects.select_related("ticket").get(pk=offer_id, agent__user=user)
+
+
 def _end_pending(*, offer_id: int, status: str, reason: str, now: datetime) -> Offer | None:
     """Close a pending offer the agent did not answer; requeue its ticket.  Caller: atomic."""
     offer = (
@@ -486,7 +499,12 @@ def _end_pending(*, offer_id: int, status: str, reason: str, now: datetime) -> O
 
 
 def offers_expire_overdue(*, now: datetime | None = None) -> int:
-    """Expire the pending offers past their window; three in a row set the agent away."""
+    """Expire the pending offers past their window; three seen in a row set the agent away.
+
+    An offer the agent's console never acknowledged (``offer_seen``) may have
+    been lost on its way (Redis may lose a push): its expiry does not count
+    toward ``OFFER_EXPIRIES_BEFORE_AWAY``, nor does it end the streak.
+    """
     now = now or timezone.now()
     away_after = _policy("OFFER_EXPIRIES_BEFORE_AWAY")
     expired = 0
@@ -506,9 +524,11 @@ def offers_expire_overdue(*, now: datetime | None = None) -> int:
             if offer is None:
                 continue
             expired += 1
+            transaction.on_commit(lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id))
+            if offer.seen_at is None:
+                continue
             Agent.objects.filter(pk=offer.agent_id).update(expired_streak=F("expired_streak") + 1)
             streak = Agent.objects.values_list("expired_streak", flat=True).get(pk=offer.agent_id)
-            transaction.on_commit(lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id))
             if streak >= away_after:
                 Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
                 agent_presence.agent_presence_system(
