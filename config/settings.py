@@ -350,8 +350,6 @@ HUMANLINE = {
     "QUEUE_PUSH_FULL_SECONDS": env.int("QUEUE_PUSH_FULL_SECONDS", default=10),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
-    # Dispatch reads quality scores (rule R5) from a per-process cache this old at most.
-    "QUALITY_CACHE_SECONDS": env.int("QUALITY_CACHE_SECONDS", default=60),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").
     "OFFER_WINDOW_SECONDS": env.int("OFFER_WINDOW_SECONDS", default=15),
     "OFFER_EXPIRIES_BEFORE_AWAY": env.int("OFFER_EXPIRIES_BEFORE_AWAY", default=3),
@@ -372,13 +370,13 @@ HUMANLINE = {
     "WAITING_BONUS_CAP": env.str("WAITING_BONUS_CAP", default="2.00"),
     "ASSIGNED_TICKET_GRACE_SECONDS": env.int("ASSIGNED_TICKET_GRACE_SECONDS", default=300),
     "AGENT_FIRST_REPLY_SECONDS": env.int("AGENT_FIRST_REPLY_SECONDS", default=300),
-    "DISPATCH_BATCH_LIMIT": env.int("DISPATCH_BATCH_LIMIT", default=200),
     # Between two passes of one single-flight run, at least this long: requests
     # arriving meanwhile (an accept each, under load) ride on the next pass.
     "DISPATCH_PASS_INTERVAL_MS": env.int("DISPATCH_PASS_INTERVAL_MS", default=50),
     # Offer a newly queued ticket in the process that queued it, right after the
-    # commit, when free agents outnumber the tickets ahead of it (the fast path);
-    # off, every trigger goes through the batch pass on the dispatch queue.
+    # commit, and let an agent freed by an answer or a resolve pull the first
+    # ticket in line, in the process that freed them; off, every decision goes
+    # through a pass on the dispatch queue.
     "DISPATCH_INLINE": env.bool("DISPATCH_INLINE", default=True),
     # A ticket queued less than this long ago is its own fast path's to offer; after
     # it, an agent freed by an accept takes it (the pull) if it heads their queue.
