@@ -2,8 +2,9 @@
 
 Who may connect: the ticket's customer, its assigned agent and staff; anyone
 else is refused at the handshake.  On connect the socket sends the ticket's
-status and place in line, and every message after ``?since=<message id>`` so
-that a client that reconnects loses nothing.  Messages sent here go through
+status and place in line (and, once its customer is told, why nobody has
+taken it yet), and every message after ``?since=<message id>`` so that a
+client that reconnects loses nothing.  Messages sent here go through
 ``tickets.services.message_post`` like the API's.
 """
 
@@ -83,6 +84,14 @@ class TicketConsumer(JsonConsumer):
         place = selectors.queue_place(ticket=ticket)
         if place:
             snapshot.append(events.position_event(ticket.pk, place))
+            # Why nobody has taken it yet, once its customer is told: a lost
+            # ``ticket.waiting`` is recovered on the next connect.  Dispatch owns
+            # the reasons (the API's serializer reads them the same way).
+            from marketplace.services.escalation import customer_waiting_reason
+
+            reason = customer_waiting_reason(ticket)
+            if reason is not None:
+                snapshot.append(events.waiting_event(ticket.pk, reason))
         if since is not None:
             snapshot += [
                 events.message_event(m)

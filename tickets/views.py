@@ -6,6 +6,8 @@ ticket's socket (``tickets/static/tickets/ticket.js``); every form also works
 without JavaScript.
 """
 
+from functools import cache
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from agents import validators
 from agents.selectors import skill_catalog
 from config.errors import DomainError, InvalidInput
 from tickets import selectors, services
@@ -50,6 +53,46 @@ class RatingForm(forms.Form):
         coerce=int, choices=[(n, str(n)) for n in range(5, 0, -1)], widget=forms.RadioSelect
     )
     comment = forms.CharField(max_length=COMMENT_MAX, required=False, widget=forms.Textarea)
+
+
+# Waiting reasons (``marketplace.services.escalation``) that mean nobody online can
+# take the ticket now: the page then gives the place in line without an estimated
+# wait, which would be read from the lane's past pace and promise what no one can keep.
+NO_ESTIMATE_REASONS = ("no_agent_online", "language_unserved", "skill_unserved")
+
+
+def _language_name(code: str) -> str:
+    # Dispatch owns the waiting reasons and the names they use; the help centre
+    # shows them (the API's serializer reads them the same way).
+    from marketplace.services.escalation import language_name
+
+    return language_name(code)
+
+
+@cache
+def _language_names() -> dict[str, str]:
+    """Every ISO 639-1 code's name, for the page's script to label a language it
+    hears of live (``ticket.waiting``) as the server labels those it renders."""
+    return {code: _language_name(code) for code in sorted(validators.language_codes())}
+
+
+def _waiting_context(ticket: Ticket, *, is_owner: bool) -> dict:
+    """What the ticket's customer is told about their wait, once the escalation
+    ladder reached the rung where they are told (else nothing), and the
+    languages they may continue in."""
+    from marketplace.services.escalation import customer_waiting_reason
+
+    reason = customer_waiting_reason(ticket) if is_owner else None
+    choices = []
+    if reason and reason["code"] == "language_unserved":
+        choices = [(code, _language_name(code)) for code in reason["languages"]]
+    return {
+        "waiting_reason": reason,
+        "language_choices": choices,
+        "no_estimate": bool(reason) and reason["code"] in NO_ESTIMATE_REASONS,
+        "no_estimate_reasons": " ".join(NO_ESTIMATE_REASONS),
+        "language_names": _language_names() if is_owner and ticket.is_waiting else None,
+    }
 
 
 def _visible(request, ticket_id: int) -> Ticket:
@@ -125,6 +168,8 @@ def ticket_page(request, ticket_id: int):
         "message_max": MESSAGE_MAX,
         "feedback_max": FEEDBACK_TEXT_MAX,
         "eta_minutes": None,
+        "language_label": _language_name(ticket.language),
+        **_waiting_context(ticket, is_owner=is_owner),
     }
     if context["place"]:
         context["eta_minutes"] = max(1, -(-context["place"].eta_seconds // 60))
@@ -151,6 +196,13 @@ def _reopen(request, ticket_id: int) -> str:
     return "Reopened: you are back in line."
 
 
+def _language(request, ticket_id: int) -> str:
+    ticket = services.ticket_language_change(
+        ticket_id=ticket_id, caller=request.user, language=request.POST.get("language", "")
+    )
+    return f"You continue in {_language_name(ticket.language)}. Your place in line is kept."
+
+
 def _rate(request, ticket_id: int) -> str:
     form = RatingForm(request.POST)
     if not form.is_valid():
@@ -175,6 +227,7 @@ ACTIONS = {
     "cancel": _cancel,
     "resolve": _resolve,
     "reopen": _reopen,
+    "language": _language,
     "rate": _rate,
     "feedback": _feedback,
 }

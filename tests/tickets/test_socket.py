@@ -4,18 +4,21 @@ These run the real ASGI application with the real channel layer (channels-redis
 on the test Redis), and one test on the in-memory layer.
 """
 
+from datetime import timedelta
+
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.utils import timezone
 
 from agents.services import realtime_ticket_issue
 from config.asgi import application
 from tests.tickets.factories import TicketFactory, assigned
 from tickets import services
-from tickets.models import Message
+from tickets.models import Message, Rung
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -113,6 +116,31 @@ async def test_a_waiting_customer_gets_the_place_in_line_on_connect(customer, _f
     snapshot = await _drain(communicator)
     assert [e["type"] for e in snapshot] == ["ticket.status", "queue.position"]
     assert snapshot[1]["queue_position"] == 1 and snapshot[1]["eta_seconds"] == 180
+    await communicator.disconnect()
+
+
+async def test_a_customer_told_why_they_wait_hears_it_again_on_connect(customer, _flush_layer):
+    # given: a ticket past the rung where its customer is told, nobody online
+    waiting = await database_sync_to_async(TicketFactory)(
+        customer=customer,
+        escalation=Rung.CUSTOMER_NOTICE,
+        queued_at=timezone.now() - timedelta(minutes=5),
+    )
+
+    communicator, connected, _ = await _open(customer, waiting.pk)
+
+    assert connected
+    snapshot = await _drain(communicator)
+    assert [e["type"] for e in snapshot] == ["ticket.status", "queue.position", "ticket.waiting"]
+    assert snapshot[2] == {
+        "type": "ticket.waiting",
+        "ticket_id": waiting.pk,
+        "waiting_reason": {
+            "code": "no_agent_online",
+            "message": "No agent is online right now. You keep your place in line.",
+            "languages": [],
+        },
+    }
     await communicator.disconnect()
 
 

@@ -6,6 +6,12 @@
 // window.HumanlineConversation.attach(root, {onStatus}) wires one conversation;
 // the help centre's ticket page is attached automatically, the agent console
 // attaches its pane itself (root has data-manual) and passes onStatus.
+//
+// On the customer's page it also says why nobody has taken the ticket yet, once
+// it waited past its target (ticket.waiting; the socket repeats it on every
+// connect), and offers the languages the pool serves now: switching goes through
+// POST /api/v1/tickets/<id>/language/, and without this script the same buttons
+// post a form to /help/tickets/<id>/language/.
 (function () {
   "use strict";
   if (!("WebSocket" in window)) return;
@@ -69,6 +75,128 @@
       place.hidden = false;
     }
 
+    function isWaiting(value) {
+      return value === "queued" || value === "offered";
+    }
+
+    // --- why the ticket waits (the customer's page only) ---
+    const reasonBox = root.querySelector("#waiting-reason");
+    const reasonText = reasonBox && reasonBox.querySelector("#waiting-reason-message");
+    const choices = reasonBox && reasonBox.querySelector(".language-choices");
+    const choiceError = reasonBox && reasonBox.querySelector("#language-error");
+    let names = null;
+    let requests = 0; // the newest ticket read wins; an older answer is dropped
+
+    function languageName(code) {
+      if (names === null) {
+        const node = document.getElementById("language-names");
+        names = node ? JSON.parse(node.textContent) : {};
+      }
+      return names[code] || code;
+    }
+
+    function showChoiceError(text) {
+      choiceError.textContent = text;
+      choiceError.hidden = !text;
+    }
+
+    function showReason(reason) {
+      if (!reasonBox) return;
+      const text = reason ? reason.message : "";
+      // Writing the same words again would have a screen reader say them again.
+      if (reasonText.textContent !== text) reasonText.textContent = text;
+      reasonBox.dataset.code = reason ? reason.code : "";
+      const languages = (reason && reason.code === "language_unserved" && reason.languages) || [];
+      const buttons = Array.from(choices.querySelectorAll("button"));
+      if (buttons.map((b) => b.value).join(" ") !== languages.join(" ")) {
+        const hadFocus = buttons.includes(document.activeElement);
+        buttons.forEach((b) => b.remove());
+        languages.forEach(function (code) {
+          choices.append(window.Humanline.el(
+            "button", { type: "submit", name: "language", value: code, class: "secondary" },
+            "Continue in " + languageName(code)
+          ));
+        });
+        // The button pressed is gone: keep the keyboard where the news is.
+        if (hadFocus) reasonText.focus();
+      }
+      choices.hidden = languages.length === 0;
+      if (!reason) showChoiceError("");
+      const clause = document.getElementById("queue-eta-clause");
+      if (clause) {
+        clause.hidden = !!reason && reasonBox.dataset.noEstimate.split(" ").includes(reason.code);
+      }
+    }
+
+    // A ticket as the API gives it: its language, place in line and waiting reason.
+    function showTicket(ticket) {
+      const badge = document.querySelector("[data-testid=ticket-language]");
+      if (badge && badge.title !== ticket.language) {
+        badge.textContent = languageName(ticket.language);
+        badge.title = ticket.language;
+      }
+      if (ticket.queue_position !== null && isWaiting(status)) showPlace(ticket);
+      showReason(isWaiting(ticket.status) ? ticket.waiting_reason : null);
+    }
+
+    // The reason is worked out when it is read: once told, the customer's page
+    // reads it again whenever the ticket changes while it waits.
+    function refreshReason() {
+      const mine = ++requests;
+      fetch("/api/v1/tickets/" + ticketId + "/", {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      })
+        .then((response) => (response.ok ? response.json() : null))
+        .then(function (ticket) {
+          if (ticket && mine === requests) showTicket(ticket);
+        })
+        .catch(function () {}); // the next change or reconnect tells again
+    }
+
+    // One switch at a time; the buttons stay enabled (a disabled button loses
+    // the keyboard focus, which should move to the news instead).
+    let switching = false;
+
+    function onContinueIn(submit) {
+      const button = submit.submitter;
+      if (!button || !button.value) return; // a plain POST instead
+      submit.preventDefault();
+      if (switching) return;
+      switching = true;
+      choices.setAttribute("aria-busy", "true");
+      showChoiceError("");
+      const mine = ++requests;
+      fetch("/api/v1/tickets/" + ticketId + "/language/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "X-CSRFToken": window.Humanline.csrf(),
+          "Content-Type": "application/json",
+          Accept: "application/json",
+        },
+        body: JSON.stringify({ language: button.value }),
+      })
+        .then(function (response) {
+          return response.json().then(function (body) {
+            if (!response.ok) {
+              showChoiceError((body.error && body.error.message) || "Could not change the language.");
+            } else if (mine === requests) {
+              showTicket(body);
+            }
+          });
+        })
+        .catch(function () {
+          showChoiceError("Could not reach Humanline. Check your connection.");
+        })
+        .finally(function () {
+          switching = false;
+          choices.removeAttribute("aria-busy");
+        });
+    }
+
+    if (choices) choices.addEventListener("submit", onContinueIn);
+
     // The help page updates in place while the ticket waits and when an agent
     // joins; any other change alters what it offers (rating, reopen…): redraw.
     function defaultStatus(event) {
@@ -100,7 +228,16 @@
         case "ticket.assigned":
           joined(event.agent);
           break;
+        case "ticket.waiting":
+          if (isWaiting(status)) showReason(event.waiting_reason);
+          break;
         case "ticket.status":
+          // A status event that keeps the status but says why is a change in
+          // place (the customer continued in another language).
+          if (reasonBox && reasonBox.dataset.code && (event.status !== status || event.reason)) {
+            if (isWaiting(event.status)) refreshReason();
+            else showReason(null);
+          }
           if (event.status !== status) {
             const previous = status;
             (options.onStatus || defaultStatus)(event, previous);
