@@ -25,6 +25,7 @@ the same sweep.  The reasons come from the rules themselves
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -134,8 +135,17 @@ def bonus_offers_before(tickets: list[Ticket]) -> dict[int, int]:
 
 
 def language_name(code: str) -> str:
+    """The language's name for people: "Greek", not ISO 639's "Modern Greek (1453-)"."""
     language = pycountry.languages.get(alpha_2=code)
-    return language.name if language else code
+    if language is None:
+        return code
+    name = getattr(language, "common_name", None) or language.name
+    return re.sub(r" \(.*\)$", "", name).removeprefix("Modern ")
+
+
+def _either(names: list[str]) -> str:
+    """"English", "English or French", "English, French or German"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def languages_served(*, category: str, now: datetime) -> list[str]:
@@ -220,9 +230,8 @@ def waiting_reason(ticket: Ticket, *, now: datetime | None = None) -> WaitingRea
     if why.rule == "E3":
         served = languages_served(category=ticket.category, now=now)
         offer = (
-            " You can continue in "
-            + ", ".join(language_name(code) for code in served)
-            + " and keep your place in line."
+            f" You can continue in {_either([language_name(code) for code in served])}"
+            " and keep your place in line."
             if served
             else ""
         )

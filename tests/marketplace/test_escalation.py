@@ -378,3 +378,25 @@ def test_only_the_tickets_customer_may_switch_its_language(api, customer, other_
     assert api.as_(None).post(url, {"language": "en"}, format="json").status_code in (401, 403)
     ticket.refresh_from_db()
     assert ticket.language == "mt"
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [("en", "English"), ("mt", "Maltese"), ("el", "Greek"), ("ne", "Nepali"), ("sw", "Swahili")],
+)
+def test_languages_are_named_as_people_say_them(code, name):
+    assert escalation.language_name(code) == name
+
+
+def test_the_customer_is_offered_every_language_served_with_an_or(customer):
+    french = AgentFactory(languages=["fr"], skills=["payments"])
+    english = AgentFactory(languages=["en"], skills=["general"])
+    go_online(french, english)
+    ticket = TicketFactory(customer=customer, language="mt", category="payments")
+
+    why = escalation.waiting_reason(ticket)
+
+    assert sorted(why.languages) == ["en", "fr"]
+    assert "You can continue in English or French and keep your place in line." in why.customer or (
+        "You can continue in French or English and keep your place in line." in why.customer
+    )
