@@ -61,15 +61,22 @@ def test_staff_see_a_customer_pass_their_target_and_why_then_the_alert_clears(
     expect(page).to_have_title("(1) " + CALM, timeout=NEXT_POLL)
     expect(rows).to_have_count(1)
     row = rows.first
-    expect(row.get_by_role("link", name=f"#{maltese.pk} Karta imblukkata")).to_have_attribute(
-        "href", f"/help/tickets/{maltese.pk}/"
-    )
+    link = row.get_by_role("link", name=f"#{maltese.pk} Karta imblukkata")
+    expect(link).to_have_attribute("href", f"/help/tickets/{maltese.pk}/")
     expect(row).to_contain_text("No agent online speaks Maltese (mt).")
     expect(row).to_contain_text("Staff alerted")
     expect(row).to_contain_text(re.compile(r"5 min( \d+ s)? · target 2 min"))
     expect(card).to_have_class(re.compile(r"\battention\b"))
     expect(card.locator("[data-figure=past_target_count]")).to_have_text("1")
     expect(page.locator("#floor-announce")).to_have_text("1 customer is waiting past their target.")
+
+    # and: a keyboard user on that ticket's link stays on it while the rows are redrawn
+    link.focus()
+    polls = int(page.locator("#floor").get_attribute("data-polls"))
+    page.wait_for_function(
+        f"Number(document.getElementById('floor').dataset.polls) > {polls}", timeout=NEXT_POLL
+    )
+    expect(link).to_be_focused()
 
     # when: a second one passes, then the first customer gives up
     urgent = past_target(priority="urgent", subject="Money gone")
