@@ -22,6 +22,7 @@ from agents.selectors import agent_review_queue, review_counts
 from config.permissions import IsOperations
 from marketplace import floor, payroll_views
 from marketplace.models import ShiftSlot, SlotStatus
+from tickets.models import PRIORITY_RANK
 
 POLL_SECONDS = 2.5
 REVIEW_SHOWN = 5
@@ -46,6 +47,11 @@ def _shift_fill(*, hours: int = 24) -> dict:
     }
 
 
+def _wait_targets(figures: floor.Floor) -> list[tuple[str, int]]:
+    """Each priority's wait target, the most urgent first, for the line under the heading."""
+    return sorted(figures.wait_targets.items(), key=lambda item: -PRIORITY_RANK.get(item[0], 0))
+
+
 @login_required
 def ops_floor(request):
     if not request.user.is_operations:
@@ -59,6 +65,8 @@ def ops_floor(request):
         "marketplace/floor.html",
         {
             "floor": figures,
+            "wait_targets": _wait_targets(figures),
+            "past_target_more": max(0, figures.past_target_count - len(figures.past_target)),
             "in_review": in_review,
             "review": review,
             "review_more": max(0, in_review - len(review)),

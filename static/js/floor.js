@@ -11,6 +11,11 @@
   const every = Number(root.dataset.pollMs || 2500);
   const live = document.getElementById("floor-live");
   const liveText = document.getElementById("floor-live-text");
+  const announcer = document.getElementById("floor-announce");
+  const pastCard = document.getElementById("past-target");
+  // The title as base.html writes it, without the server-rendered "(N) " alert count.
+  const baseTitle = document.title.replace(/^\(\d+\) /, "");
+  let pastCount = Number(pastCard ? pastCard.dataset.count : 0);
   const history = []; // {waiting, online} samples since the page opened
   const HISTORY = 60;
   const SVG = "http://www.w3.org/2000/svg";
@@ -41,20 +46,64 @@
     if (waitingCard) waitingCard.classList.toggle("attention", data.waiting > 0);
   }
 
-  function setWaiting(rows) {
-    const body = document.getElementById("waiting-rows");
+  // Rebuild a table body from rows; a keyboard user focused on a ticket's link
+  // stays on that ticket's link (the rows are rebuilt on every poll).
+  function setRows(body, rows, columns, empty, row) {
+    const focused = body.contains(document.activeElement) ? document.activeElement.closest("tr") : null;
+    const focusedTicket = focused ? focused.dataset.ticket : null;
     body.replaceChildren();
     if (!rows.length) {
-      body.append(H.el("tr", { class: "empty-row" }, H.el("td", { colspan: 4 }, "Nobody is waiting. 🎉")));
+      body.append(H.el("tr", { class: "empty-row" }, H.el("td", { colspan: columns }, empty)));
       return;
     }
-    for (const t of rows) {
-      body.append(H.el("tr", {},
-        H.el("td", {}, H.el("a", { href: "/help/tickets/" + t.id + "/" }, "#" + t.id + " " + t.subject)),
+    for (const t of rows) body.append(row(t));
+    if (focusedTicket) {
+      const link = body.querySelector('tr[data-ticket="' + focusedTicket + '"] a');
+      if (link) link.focus();
+    }
+  }
+
+  function ticketLink(t) {
+    return H.el("a", { href: "/help/tickets/" + t.id + "/" }, "#" + t.id + " " + t.subject);
+  }
+
+  function setWaiting(rows) {
+    setRows(document.getElementById("waiting-rows"), rows, 4, "Nobody is waiting. 🎉", function (t) {
+      return H.el("tr", { dataset: { ticket: t.id } },
+        H.el("td", {}, ticketLink(t)),
         H.el("td", {}, t.category + " · " + t.language + " ",
           t.priority !== "normal" ? H.el("span", { class: "badge priority-" + t.priority }, t.priority) : null),
         H.el("td", {}, H.el("span", { class: "badge " + t.status }, t.status)),
-        H.el("td", {}, H.duration(t.waiting_seconds))));
+        H.el("td", {}, H.duration(t.waiting_seconds)));
+    });
+  }
+
+  // Customers waiting past their target, with why nobody takes them; the count
+  // also goes into the tab's title, so that staff on another tab see it.
+  function setPastTarget(data) {
+    const count = data.past_target_count;
+    pastCard.classList.toggle("attention", count > 0);
+    setRows(document.getElementById("past-target-rows"), data.past_target, 5,
+      "No customer is waiting past their target.", function (t) {
+        return H.el("tr", { dataset: { ticket: t.id } },
+          H.el("td", {}, ticketLink(t), " ",
+            H.el("span", { class: "muted small lane" }, t.category + " · " + t.language)),
+          H.el("td", { class: "roomy" }, H.el("span", { class: "badge priority-" + t.priority }, t.priority)),
+          H.el("td", { class: "when" }, H.el("strong", {}, H.duration(t.waiting_seconds)), " ",
+            H.el("span", { class: "muted" }, "· target " + H.duration(t.target_seconds))),
+          H.el("td", { class: "roomy" }, t.rung),
+          H.el("td", { class: "reason" }, t.reason));
+      });
+    const more = Math.max(0, count - data.past_target.length);
+    document.getElementById("past-target-more").hidden = more === 0;
+    document.getElementById("past-target-more-count").textContent = more;
+    const title = count > 0 ? "(" + count + ") " + baseTitle : baseTitle;
+    if (document.title !== title) document.title = title;
+    if (count !== pastCount) {
+      announcer.textContent = count === 0 ? "No customer is waiting past their target."
+        : count === 1 ? "1 customer is waiting past their target."
+          : count + " customers are waiting past their target.";
+      pastCount = count;
     }
   }
 
@@ -143,6 +192,7 @@
   function render(data) {
     setFigures(data);
     setWaiting(data.longest_waiting);
+    setPastTarget(data);
     setThemes(data.feedback_themes);
     history.push({ waiting: data.waiting, online: data.agents_online });
     if (history.length > HISTORY) history.shift();

@@ -1,16 +1,18 @@
 """The operations floor: its figures against PostgreSQL with known data, its page and its JSON."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from agents.models import Presence
 from marketplace import floor
 from marketplace.models import Offer, OfferStatus
 from tests.factories import AgentFactory
 from tests.tickets.factories import TicketFactory
-from tickets.models import Feedback, TicketStatus
+from tickets.models import Feedback, Rung, Ticket, TicketStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +241,170 @@ def test_staff_land_on_the_floor(client, staff):
     client.force_login(staff)
 
     assert client.get("/")["Location"] == "/ops/"
+
+
+# --- the page: customers past their target, and why -----------------------------------
+
+
+@pytest.fixture
+def targets(settings):
+    settings.HUMANLINE = {
+        **settings.HUMANLINE,
+        "WAIT_TARGET_SECONDS": "normal:120,high:60,urgent:30",  # not in the order shown
+    }
+
+
+@pytest.fixture
+def english_agent_online(db):
+    """Someone is online, so that a Maltese ticket waits for want of Maltese."""
+    return AgentFactory(presence=Presence.ONLINE, languages=["en"], skills=["general"])
+
+
+def text(html: str) -> str:
+    """What a reader sees: tags dropped, whitespace collapsed."""
+    cells_apart = re.sub(r"</?(td|th|tr|p|h2|div)\b[^>]*>", " ", html)
+    return " ".join(re.sub(r"<[^>]+>", "", cells_apart).split())
+
+
+def part(page: str, start: str, end: str) -> str:
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+def floor_page(client, staff, query: str = "") -> str:
+    client.force_login(staff)
+    return client.get("/ops/" + query).content.decode()
+
+
+def waited(seconds: float, **fields):
+    return TicketFactory(queued_at=timezone.now() - timedelta(seconds=seconds), **fields)
+
+
+def test_staff_see_each_customer_past_target_with_why_nobody_takes_them(
+    client, staff, clock, targets, english_agent_online
+):
+    maltese = waited(250, language="mt", subject="Karta imblukkata")
+    Ticket.objects.filter(pk=maltese.pk).update(escalation=Rung.STAFF_ALERT)
+    waited(10, subject="Just joined")
+
+    page = floor_page(client, staff)
+
+    rows = part(page, 'id="past-target-rows">', "</tbody>")
+    assert text(rows) == (
+        f"#{maltese.pk} Karta imblukkata general · mt normal 4 min 10 s · target 2 min"
+        " Staff alerted No agent online speaks Maltese (mt)."
+    )
+    assert f'href="/help/tickets/{maltese.pk}/"' in rows
+    assert 'class="card past-target attention"' in page
+    assert text(part(page, 'id="past-target-title">', "</h2>")) == "Past target 1"
+    assert 'id="past-target-more" hidden' in page
+
+
+def test_the_title_counts_the_customers_past_target(client, staff, clock, targets):
+    waited(200)
+    waited(45, priority="urgent")
+    waited(45, priority="high")  # within its 60 s
+
+    page = floor_page(client, staff)
+
+    assert "<title>(2) Operations floor · Humanline</title>" in page
+
+
+def test_more_past_target_than_shown_says_how_many_more(client, staff, clock, targets, monkeypatch):
+    monkeypatch.setattr(floor, "PAST_TARGET_SHOWN", 2)
+    for seconds in (500, 400, 300):
+        waited(seconds)
+
+    page = floor_page(client, staff)
+
+    assert part(page, 'id="past-target-rows">', "</tbody>").count("<tr ") == 2
+    more = part(page, '<p class="muted small more" id="past-target-more"', "</p>")
+    assert "hidden" not in more.split(">", 1)[0]
+    assert text(more.split(">", 1)[1]) == "+ 1 more waiting past their target."
+
+
+def test_a_floor_with_nobody_past_target_says_so_and_raises_no_alert(client, staff, clock, targets):
+    waited(100)  # a normal ticket, within its 120 s
+
+    page = floor_page(client, staff)
+
+    assert text(part(page, 'id="past-target-rows">', "</tbody>")) == (
+        "No customer is waiting past their target."
+    )
+    assert "<title>Operations floor · Humanline</title>" in page
+    assert 'class="card past-target"' in page
+
+
+def test_the_page_states_each_priority_s_wait_target_the_most_urgent_first(client, staff, targets):
+    page = floor_page(client, staff)
+
+    assert text(part(page, 'data-testid="wait-targets">', "</p>")) == (
+        "The last hour, live. Wait targets: urgent 30 s · high 1 min · normal 2 min."
+    )
+
+
+def test_one_target_asked_for_is_stated_beside_the_escalation_targets(client, staff, targets):
+    page = floor_page(client, staff, "?target=45")
+
+    assert text(part(page, 'data-testid="wait-targets">', "</p>")) == (
+        "The last hour, live. Answered within 45 s for every priority, as asked;"
+        " escalation keeps each priority's own target: urgent 30 s · high 1 min · normal 2 min."
+    )
+
+
+def test_the_page_counts_declines_that_said_not_my_area(client, staff, agent, clock):
+    ticket = TicketFactory()
+    said_so = offer(ticket, agent, OfferStatus.DECLINED, created_secs_ago=600)
+    Offer.objects.filter(pk=said_so.pk).update(decline_reason="not_my_area")
+    offer(ticket, agent, OfferStatus.DECLINED, created_secs_ago=300)  # busy, or no reason
+
+    page = floor_page(client, staff)
+
+    assert text(part(page, 'data-testid="declined-not-my-area">', "</p>")) == (
+        "1 declined as not their area"
+    )
+
+
+def test_the_floor_json_keeps_its_shape(api, staff, targets, english_agent_online):
+    waited(300, language="mt")
+
+    body = api.as_(staff).get("/api/v1/admin/floor/").json()
+
+    assert set(body) == {
+        "now",
+        "target_seconds",
+        "wait_targets",
+        "waiting",
+        "longest_wait_seconds",
+        "answered_last_hour",
+        "wait_p50_seconds",
+        "wait_p90_seconds",
+        "within_target_share",
+        "agents_online",
+        "agents_busy",
+        "agents_away",
+        "free_seats",
+        "offers_decided_last_hour",
+        "offers_accepted_last_hour",
+        "offer_acceptance_rate",
+        "declined_not_my_area_last_hour",
+        "surge_multiplier",
+        "past_target_count",
+        "past_target",
+        "longest_waiting",
+        "buckets",
+        "feedback_themes",
+    }
+    assert set(body["past_target"][0]) == {
+        "id",
+        "subject",
+        "language",
+        "category",
+        "priority",
+        "status",
+        "waiting_seconds",
+        "target_seconds",
+        "rung",
+        "reason_code",
+        "reason",
+    }
+    assert body["past_target"][0]["reason"] == "No agent online speaks Maltese (mt)."
