@@ -44,7 +44,7 @@ class Rung(models.IntegerChoices):
     is ``marketplace.services.escalation``'s policy (``ESCALATION_LADDER``).
     """
 
-    NONE = 0, "Within target"
+    NONE = 0, "Not escalated"
     WAITING_BONUS = 1, "Waiting bonus"
     STAFF_ALERT = 2, "Staff alerted"
     CUSTOMER_NOTICE = 3, "Customer told"

@@ -144,7 +144,7 @@ def language_name(code: str) -> str:
 
 
 def _either(names: list[str]) -> str:
-    """"English", "English or French", "English, French or German"."""
+    """ "English", "English or French", "English, French or German"."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
@@ -210,16 +210,12 @@ def _passed(ticket: Ticket, now: datetime) -> WaitingReason:
     )
 
 
-def waiting_reason(ticket: Ticket, *, now: datetime | None = None) -> WaitingReason:
-    """Why the ticket has no agent yet, from the first rule that leaves it with nobody."""
-    now = now or timezone.now()
-    if ticket.status == TicketStatus.OFFERED:
-        return WaitingReason(
-            code="offered",
-            staff="Offered to an agent; waiting for their answer.",
-            customer="An agent is looking at your request now.",
-        )
-    why = rules.explain(rules.Target.of(ticket), now)
+Lanes = dict[tuple[str, str, bool], "WaitingReason | None"]
+
+
+def _lane_reason(ticket: Ticket, lane: rules.Target, now: datetime) -> WaitingReason | None:
+    """Why nobody in the ticket's lane can take it (rules E1 to E6); None: someone can."""
+    why = rules.explain(lane, now)
     language = language_name(ticket.language)
     if why.rule in ("E1", "E2"):
         return WaitingReason(
@@ -254,7 +250,38 @@ def waiting_reason(ticket: Ticket, *, now: datetime | None = None) -> WaitingRea
             staff=f"All {able} agent{'s' if able != 1 else ''} who could take it are busy.",
             customer="Every agent who can help is busy with another customer right now.",
         )
-    if why.rule == "E7":
+    return None
+
+
+def waiting_reason(
+    ticket: Ticket, *, now: datetime | None = None, lanes: Lanes | None = None
+) -> WaitingReason:
+    """Why the ticket has no agent yet, from the first rule that leaves it with nobody.
+
+    Rules E1 to E6 depend on a ticket only through its lane: ``lanes`` keeps
+    what they say of each, for a caller explaining many tickets at once (the
+    floor, the sweep's ladder), which then costs a read per lane and, where
+    someone in the lane is free, a look at the ticket's own passes (E7).
+    """
+    now = now or timezone.now()
+    if ticket.status == TicketStatus.OFFERED:
+        return WaitingReason(
+            code="offered",
+            staff="Offered to an agent; waiting for their answer.",
+            customer="An agent is looking at your request now.",
+        )
+    target = rules.Target.of(ticket)
+    lane = rules.Target(language=target.language, category=target.category, wide=target.wide)
+    key = (lane.language, lane.category, lane.wide)
+    if lanes is not None and key in lanes:
+        reason = lanes[key]
+    else:
+        reason = _lane_reason(ticket, lane, now)
+        if lanes is not None:
+            lanes[key] = reason
+    if reason is not None:
+        return reason
+    if not rules.agents_for(target, now).exists():
         return _passed(ticket, now)
     return WaitingReason(
         code="next_pass",
@@ -300,12 +327,12 @@ def overdue(*, now: datetime):
 def escalate_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
     """Every waiting ticket past a rung's time climbs to it; how many tickets climbed."""
     now = now or timezone.now()
-    climbed = 0
+    climbed, lanes = 0, {}
     for ticket in overdue(now=now).order_by("queued_at", "id")[:limit]:
         rung = rung_due(priority=ticket.priority, queued_at=ticket.queued_at, now=now)
         if rung <= ticket.escalation:
             continue
-        why = waiting_reason(ticket, now=now)
+        why = waiting_reason(ticket, now=now, lanes=lanes)
         target = wait_targets()[ticket.priority]
         climbed += bool(
             ticket_services.ticket_escalate(
@@ -350,9 +377,9 @@ def past_target(*, now: datetime) -> Q:
 def tickets_past_target(*, now: datetime, limit: int = 20) -> list[PastTarget]:
     """The longest-waiting tickets past their target, each with why nobody takes it."""
     rows = Ticket.objects.filter(past_target(now=now)).order_by("queued_at", "id")[:limit]
-    listed = []
+    listed, lanes = [], {}
     for ticket in rows:
-        why = waiting_reason(ticket, now=now)
+        why = waiting_reason(ticket, now=now, lanes=lanes)
         listed.append(
             PastTarget(
                 id=ticket.pk,

@@ -1,4 +1,4 @@
-"""Number formats shared by the pages and their scripts (``static/js/format.js`` mirrors them)."""
+"""Number formats shared by the pages and their scripts (``static/js/humanline.js``)."""
 
 from django import template
 

@@ -400,3 +400,19 @@ def test_the_customer_is_offered_every_language_served_with_an_or(customer):
     assert "You can continue in English or French and keep your place in line." in why.customer or (
         "You can continue in French or English and keep your place in line." in why.customer
     )
+
+
+def test_explaining_many_tickets_reads_each_lane_once(paula, django_assert_max_num_queries):
+    """The floor and the ladder explain many tickets: E1 to E6 are read once per lane."""
+    now = timezone.now()
+    for n in range(12):
+        TicketFactory(language="mt", queued_at=now - timedelta(seconds=300 + n))
+    lanes = {}
+    escalation.waiting_reason(Ticket.objects.first(), now=now, lanes=lanes)
+
+    with django_assert_max_num_queries(1):  # the tickets; the lane is known
+        reasons = {
+            escalation.waiting_reason(t, now=now, lanes=lanes).code for t in Ticket.objects.all()
+        }
+
+    assert reasons == {"language_unserved"}

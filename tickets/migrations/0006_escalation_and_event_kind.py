@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='ticket',
             name='escalation',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'Within target'), (1, 'Waiting bonus'), (2, 'Staff alerted'), (3, 'Customer told'), (4, 'Wider pool')], db_default=0, default=0),
+            field=models.PositiveSmallIntegerField(choices=[(0, 'Not escalated'), (1, 'Waiting bonus'), (2, 'Staff alerted'), (3, 'Customer told'), (4, 'Wider pool')], db_default=0, default=0),
         ),
         migrations.AddField(
             model_name='ticketevent',
