@@ -2,9 +2,17 @@
 //
 // The agent socket (/ws/agent/) carries presence, offers and assignments. On
 // every (re)connect the server sends an agent.snapshot, and the snapshot
-// *replaces* what the page shows: offers, active tickets, presence. That is
-// the whole resync story: whatever a dropped connection or a lost Redis
-// message missed, the next snapshot corrects, without reloading the page.
+// *replaces* what the page shows: offers, active tickets, presence. The page
+// also asks for one ({"type": "resync"}) after a reconnect and whenever the
+// tab comes back into view, since a tab in the background may have been
+// throttled or frozen by the browser. That is the whole resync story:
+// whatever a dropped connection or a lost Redis message missed, the next
+// snapshot corrects, without reloading the page.
+//
+// Each offer shown is acknowledged once ({"type": "offer.seen"}): only offers
+// seen and then left to expire count toward setting the agent away, so an
+// offer whose push was lost on the way is never held against them.
+//
 // The open conversation uses the ticket socket through HumanlineConversation,
 // which resumes from the last message seen (?since=).
 (function () {
@@ -23,12 +31,15 @@
   const announce = document.getElementById("console-announce");
   const baseTitle = document.title;
   const offers = new Map(); // offer id → {offer, node, answering}
+  const acknowledged = new Set(); // offer ids sent as offer.seen
   const reasonsData = document.getElementById("decline-reasons");
   const declineReasons = reasonsData ? JSON.parse(reasonsData.textContent) : [];
   let capacity = Number((activeCount.textContent.split("/")[1] || "").trim()) || 2;
   let clockOffset = 0; // server time − local time, from the snapshot
   let socket = null;
   let attempts = 0;
+  let opened = 0; // sockets opened since the page loaded
+  let retry = null; // the scheduled reconnect, if any
   let pinger = null;
   let conversation = null;
   let audio = null;
@@ -186,6 +197,14 @@
     choices ? declineChoice(offer) : null,
     H.el("p", { class: "offer-error error", role: "alert", hidden: true }));
     return node;
+  }
+
+  // offer.seen, once per offer shown. A snapshot that still has an offer unseen
+  // means the acknowledgement was lost with a connection: it is sent again
+  // (the server records the first one only).
+  function acknowledge(offer, { unlessSeen = false } = {}) {
+    if (acknowledged.has(offer.id) && !(unlessSeen && !offer.seen_at)) return;
+    if (send({ type: "offer.seen", offer_id: offer.id })) acknowledged.add(offer.id);
   }
 
   function addOffer(offer, { quiet } = {}) {
@@ -419,6 +438,7 @@
     });
     const fresh = snapshot.pending_offers.filter((o) => !offers.has(o.id));
     fresh.forEach((o) => addOffer(o, { quiet: false }));
+    snapshot.pending_offers.forEach((o) => acknowledge(o, { unlessSeen: true }));
     activeList.replaceChildren();
     snapshot.assigned_tickets.forEach(addActive);
     refreshCount();
@@ -434,6 +454,7 @@
         break;
       case "offer.created":
         addOffer(message.offer);
+        acknowledge(message.offer);
         // The offer's multiplier is the surge in force when it was made.
         document.getElementById("surge-multiplier").textContent = message.offer.surge_multiplier;
         break;
@@ -467,14 +488,17 @@
   }
 
   function connect() {
+    retry = null;
     setLive("connecting", attempts ? "Reconnecting…" : "Connecting…");
     socket = new WebSocket(H.socketUrl("/ws/agent/"));
     socket.onopen = function () {
       attempts = 0;
+      opened += 1;
       setLive("live", "Live");
-      pinger = window.setInterval(function () {
-        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
-      }, 20000);
+      // The server greets every connection with a snapshot; after a reconnect
+      // the page asks for one as well rather than count on that greeting.
+      if (opened > 1) send({ type: "resync" });
+      pinger = window.setInterval(function () { send({ type: "ping" }); }, 20000);
     };
     socket.onmessage = function (event) { handle(JSON.parse(event.data)); };
     socket.onclose = function (event) {
@@ -486,9 +510,20 @@
       attempts += 1;
       setLive("stale", "Reconnecting…");
       // Offers answered while the socket was down fall back to HTTP (see answer()).
-      window.setTimeout(connect, H.backoff(attempts));
+      retry = window.setTimeout(connect, H.backoff(attempts));
     };
   }
+
+  // Back in view: catch up on whatever the browser held back while the tab was
+  // hidden, or reconnect at once instead of waiting out a (throttled) backoff.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible") return;
+    if (send({ type: "resync" })) return;
+    if (retry !== null) {
+      window.clearTimeout(retry);
+      connect();
+    }
+  });
 
   // The surge moves with the queue; refresh it now and then.
   function pollSurge() {
