@@ -8,6 +8,7 @@ for presence, offers and assignments, the ticket socket (``/ws/tickets/<id>/``)
 for the conversation, and htmx to swap the conversation pane in place.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -21,15 +22,36 @@ from agents.models import Agent, AgentStatus, Presence
 from config.errors import DomainError
 from marketplace import pay_views
 from marketplace import selectors as marketplace_selectors
-from marketplace.models import Offer, OfferStatus
+from marketplace.models import DeclineReason, Offer, OfferStatus
 from marketplace.services import dispatch
 from marketplace.services import pricing as pricing_services
+from marketplace.templatetags.humanline_format import duration
 from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 from tickets.models import FEEDBACK_TEXT_MAX, MESSAGE_MAX, FeedbackKind, Ticket, TicketStatus
 
 RECENT_RESOLVED = 5
 TAGGABLE = (TicketStatus.ASSIGNED, TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+def decline_reasons() -> list[dict]:
+    """The reasons an agent may give for a decline, each with what it does to them.
+
+    Both offer cards use them: the server-rendered one (``_offer.html``) and the
+    live one (``agent-console.js`` reads them from the page), so the words and
+    the dispatch rule they describe (``rules.passed``) stay in step.
+    """
+    cooldown = duration(settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
+    again = f"It may be offered to you again after {cooldown}."
+    hints = {
+        DeclineReason.NOT_MY_AREA: "You won't be offered this ticket again.",
+        DeclineReason.BUSY: again,
+        DeclineReason.OTHER: again,
+    }
+    return [
+        {"value": value, "label": label, "hint": hints[value]}
+        for value, label in DeclineReason.choices
+    ]
 
 
 def _approved_agent_or_redirect(request) -> Agent | None:
@@ -136,6 +158,7 @@ def console(request):
         "agent": agent,
         "presences": Presence.choices,
         "offers": selectors.agent_pending_offers(agent=agent),
+        "decline_reasons": decline_reasons(),
         "active": active,
         "recent": recent,
         "quality": ticket_selectors.agent_quality(agent=agent),

@@ -2,9 +2,17 @@
 //
 // The agent socket (/ws/agent/) carries presence, offers and assignments. On
 // every (re)connect the server sends an agent.snapshot, and the snapshot
-// *replaces* what the page shows: offers, active tickets, presence. That is
-// the whole resync story: whatever a dropped connection or a lost Redis
-// message missed, the next snapshot corrects, without reloading the page.
+// *replaces* what the page shows: offers, active tickets, presence. The page
+// also asks for one ({"type": "resync"}) after a reconnect and whenever the
+// tab comes back into view, since a tab in the background may have been
+// throttled or frozen by the browser. That is the whole resync story:
+// whatever a dropped connection or a lost Redis message missed, the next
+// snapshot corrects, without reloading the page.
+//
+// Each offer shown is acknowledged once ({"type": "offer.seen"}): only offers
+// seen and then left to expire count toward setting the agent away, so an
+// offer whose push was lost on the way is never held against them.
+//
 // The open conversation uses the ticket socket through HumanlineConversation,
 // which resumes from the last message seen (?since=).
 (function () {
@@ -23,10 +31,15 @@
   const announce = document.getElementById("console-announce");
   const baseTitle = document.title;
   const offers = new Map(); // offer id → {offer, node, answering}
+  const acknowledged = new Set(); // offer ids sent as offer.seen
+  const reasonsData = document.getElementById("decline-reasons");
+  const declineReasons = reasonsData ? JSON.parse(reasonsData.textContent) : [];
   let capacity = Number((activeCount.textContent.split("/")[1] || "").trim()) || 2;
   let clockOffset = 0; // server time − local time, from the snapshot
   let socket = null;
   let attempts = 0;
+  let opened = 0; // sockets opened since the page loaded
+  let retry = null; // the scheduled reconnect, if any
   let pinger = null;
   let conversation = null;
   let audio = null;
@@ -42,6 +55,12 @@
     live.dataset.state = state;
     liveText.textContent = text;
     root.dataset.live = state === "live" ? "true" : "false";
+  }
+
+  function send(message) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(message));
+    return true;
   }
 
   function beep() {
@@ -115,9 +134,33 @@
 
   // --- offers ----------------------------------------------------------------
 
+  function hasBonus(offer) {
+    return Boolean(offer.waiting_bonus && Number(offer.waiting_bonus.amount) > 0);
+  }
+
+  // Decline opens this choice; the reasons and what each does come from the page.
+  function declineChoice(offer) {
+    const id = "offer-" + offer.id + "-reasons";
+    return H.el("div", {
+      class: "decline-choice", id: id, role: "group", "aria-labelledby": id + "-title", hidden: true,
+    },
+    H.el("p", { class: "legend", id: id + "-title" }, "Decline because…"),
+    declineReasons.map(function (reason) {
+      const hint = "offer-" + offer.id + "-" + reason.value;
+      return H.el("div", { class: "reason" },
+        H.el("button", {
+          type: "button", class: "secondary", "data-answer": "decline", "data-reason": reason.value,
+          "aria-describedby": hint,
+        }, reason.label),
+        " ",
+        H.el("span", { class: "help", id: hint }, reason.hint));
+    }));
+  }
+
   function offerNode(offer) {
     const t = offer.ticket;
     const meta = [t.category, String(t.language || "").toUpperCase()];
+    const choices = declineReasons.length > 0;
     const node = H.el("article", {
       class: "offer arriving",
       "data-offer": offer.id,
@@ -131,7 +174,10 @@
     H.el("p", { class: "offer-pay" },
       H.el("span", { class: "amount", "data-testid": "offer-pay" }, H.money(offer.pay)),
       offer.surge_multiplier && offer.surge_multiplier !== "1.00"
-        ? H.el("span", { class: "surge-tag" }, "×" + offer.surge_multiplier + " surge") : null),
+        ? H.el("span", { class: "surge-tag" }, "×" + offer.surge_multiplier + " surge") : null,
+      hasBonus(offer)
+        ? H.el("span", { class: "bonus-tag", "data-testid": "waiting-bonus" },
+          "+" + H.money(offer.waiting_bonus) + " waiting bonus") : null),
     H.el("h3", { id: "offer-" + offer.id + "-title" }, t.subject),
     H.el("p", { class: "offer-summary" }, t.summary),
     H.el("p", { class: "offer-meta" }, meta.join(" · "),
@@ -142,9 +188,23 @@
     H.el("div", { class: "offer-bar", "aria-hidden": "true" }, H.el("span")),
     H.el("div", { class: "offer-actions" },
       H.el("button", { type: "button", class: "accept", "data-answer": "accept" }, "Accept"),
-      H.el("button", { type: "button", class: "secondary", "data-answer": "decline" }, "Decline")),
+      choices
+        ? H.el("button", {
+          type: "button", class: "secondary", "data-decline": "",
+          "aria-expanded": "false", "aria-controls": "offer-" + offer.id + "-reasons",
+        }, "Decline")
+        : H.el("button", { type: "button", class: "secondary", "data-answer": "decline" }, "Decline")),
+    choices ? declineChoice(offer) : null,
     H.el("p", { class: "offer-error error", role: "alert", hidden: true }));
     return node;
+  }
+
+  // offer.seen, once per offer shown. A snapshot that still has an offer unseen
+  // means the acknowledgement was lost with a connection: it is sent again
+  // (the server records the first one only).
+  function acknowledge(offer, { unlessSeen = false } = {}) {
+    if (acknowledged.has(offer.id) && !(unlessSeen && !offer.seen_at)) return;
+    if (send({ type: "offer.seen", offer_id: offer.id })) acknowledged.add(offer.id);
   }
 
   function addOffer(offer, { quiet } = {}) {
@@ -156,8 +216,9 @@
     updateTitle();
     if (!quiet) {
       beep();
-      say("New offer: " + offer.ticket.subject + ". Pays " + H.money(offer.pay) + ". " +
-        offer.window_seconds + " seconds to answer.");
+      say("New offer: " + offer.ticket.subject + ". Pays " + H.money(offer.pay) +
+        (hasBonus(offer) ? ", with a " + H.money(offer.waiting_bonus) + " waiting bonus" : "") +
+        ". " + offer.window_seconds + " seconds to answer.");
     }
     window.setTimeout(function () { node.classList.remove("arriving"); }, 600);
   }
@@ -206,11 +267,12 @@
   }
   window.setInterval(tick, 200);
 
-  function answerOverHttp(id, answer) {
+  function answerOverHttp(id, answer, reason) {
     return fetch("/api/v1/offers/" + id + "/" + answer + "/", {
       method: "POST",
       credentials: "same-origin",
-      headers: { "X-CSRFToken": H.csrf(), Accept: "application/json" },
+      headers: { "X-CSRFToken": H.csrf(), Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(answer === "decline" ? { reason: reason || "" } : {}),
     }).then(function (response) {
       return response.json().then(function (body) {
         if (response.ok) answered(id, body.status);
@@ -221,17 +283,26 @@
     });
   }
 
-  function answer(id, what) {
+  function answer(id, what, reason) {
     const entry = offers.get(id);
     if (!entry || entry.ended || entry.answering) return;
     entry.answering = true;
     entry.node.querySelectorAll("button").forEach((b) => (b.disabled = true));
     entry.node.querySelector(".offer-tag").textContent = what === "accept" ? "Accepting…" : "Declining…";
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "offer." + what, offer_id: id }));
-    } else {
-      answerOverHttp(id, what);
-    }
+    const message = { type: "offer." + what, offer_id: id };
+    if (what === "decline") message.reason = reason || "";
+    // Offers answered while the socket is down go over HTTP.
+    if (!send(message)) answerOverHttp(id, what, reason);
+  }
+
+  function toggleDecline(node, open) {
+    const toggle = node.querySelector("[data-decline]");
+    const choice = node.querySelector(".decline-choice");
+    if (!toggle || !choice) return;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    choice.hidden = !open;
+    if (open) choice.querySelector("button").focus();
+    else toggle.focus();
   }
 
   function answered(id, status) {
@@ -239,15 +310,35 @@
       endOffer(id, "Accepted", { keep: 800 });
     } else if (status === "declined") {
       endOffer(id, "Declined", { keep: 800 });
+      say("Offer declined.");
     }
   }
 
+  // Only live cards are answered here: a server-rendered card (before the first
+  // snapshot replaces it) keeps its plain forms.
+  function liveCard(target) {
+    const node = target.closest("[data-offer]");
+    const entry = node && offers.get(Number(node.dataset.offer));
+    return entry && entry.node === node ? node : null;
+  }
+
   offersBox.addEventListener("click", function (click) {
-    const button = click.target.closest("button[data-answer]");
-    if (!button) return;
+    const button = click.target.closest("button[data-answer], button[data-decline]");
+    const node = button && liveCard(button);
+    if (!node) return;
     click.preventDefault();
-    const id = Number(button.closest("[data-offer]").dataset.offer);
-    answer(id, button.dataset.answer);
+    if (button.hasAttribute("data-decline")) {
+      toggleDecline(node, button.getAttribute("aria-expanded") !== "true");
+      return;
+    }
+    answer(Number(node.dataset.offer), button.dataset.answer, button.dataset.reason);
+  });
+
+  offersBox.addEventListener("keydown", function (key) {
+    if (key.key !== "Escape") return;
+    const open = key.target.closest(".decline-choice, [data-decline][aria-expanded=true]");
+    const node = open && liveCard(open);
+    if (node) toggleDecline(node, false);
   });
 
   // --- active tickets and the conversation pane ------------------------------
@@ -347,6 +438,7 @@
     });
     const fresh = snapshot.pending_offers.filter((o) => !offers.has(o.id));
     fresh.forEach((o) => addOffer(o, { quiet: false }));
+    snapshot.pending_offers.forEach((o) => acknowledge(o, { unlessSeen: true }));
     activeList.replaceChildren();
     snapshot.assigned_tickets.forEach(addActive);
     refreshCount();
@@ -362,6 +454,7 @@
         break;
       case "offer.created":
         addOffer(message.offer);
+        acknowledge(message.offer);
         // The offer's multiplier is the surge in force when it was made.
         document.getElementById("surge-multiplier").textContent = message.offer.surge_multiplier;
         break;
@@ -395,14 +488,17 @@
   }
 
   function connect() {
+    retry = null;
     setLive("connecting", attempts ? "Reconnecting…" : "Connecting…");
     socket = new WebSocket(H.socketUrl("/ws/agent/"));
     socket.onopen = function () {
       attempts = 0;
+      opened += 1;
       setLive("live", "Live");
-      pinger = window.setInterval(function () {
-        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
-      }, 20000);
+      // The server greets every connection with a snapshot; after a reconnect
+      // the page asks for one as well rather than count on that greeting.
+      if (opened > 1) send({ type: "resync" });
+      pinger = window.setInterval(function () { send({ type: "ping" }); }, 20000);
     };
     socket.onmessage = function (event) { handle(JSON.parse(event.data)); };
     socket.onclose = function (event) {
@@ -414,9 +510,20 @@
       attempts += 1;
       setLive("stale", "Reconnecting…");
       // Offers answered while the socket was down fall back to HTTP (see answer()).
-      window.setTimeout(connect, H.backoff(attempts));
+      retry = window.setTimeout(connect, H.backoff(attempts));
     };
   }
+
+  // Back in view: catch up on whatever the browser held back while the tab was
+  // hidden, or reconnect at once instead of waiting out a (throttled) backoff.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible") return;
+    if (send({ type: "resync" })) return;
+    if (retry !== null) {
+      window.clearTimeout(retry);
+      connect();
+    }
+  });
 
   // The surge moves with the queue; refresh it now and then.
   function pollSurge() {

@@ -1,12 +1,14 @@
 """The agent console, server-side: who gets in, and every action through the services."""
 
+from decimal import Decimal
+
 import pytest
 
 from agents.models import Presence
 from marketplace.models import OfferStatus
 from marketplace.services import dispatch
 from tests.tickets.factories import HANDOFF, TicketFactory, assigned
-from tickets.models import Feedback, TicketStatus
+from tickets.models import Feedback, Rung, TicketStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -87,14 +89,64 @@ def test_an_offer_can_be_accepted_without_javascript(client, agent):
     assert (ticket.status, ticket.assigned_agent_id) == (TicketStatus.ASSIGNED, agent.pk)
 
 
-def test_an_offer_can_be_declined_without_javascript(client, agent):
+@pytest.mark.parametrize("reason", ["not_my_area", "busy", "other"])
+def test_an_offer_can_be_declined_without_javascript_with_a_reason(client, agent, reason):
     offer = _offered(TicketFactory(category="payments"), agent)
     client.force_login(agent.user)
 
-    client.post(f"/agent/offers/{offer.pk}/decline/", {"reason": "not_my_area"})
+    response = client.post(f"/agent/offers/{offer.pk}/decline/", {"reason": reason})
 
+    assert response["Location"] == "/agent/"
     offer.refresh_from_db()
-    assert (offer.status, offer.decline_reason) == (OfferStatus.DECLINED, "not_my_area")
+    assert (offer.status, offer.decline_reason) == (OfferStatus.DECLINED, reason)
+
+
+def test_an_unknown_decline_reason_is_explained_and_the_offer_stays_open(client, agent):
+    offer = _offered(TicketFactory(category="payments"), agent)
+    client.force_login(agent.user)
+
+    response = client.post(f"/agent/offers/{offer.pk}/decline/", {"reason": "bored"}, follow=True)
+
+    assert "Choose one of: not_my_area, busy, other." in response.content.decode()
+    offer.refresh_from_db()
+    assert (offer.status, offer.decline_reason) == (OfferStatus.PENDING, "")
+
+
+def test_the_offer_card_asks_why_before_declining(client, agent):
+    offer = _offered(TicketFactory(category="payments"), agent)
+    client.force_login(agent.user)
+
+    page = client.get("/agent/").content.decode()
+
+    decline_form = page[page.index(f'action="/agent/offers/{offer.pk}/decline/"') :]
+    decline_form = decline_form[: decline_form.index("</form>")]
+    assert "<legend>Decline because…</legend>" in decline_form
+    for value, label in (("not_my_area", "Not my area"), ("busy", "Busy"), ("other", "Other")):
+        assert f'name="reason" value="{value}"' in decline_form
+        assert f">{label}</button>" in decline_form
+    assert (
+        f'aria-describedby="offer-{offer.pk}-not_my_area">Not my area</button>'
+        f' <span class="help" id="offer-{offer.pk}-not_my_area">'
+        "You won&#x27;t be offered this ticket again.</span>"
+    ) in decline_form
+    # The live card (agent-console.js) builds the same choice from the same list.
+    assert '<script id="decline-reasons" type="application/json">' in page
+    assert "It may be offered to you again after 1 min." in page
+
+
+def test_the_offer_card_shows_a_waiting_bonus_only_when_there_is_one(client, agent):
+    waiting = TicketFactory(category="payments", escalation=Rung.WAITING_BONUS)
+    offer = _offered(waiting, agent)
+    client.force_login(agent.user)
+
+    page = client.get("/agent/").content.decode()
+
+    assert offer.waiting_bonus == Decimal("0.50")
+    assert '<span class="bonus-tag" data-testid="waiting-bonus">+€0.50 waiting bonus</span>' in page
+    assert f"€{offer.amount}" in page
+    dispatch.offer_decline(offer_id=offer.pk, user=agent.user, reason="other")
+    _offered(TicketFactory(category="payments"), agent)
+    assert 'data-testid="waiting-bonus"' not in client.get("/agent/").content.decode()
 
 
 def test_another_agents_offer_is_a_404(client, agent, other_agent):

@@ -108,8 +108,10 @@ def test_an_offer_pops_up_is_accepted_and_the_two_talk_until_rated(new_page, age
     expect(second).not_to_have_class(re.compile("arriving"))
     screenshot(console, "agent-console")
     second.get_by_role("button", name="Decline").click()
+    second.get_by_role("button", name="Busy").click()
     expect(second).to_have_count(0)
-    assert Offer.objects.get(ticket__subject="Refund not arrived").status == OfferStatus.DECLINED
+    declined = Offer.objects.get(ticket__subject="Refund not arrived")
+    assert (declined.status, declined.decline_reason) == (OfferStatus.DECLINED, "busy")
 
     # when: the connection drops, the console reconnects and resyncs without a reload
     console.evaluate("window.__marker = 'same page'")
