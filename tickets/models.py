@@ -83,6 +83,21 @@ def queue_order() -> tuple:
     return (priority_rank().desc(), models.F("queued_at").asc(), models.F("id").asc())
 
 
+def queue_order_sql(alias: str) -> str:
+    """``queue_order`` for a hand-written statement about the tickets ``alias``.
+
+    Written from the same ``PRIORITY_RANK``, and in the form Django writes
+    ``priority_rank`` (a searched CASE without ELSE), so that PostgreSQL
+    serves it from the queue's index (``ticket_queue_order``); a test reads
+    the plan.
+    """
+    whens = " ".join(
+        f"WHEN {alias}.priority = '{priority.value}' THEN {int(rank)}"
+        for priority, rank in PRIORITY_RANK.items()
+    )
+    return f"CASE {whens} END DESC, {alias}.queued_at ASC, {alias}.id ASC"
+
+
 def ahead_of(*, priority: str, queued_at, ticket_id: int) -> Q:
     """The tickets before this one in ``queue_order``, as a condition on tickets."""
     rank = PRIORITY_RANK[priority]

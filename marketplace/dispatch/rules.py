@@ -1,4 +1,4 @@
-"""The dispatch rules, each written once, as database expressions.
+"""The dispatch rules, each written once, as SQL conditions the statements are built from.
 
 Eligibility (an agent may be offered a ticket when every rule holds):
   E1 approved (not applied, rejected or suspended)
@@ -22,23 +22,29 @@ Agent order (first difference wins):
 
 Ticket order: ``tickets.models.queue_order`` (priority, then time in line).
 
-Each rule is a query expression over the agents, written against a
-``Target``: the ticket's side of the rules, either plain values (one ticket,
-or a lane of them) or columns of the ticket a query is about (``OuterRef``).
-So the same definitions serve every question dispatch asks, and nothing
-else in the code states a rule:
+Each rule is one SQL condition about an agent (``a`` unless told) and the
+ticket's side of the rules, which a statement writes either as parameters
+(``VALUES``: one ticket, or a lane of them) or as the columns of the ticket
+``t`` it reads (``COLUMNS``).  The statements every path runs are assembled
+from these conditions once, when this module loads, and nothing else in the
+code states a rule:
 
 - ``agents_for(target)``: the eligible agents of a ticket or lane, best first
   (a new ticket's offer, a pass per lane);
 - ``tickets_for(agent)``: the waiting tickets an agent may take, first in
-  line first (the agent freed by an answer or a resolve);
-- ``FREE`` and ``passed``: what an offer reads again under its row locks;
-- ``explain(target)``: which rule leaves a ticket without anyone, for the
-  floor and for the customer.
+  line first (an agent freed by an answer or a resolve);
+- ``free_agents`` and ``passed_pairs``: what an offer reads again under its
+  row locks;
+- ``explain(target)``: which rule leaves a ticket with nobody, for the floor
+  and for the customer; ``languages_served``: where someone could take it.
 
-Why database expressions rather than Python: every path asks the database
-anyway, the database can then stop at the first row it needs, and a rule in
-one form cannot drift from a copy in another.
+Why SQL text rather than querysets: every path asks the database, and the
+database then stops at the first row it needs; but composing these rules as
+ORM expressions (a dozen nested ``Exists``) cost far more Python than
+PostgreSQL spends running them — 42 ms to compile the ranked agents of one
+ticket on the benchmark's machine, most of a new ticket's budget — while a
+statement built once is only run.  Values always travel as parameters; only
+table names and the code's own constants are written into the text.
 """
 
 from __future__ import annotations
@@ -48,44 +54,62 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import (
-    Count,
-    Exists,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-)
-from django.db.models.expressions import Expression
-from django.db.models.functions import Cast, Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
+from django.db import connection
 
-from agents.models import Agent, AgentLanguage, AgentStatus, Presence
+from agents.models import Agent, AgentLanguage, AgentStatus, Presence, Skill
 from marketplace.models import BookingStatus, DeclineReason, Offer, OfferStatus, ShiftBooking
-from tickets.models import Rung, Ticket, TicketStatus, queue_order
+from tickets.models import Rung, Ticket, TicketStatus, queue_order_sql
 
 GENERAL = "general"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-AgentSkill = Agent.skills.through
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+NO_LIMIT = 2**31 - 1
+
+AGENT = Agent._meta.db_table
+LANGUAGE = AgentLanguage._meta.db_table
+AGENT_SKILL = Agent.skills.through._meta.db_table
+SKILL = Skill._meta.db_table
+OFFER = Offer._meta.db_table
+BOOKING = ShiftBooking._meta.db_table
+TICKET = Ticket._meta.db_table
+
+
+def _literal(value: str) -> str:
+    """A constant of the code (a status, a slug), written into a statement."""
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a constant: {value!r}")
+    return f"'{value}'"
+
+
+@dataclass(frozen=True)
+class Side:
+    """How a statement writes the ticket's side of the rules: parameters or columns."""
+
+    language: str
+    category: str
+    ticket: str
+    wide: str  # the ladder's wider pool is open for it (E4)
+
+
+VALUES = Side(
+    language="%(language)s", category="%(category)s", ticket="%(ticket)s", wide="%(wide)s"
+)
+COLUMNS = Side(
+    language="t.language",
+    category="t.category",
+    ticket="t.id",
+    wide=f"(t.escalation >= {int(Rung.WIDER_POOL)})",
+)
 
 
 @dataclass(frozen=True)
 class Target:
-    """The ticket's side of the rules.
+    """The ticket's side as values: one ticket, or its lane (without ``ticket``: no E7)."""
 
-    Each field is a value, or an expression over the ticket that a query is
-    about (``OuterRef("language")`` from inside a query of agents).  Without
-    ``ticket`` the rules are those of its lane (E7 is about one ticket).
-    """
-
-    language: str | F
-    category: str | F
-    ticket: int | F | None = None
-    # The ladder's wider pool is open for it (E4): True, False, or a condition.
-    wide: bool | Expression = False
+    language: str
+    category: str
+    ticket: int | None = None
+    wide: bool = False
 
     @classmethod
     def of(cls, ticket: Ticket) -> Target:
@@ -97,91 +121,80 @@ class Target:
         )
 
 
-# The rules about a ticket of the query around (``tickets_for``): its columns.
-OUTER_TICKET = Target(
-    language=OuterRef("language"),
-    category=OuterRef("category"),
-    ticket=OuterRef("pk"),
-    wide=GreaterThanOrEqual(OuterRef("escalation"), Rung.WIDER_POOL),
-)
-
-
-def _deeper(value):
-    """A ticket-side value as seen from one subquery further in."""
-    return OuterRef(value) if isinstance(value, F) else value
-
-
-def speaks(language) -> Exists:
-    return Exists(AgentLanguage.objects.filter(agent=OuterRef("pk"), code=_deeper(language)))
-
-
-def has_skill(slug) -> Exists:
-    return Exists(AgentSkill.objects.filter(agent_id=OuterRef("pk"), skill__slug=_deeper(slug)))
-
-
-def passed(now: datetime) -> Q:
-    """E7's offers: an agent with one of these for a ticket has passed on it.
-
-    They declined it or let the offer expire, within ``REOFFER_COOLDOWN_SECONDS``:
-    then the ticket may come round to them again, so that a small pool never
-    strands it.  A decline as ``not_my_area`` lasts for good.  An offer the
-    platform withdrew (the agent went away, the customer cancelled) was no
-    choice of the agent's and does not count.
-    """
-    since = now - timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
-    return Q(status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED), answered_at__gt=since) | Q(
-        status=OfferStatus.DECLINED, decline_reason=DeclineReason.NOT_MY_AREA
-    )
-
-
 # --- eligibility ----------------------------------------------------------------------
 
 
-def _approved(t: Target, now: datetime) -> Q:
-    return Q(status=AgentStatus.APPROVED)
-
-
-def _online(t: Target, now: datetime) -> Q:
-    return Q(presence=Presence.ONLINE)
-
-
-def _speaks(t: Target, now: datetime) -> Q:
-    return Q(speaks(t.language))
-
-
-def specialist_online(t: Target) -> Exists:
-    """Is an agent with the ticket's skill who speaks its language online (busy or not)?"""
-    inner = Target(language=_deeper(t.language), category=_deeper(t.category))
-    return Exists(
-        Agent.objects.filter(_approved(inner, EPOCH), _online(inner, EPOCH), _speaks(inner, EPOCH))
-        .filter(has_skill(inner.category))
-        .values("pk")
+def speaks(agent: str, language: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {LANGUAGE} l"  # noqa: S608 (table names and constants)
+        f" WHERE l.agent_id = {agent}.id AND l.code = {language})"
     )
 
 
-def _skilled(t: Target, now: datetime) -> Q:
-    own, general = Q(has_skill(t.category)), Q(has_skill(GENERAL))
-    if t.wide is True:
-        return own | general
-    no_specialist = ~Q(specialist_online(t))
-    if t.wide is False:
-        return own | (general & no_specialist)
-    return own | (general & (Q(t.wide) | no_specialist))
+def has_skill(agent: str, slug: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {AGENT_SKILL} s JOIN {SKILL} k ON k.id = s.skill_id"  # noqa: S608
+        f" WHERE s.agent_id = {agent}.id AND k.slug = {slug})"
+    )
 
 
-def _below_capacity(t: Target, now: datetime) -> Q:
-    return Q(active_tickets__lt=F("capacity"))
+def passed(offer: str) -> str:
+    """E7's offers: an agent with one of these for a ticket has passed on it.
+
+    They declined it or let the offer expire, within ``REOFFER_COOLDOWN_SECONDS``
+    (``%(passed_since)s``): then the ticket may come round to them again, so
+    that a small pool never strands it.  A decline as ``not_my_area`` lasts
+    for good.  An offer the platform withdrew (the agent went away, the
+    customer cancelled) was no choice of the agent's and does not count.
+    """
+    ended = ", ".join(_literal(s) for s in (OfferStatus.DECLINED, OfferStatus.EXPIRED))
+    return (
+        f"(({offer}.status IN ({ended}) AND {offer}.answered_at > %(passed_since)s)"
+        f" OR ({offer}.status = {_literal(OfferStatus.DECLINED)}"
+        f" AND {offer}.decline_reason = {_literal(DeclineReason.NOT_MY_AREA)}))"
+    )
 
 
-def _no_pending_offer(t: Target, now: datetime) -> Q:
-    return ~Q(Exists(Offer.objects.filter(agent=OuterRef("pk"), status=OfferStatus.PENDING)))
+def _approved(agent: str, t: Side) -> str:
+    return f"{agent}.status = {_literal(AgentStatus.APPROVED)}"
 
 
-def _not_passed(t: Target, now: datetime) -> Q:
-    if t.ticket is None:
-        return Q()
-    return ~Q(
-        Exists(Offer.objects.filter(passed(now), agent=OuterRef("pk"), ticket=_deeper(t.ticket)))
+def _online(agent: str, t: Side) -> str:
+    return f"{agent}.presence = {_literal(Presence.ONLINE)}"
+
+
+def _speaks(agent: str, t: Side) -> str:
+    return speaks(agent, t.language)
+
+
+def specialist_online(t: Side) -> str:
+    """An agent with the ticket's skill who speaks its language is online (busy or not)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {AGENT} a2 WHERE {_approved('a2', t)}"  # noqa: S608
+        f" AND {_online('a2', t)} AND {_speaks('a2', t)} AND {has_skill('a2', t.category)})"
+    )
+
+
+def _skilled(agent: str, t: Side) -> str:
+    own, general = has_skill(agent, t.category), has_skill(agent, _literal(GENERAL))
+    return f"({own} OR ({general} AND ({t.wide} OR NOT {specialist_online(t)})))"
+
+
+def _below_capacity(agent: str, t: Side) -> str:
+    return f"{agent}.active_tickets < {agent}.capacity"
+
+
+def _no_pending_offer(agent: str, t: Side) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {OFFER} p WHERE p.agent_id = {agent}.id"  # noqa: S608
+        f" AND p.status = {_literal(OfferStatus.PENDING)})"
+    )
+
+
+def _not_passed(agent: str, t: Side) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {OFFER} p WHERE p.agent_id = {agent}.id"  # noqa: S608
+        f" AND p.ticket_id = {t.ticket} AND {passed('p')})"
     )
 
 
@@ -189,9 +202,9 @@ def _not_passed(t: Target, now: datetime) -> Q:
 class Rule:
     code: str
     text: str
-    condition: Callable[[Target, datetime], Q]
+    condition: Callable[[str, Side], str]
     # Only about the agent's own row and offers: read again under the agent's
-    # lock when an offer is made (``FREE``).
+    # row lock when an offer is made (``free_agents``).
     agent_alone: bool = False
 
 
@@ -199,78 +212,165 @@ ELIGIBILITY: tuple[Rule, ...] = (
     Rule("E1", "approved", _approved, agent_alone=True),
     Rule("E2", "online", _online, agent_alone=True),
     Rule("E3", "speaks the ticket's language", _speaks),
-    Rule(
-        "E4", "has the skill, or general while no specialist is online or in a wide pool", _skilled
-    ),
+    Rule("E4", "the skill, or general with no specialist online or in a wide pool", _skilled),
     Rule("E5", "below capacity", _below_capacity, agent_alone=True),
     Rule("E6", "no pending offer already", _no_pending_offer, agent_alone=True),
     Rule("E7", "has not passed on this ticket", _not_passed),
 )
+FREE = tuple(rule for rule in ELIGIBILITY if rule.agent_alone)
 
 
-def eligible(t: Target, now: datetime, *, rules: tuple[Rule, ...] = ELIGIBILITY) -> Q:
-    condition = Q()
-    for rule in rules:
-        condition &= rule.condition(t, now)
-    return condition
-
-
-def free(now: datetime) -> Q:
-    """E1, E2, E5 and E6: the agent can take an offer of something now."""
-    return eligible(
-        Target(language="", category=""), now, rules=tuple(r for r in ELIGIBILITY if r.agent_alone)
-    )
+def eligible(t: Side, *, rules: tuple[Rule, ...] = ELIGIBILITY, agent: str = "a") -> str:
+    return " AND ".join(f"({rule.condition(agent, t)})" for rule in rules)
 
 
 # --- ranking --------------------------------------------------------------------------
 
-
-def _ranks(t: Target, now: datetime) -> dict:
-    booked = ShiftBooking.objects.filter(
-        agent=OuterRef("pk"), status=BookingStatus.BOOKED, starts_at__lte=now, ends_at__gt=now
-    )
-    return {
-        "r1_booked": Exists(booked),
-        "r2_skill_match": has_skill(t.category),
-        "r3_load": ExpressionWrapper(
-            Cast("active_tickets", FloatField()) / F("capacity"), output_field=FloatField()
-        ),
-        "r4_idle_since": Coalesce("idle_since", "presence_changed_at", Value(EPOCH)),
-        "r5_quality": F("quality_score"),
-    }
-
-
 RANKING = (
-    ("R1", "booked into a shift slot covering now", "-r1_booked"),
-    ("R2", "has the exact skill", "-r2_skill_match"),
-    ("R3", "lower current load", "r3_load"),
-    ("R4", "longest idle", "r4_idle_since"),
-    ("R5", "higher quality score", "-r5_quality"),
-    ("R6", "lowest id", "pk"),
+    (
+        "R1",
+        "booked into a shift slot covering now",
+        lambda t: (
+            f"EXISTS (SELECT 1 FROM {BOOKING} b WHERE b.agent_id = a.id"  # noqa: S608
+            f" AND b.status = {_literal(BookingStatus.BOOKED)}"
+            " AND b.starts_at <= %(now)s AND b.ends_at > %(now)s) DESC"
+        ),
+    ),
+    ("R2", "has the exact skill", lambda t: f"{has_skill('a', t.category)} DESC"),
+    ("R3", "lower current load", lambda t: "CAST(a.active_tickets AS REAL) / a.capacity"),
+    ("R4", "longest idle", lambda t: "COALESCE(a.idle_since, a.presence_changed_at, %(epoch)s)"),
+    ("R5", "higher quality score", lambda t: "a.quality_score DESC"),
+    ("R6", "lowest id", lambda t: "a.id"),
 )
 
 
-def ranked(agents: QuerySet[Agent], t: Target, now: datetime) -> QuerySet[Agent]:
-    """The agents in rule order, R1 to R6, each rule's value annotated by its code."""
-    return agents.annotate(**_ranks(t, now)).order_by(*(order for _, _, order in RANKING))
+def ranking(t: Side) -> str:
+    return ", ".join(order(t) for _, _, order in RANKING)
 
 
-def agents_for(t: Target, now: datetime) -> QuerySet[Agent]:
-    """The agents eligible for the ticket (or its lane), best first."""
-    return ranked(Agent.objects.filter(eligible(t, now)), t, now)
+# --- the statements -----------------------------------------------------------------------
 
-
-# --- tickets --------------------------------------------------------------------------
-
-
-def tickets_for(agent_id: int, now: datetime) -> QuerySet[Ticket]:
-    """The queued tickets the agent may be offered, first in line first."""
-    agent = Agent.objects.filter(pk=agent_id).filter(eligible(OUTER_TICKET, now))
-    return (
-        Ticket.objects.filter(status=TicketStatus.QUEUED)
-        .filter(Exists(agent))
-        .order_by(*queue_order())
+AGENTS_FOR = (
+    f"SELECT a.id FROM {AGENT} a WHERE {eligible(VALUES)}"  # noqa: S608
+    f" ORDER BY {ranking(VALUES)} LIMIT %(limit)s"
+)
+TICKETS_FOR = (
+    f"SELECT t.id FROM {TICKET} t"  # noqa: S608
+    f" WHERE t.status = {_literal(TicketStatus.QUEUED)} AND t.status_changed_at < %(settled)s"
+    f" AND EXISTS (SELECT 1 FROM {AGENT} a WHERE a.id = %(agent)s AND {eligible(COLUMNS)})"
+    f" ORDER BY {queue_order_sql('t')} LIMIT %(limit)s"
+)
+# Cumulative: how many approved agents pass each rule and every rule before it.
+_COUNTS = ", ".join(
+    f"COALESCE(SUM(CASE WHEN {eligible(VALUES, rules=ELIGIBILITY[: n + 1])} THEN 1 ELSE 0 END), 0)"
+    for n in range(len(ELIGIBILITY))
+)
+EXPLAIN = f"SELECT {_COUNTS} FROM {AGENT} a WHERE {_approved('a', VALUES)}"  # noqa: S608
+# The languages agents online speak in which they could take a ticket of the
+# category (E1, E2, E4: E3 holds by the join), busiest first.  The rules'
+# subqueries use the short aliases (l, s, k, p, b, a2): the statement's own
+# take others.
+LANGUAGES_SERVED = (
+    f"SELECT sl.code FROM {LANGUAGE} sl JOIN {AGENT} a ON a.id = sl.agent_id"  # noqa: S608
+    " WHERE "
+    + eligible(
+        Side(language="sl.code", category="%(category)s", ticket="NULL", wide="%(wide)s"),
+        rules=tuple(r for r in ELIGIBILITY if r.code in ("E1", "E2", "E4")),
     )
+    + " GROUP BY sl.code ORDER BY COUNT(*) DESC, sl.code"
+)
+
+
+def statement_params(now: datetime, **values) -> dict:
+    at = connection.ops.adapt_datetimefield_value
+    cooldown = timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
+    return {
+        "now": at(now),
+        "passed_since": at(now - cooldown),
+        "epoch": at(EPOCH),
+        "ticket": None,
+        "wide": False,
+        **values,
+    }
+
+
+def _target(target: Target) -> dict:
+    return {
+        "language": target.language,
+        "category": target.category,
+        "ticket": target.ticket,
+        "wide": target.wide,
+    }
+
+
+def _run(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def agents_for(target: Target, now: datetime, *, limit: int | None = None) -> list[int]:
+    """The agents eligible for the ticket (or its lane), best first, ``limit`` at most."""
+    params = statement_params(now, **_target(target), limit=limit or NO_LIMIT)
+    return [agent_id for (agent_id,) in _run(AGENTS_FOR, params)]
+
+
+def tickets_for(
+    agent_id: int, now: datetime, *, settled: datetime | None = None, limit: int | None = None
+) -> list[int]:
+    """The queued tickets the agent may be offered, first in line first.
+
+    Only those that entered the queue before ``settled``, when given.
+    """
+    at = connection.ops.adapt_datetimefield_value
+    params = statement_params(
+        now, agent=agent_id, settled=at(settled or FOREVER), limit=limit or NO_LIMIT
+    )
+    return [ticket_id for (ticket_id,) in _run(TICKETS_FOR, params)]
+
+
+def _in(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def free_agents(agent_ids, now: datetime, *, lock: bool = False) -> set[int]:
+    """Which of these agents could take an offer of something now (E1, E2, E5, E6).
+
+    With ``lock``, their rows are locked for the caller's transaction, and
+    rows another transaction holds are skipped (on PostgreSQL; SQLite has one
+    writer at a time).
+    """
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return set()
+    sql = (
+        f"SELECT a.id FROM {AGENT} a WHERE a.id IN ({_in(ids)})"  # noqa: S608
+        f" AND {eligible(VALUES, rules=FREE)} ORDER BY a.id"
+    )
+    if lock and connection.vendor == "postgresql":
+        sql += " FOR UPDATE OF a SKIP LOCKED"
+    return {agent_id for (agent_id,) in _run(sql, ids)}
+
+
+def passed_pairs(ticket_ids, agent_ids, now: datetime) -> set[tuple[int, int]]:
+    """The (ticket, agent) pairs among these that E7 keeps apart now."""
+    tickets, agents = sorted(set(ticket_ids)), sorted(set(agent_ids))
+    if not tickets or not agents:
+        return set()
+    cooldown = timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
+    at = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"SELECT p.ticket_id, p.agent_id FROM {OFFER} p"  # noqa: S608
+        f" WHERE p.ticket_id IN ({_in(tickets)}) AND p.agent_id IN ({_in(agents)})"
+        f" AND {passed('p').replace('%(passed_since)s', '%s')}"
+    )
+    return {(t, a) for t, a in _run(sql, [*tickets, *agents, at(now - cooldown)])}
+
+
+def passed_offers(ticket_id: int, now: datetime) -> list[int]:
+    """The offers by which agents have passed on the ticket, as E7 counts them now."""
+    sql = f"SELECT p.id FROM {OFFER} p WHERE p.ticket_id = %(ticket)s AND {passed('p')}"  # noqa: S608
+    return [offer_id for (offer_id,) in _run(sql, statement_params(now, ticket=ticket_id))]
 
 
 # --- why nobody ------------------------------------------------------------------------
@@ -289,13 +389,15 @@ class Explanation:
     counts: dict[str, int]
 
 
-def explain(t: Target, now: datetime) -> Explanation:
+def explain(target: Target, now: datetime) -> Explanation:
     """Count, rule after rule, the agents who pass it and every rule before it."""
-    conditions = {}
-    so_far = Q()
-    for rule in ELIGIBILITY:
-        so_far &= rule.condition(t, now)
-        conditions[rule.code] = Count("pk", filter=so_far)
-    counts = Agent.objects.filter(status=AgentStatus.APPROVED).aggregate(**conditions)
+    (row,) = _run(EXPLAIN, statement_params(now, **_target(target)))
+    counts = {rule.code: int(n) for rule, n in zip(ELIGIBILITY, row, strict=True)}
     first_empty = next((code for code, n in counts.items() if n == 0), None)
     return Explanation(rule=first_empty, counts=counts)
+
+
+def languages_served(*, category: str, now: datetime, wide: bool = False) -> list[str]:
+    """The languages in which someone online could take a ticket of this category now."""
+    params = statement_params(now, category=category, wide=wide)
+    return [code for (code,) in _run(LANGUAGES_SERVED, params)]

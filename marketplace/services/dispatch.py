@@ -84,8 +84,8 @@ def offers_make(
     ``choices`` are (ticket, agents best first), in the order the tickets are
     to be served; an agent gets one offer at most.  Whatever was chosen from
     a read a moment ago is read again under the row locks: the tickets still
-    ``queued``, the agents still free (``rules.free``: E1, E2, E5, E6) and
-    the pairs still allowed (``rules.passed``: E7).  Rows another dispatcher
+    ``queued``, the agents still free (``rules.free_agents``: E1, E2, E5, E6)
+    and the pairs still allowed (``rules.passed_pairs``: E7).  Rows another dispatcher
     holds are skipped (``SKIP LOCKED``), not waited for: it is deciding them.
     Languages and skills (E3, E4) are not read again; they change only when
     staff edit an agent.
@@ -120,17 +120,8 @@ def offers_make(
                 for agent_id in agents
             }
             bonus_offers = escalation.bonus_offers_before(list(tickets.values()))
-            free = set(
-                Agent.objects.select_for_update(skip_locked=True)
-                .filter(rules.free(now), pk__in=wanted)
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
-            passed = set(
-                Offer.objects.filter(
-                    rules.passed(now), ticket_id__in=tickets, agent_id__in=free
-                ).values_list("ticket_id", "agent_id")
-            )
+            free = rules.free_agents(wanted, now, lock=True)
+            passed = rules.passed_pairs(tickets, free, now)
             offers: list[Offer] = []
             for ticket_id, agents in choices:
                 ticket = tickets.get(ticket_id)
@@ -219,11 +210,7 @@ def offer_new_ticket(
         .exists()
     ):
         return False
-    agents = list(
-        rules.agents_for(rules.Target.of(ticket), now).values_list("pk", flat=True)[
-            :FAST_PATH_AGENTS
-        ]
-    )
+    agents = rules.agents_for(rules.Target.of(ticket), now, limit=FAST_PATH_AGENTS)
     if not agents:
         return True
     return bool(offers_make(choices=[(ticket.pk, agents)], now=now))
@@ -239,11 +226,7 @@ def pull(*, agent_id: int, now: datetime | None = None) -> bool:
     was offered something else meanwhile).
     """
     now = now or timezone.now()
-    heads = list(
-        rules.tickets_for(agent_id, now)
-        .filter(status_changed_at__lt=_settled(now))
-        .values_list("pk", flat=True)[:PULL_TICKETS]
-    )
+    heads = rules.tickets_for(agent_id, now, settled=_settled(now), limit=PULL_TICKETS)
     if not heads:
         return True
     return bool(offers_make(choices=[(ticket_id, [agent_id]) for ticket_id in heads], now=now))
@@ -288,7 +271,7 @@ def plan_pass(*, now: datetime) -> tuple[list[int], dict[int, list[int]]]:
     choices: dict[int, list[int]] = {}
     for language, category, wide in _lanes():
         lane = rules.Target(language=language, category=category, wide=wide)
-        agents = list(rules.agents_for(lane, now).values_list("pk", flat=True))
+        agents = rules.agents_for(lane, now)
         if not agents:
             continue
         queued = lane_queue(language=language, category=category, wide=wide)
@@ -298,11 +281,7 @@ def plan_pass(*, now: datetime) -> tuple[list[int], dict[int, list[int]]]:
             if not ids:
                 break
             start += chunk
-            passed = set(
-                Offer.objects.filter(
-                    rules.passed(now), ticket_id__in=ids, agent_id__in=agents
-                ).values_list("ticket_id", "agent_id")
-            )
+            passed = rules.passed_pairs(ids, agents, now)
             for ticket_id in ids:
                 allowed = [a for a in agents if (ticket_id, a) not in passed]
                 if allowed:

@@ -35,10 +35,9 @@ from itertools import pairwise
 import pycountry
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from agents.models import Agent, AgentLanguage
 from marketplace import pricing
 from marketplace.dispatch import rules
 from marketplace.models import DeclineReason, Offer
@@ -149,22 +148,8 @@ def _either(names: list[str]) -> str:
 
 
 def languages_served(*, category: str, now: datetime) -> list[str]:
-    """The languages in which someone online could take a ticket of this category now.
-
-    Rules E1 to E4 for each language agents online speak, busiest first.
-    """
-    lane_rules = tuple(r for r in rules.ELIGIBILITY if r.code in ("E1", "E2", "E3", "E4"))
-    target = rules.Target(language=OuterRef("code"), category=category)
-    able = Agent.objects.filter(pk=OuterRef("agent_id")).filter(
-        rules.eligible(target, now, rules=lane_rules)
-    )
-    return list(
-        AgentLanguage.objects.filter(Exists(able))
-        .values("code")
-        .annotate(n=Count("agent"))
-        .order_by("-n", "code")
-        .values_list("code", flat=True)
-    )
+    """The languages in which someone online could take a ticket of this category now."""
+    return rules.languages_served(category=category, now=now)
 
 
 @dataclass(frozen=True)
@@ -189,7 +174,7 @@ class WaitingReason:
 def _passed(ticket: Ticket, now: datetime) -> WaitingReason:
     """Every agent who could take it passed on it: how many, why, and when it comes round."""
     passes = list(
-        Offer.objects.filter(rules.passed(now), ticket=ticket).values(
+        Offer.objects.filter(pk__in=rules.passed_offers(ticket.pk, now)).values(
             "agent_id", "decline_reason", "answered_at"
         )
     )
@@ -281,7 +266,7 @@ def waiting_reason(
             lanes[key] = reason
     if reason is not None:
         return reason
-    if not rules.agents_for(target, now).exists():
+    if not rules.agents_for(target, now, limit=1):
         return _passed(ticket, now)
     return WaitingReason(
         code="next_pass",

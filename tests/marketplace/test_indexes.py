@@ -62,12 +62,11 @@ def test_the_pull_and_the_pass_read_the_queue_in_the_order_of_its_index():
     agent = AgentFactory(languages=["en"], skills=["general"])
     for priority in ("normal", "urgent", "high", "normal"):
         TicketFactory(priority=priority)
-    reads = [
-        rules.tickets_for(agent.pk, timezone.now())[:4],
-        dispatch.lane_queue(language="en", category="general")[:100],
-    ]
+    now = timezone.now()
+    pull = rules.TICKETS_FOR, rules.statement_params(now, agent=agent.pk, settled=now, limit=4)
+    lane = dispatch.lane_queue(language="en", category="general")[:100].query.sql_with_params()
 
-    for read in reads:
-        plan = _plan(*read.query.sql_with_params())
+    for statement in (pull, lane):
+        plan = _plan(*statement)
         assert "ticket_queue_order" in plan, plan
         assert "Sort" not in plan, plan
