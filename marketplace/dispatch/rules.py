@@ -357,20 +357,20 @@ def passed_pairs(ticket_ids, agent_ids, now: datetime) -> set[tuple[int, int]]:
     tickets, agents = sorted(set(ticket_ids)), sorted(set(agent_ids))
     if not tickets or not agents:
         return set()
-    cooldown = timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
-    at = connection.ops.adapt_datetimefield_value
+    condition, params = passed_condition("p", now)
     sql = (
         f"SELECT p.ticket_id, p.agent_id FROM {OFFER} p"  # noqa: S608
         f" WHERE p.ticket_id IN ({_in(tickets)}) AND p.agent_id IN ({_in(agents)})"
-        f" AND {passed('p').replace('%(passed_since)s', '%s')}"
+        f" AND {condition}"
     )
-    return {(t, a) for t, a in _run(sql, [*tickets, *agents, at(now - cooldown)])}
+    return {(t, a) for t, a in _run(sql, [*tickets, *agents, *params])}
 
 
-def passed_offers(ticket_id: int, now: datetime) -> list[int]:
-    """The offers by which agents have passed on the ticket, as E7 counts them now."""
-    sql = f"SELECT p.id FROM {OFFER} p WHERE p.ticket_id = %(ticket)s AND {passed('p')}"  # noqa: S608
-    return [offer_id for (offer_id,) in _run(sql, statement_params(now, ticket=ticket_id))]
+def passed_condition(offer: str, now: datetime) -> tuple[str, list]:
+    """``passed`` about the offer rows ``offer``, with its parameter: for a query of offers."""
+    cooldown = timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
+    since = connection.ops.adapt_datetimefield_value(now - cooldown)
+    return passed(offer).replace("%(passed_since)s", "%s"), [since]
 
 
 # --- why nobody ------------------------------------------------------------------------

@@ -35,7 +35,8 @@ from itertools import pairwise
 import pycountry
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, F, Q
+from django.db.models import BooleanField, Count, F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from marketplace import pricing
@@ -173,8 +174,10 @@ class WaitingReason:
 
 def _passed(ticket: Ticket, now: datetime) -> WaitingReason:
     """Every agent who could take it passed on it: how many, why, and when it comes round."""
+    # E7's condition as rules.py writes it; its one value is a parameter.
+    passed = RawSQL(*rules.passed_condition(Offer._meta.db_table, now), BooleanField())  # noqa: S611
     passes = list(
-        Offer.objects.filter(pk__in=rules.passed_offers(ticket.pk, now)).values(
+        Offer.objects.filter(passed, ticket=ticket).values(
             "agent_id", "decline_reason", "answered_at"
         )
     )
@@ -193,9 +196,6 @@ def _passed(ticket: Ticket, now: datetime) -> WaitingReason:
         " shortly.",
         next_round_seconds=next_round,
     )
-
-
-Lanes = dict[tuple[str, str, bool], "WaitingReason | None"]
 
 
 def _lane_reason(ticket: Ticket, lane: rules.Target, now: datetime) -> WaitingReason | None:
@@ -238,41 +238,53 @@ def _lane_reason(ticket: Ticket, lane: rules.Target, now: datetime) -> WaitingRe
     return None
 
 
-def waiting_reason(
-    ticket: Ticket, *, now: datetime | None = None, lanes: Lanes | None = None
-) -> WaitingReason:
-    """Why the ticket has no agent yet, from the first rule that leaves it with nobody.
+OFFERED = WaitingReason(
+    code="offered",
+    staff="Offered to an agent; waiting for their answer.",
+    customer="An agent is looking at your request now.",
+)
+NEXT_PASS = WaitingReason(
+    code="next_pass",
+    staff="An agent is free to take it: it is offered in the next pass.",
+    customer="An agent is about to be offered your request.",
+)
 
-    Rules E1 to E6 depend on a ticket only through its lane: ``lanes`` keeps
-    what they say of each, for a caller explaining many tickets at once (the
-    floor, the sweep's ladder), which then costs a read per lane and, where
-    someone in the lane is free, a look at the ticket's own passes (E7).
+
+def waiting_reasons(tickets: list[Ticket], *, now: datetime | None = None) -> dict:
+    """Why each of these waiting tickets has no agent yet: {ticket id: WaitingReason}.
+
+    From the first rule that leaves a ticket with nobody.  Rules E1 to E6
+    depend on a ticket only through its lane, so they are read once per lane;
+    in a lane where someone is free, E7 is read for all its tickets at once,
+    and only a ticket every free agent has passed on is looked at alone.  The
+    floor and the sweep's ladder explain many tickets together.
     """
     now = now or timezone.now()
-    if ticket.status == TicketStatus.OFFERED:
-        return WaitingReason(
-            code="offered",
-            staff="Offered to an agent; waiting for their answer.",
-            customer="An agent is looking at your request now.",
-        )
-    target = rules.Target.of(ticket)
-    lane = rules.Target(language=target.language, category=target.category, wide=target.wide)
-    key = (lane.language, lane.category, lane.wide)
-    if lanes is not None and key in lanes:
-        reason = lanes[key]
-    else:
-        reason = _lane_reason(ticket, lane, now)
-        if lanes is not None:
-            lanes[key] = reason
-    if reason is not None:
-        return reason
-    if not rules.agents_for(target, now, limit=1):
-        return _passed(ticket, now)
-    return WaitingReason(
-        code="next_pass",
-        staff="An agent is free to take it: it is offered in the next pass.",
-        customer="An agent is about to be offered your request.",
-    )
+    reasons: dict[int, WaitingReason] = {}
+    lanes: dict[tuple, list[Ticket]] = {}
+    for ticket in tickets:
+        if ticket.status == TicketStatus.OFFERED:
+            reasons[ticket.pk] = OFFERED
+            continue
+        target = rules.Target.of(ticket)
+        lanes.setdefault((target.language, target.category, target.wide), []).append(ticket)
+    for (language, category, wide), waiting in lanes.items():
+        lane = rules.Target(language=language, category=category, wide=wide)
+        reason = _lane_reason(waiting[0], lane, now)
+        if reason is not None:
+            reasons.update((ticket.pk, reason) for ticket in waiting)
+            continue
+        able = rules.agents_for(lane, now)
+        passed = rules.passed_pairs([t.pk for t in waiting], able, now)
+        for ticket in waiting:
+            everyone_passed = all((ticket.pk, agent) in passed for agent in able)
+            reasons[ticket.pk] = _passed(ticket, now) if everyone_passed else NEXT_PASS
+    return reasons
+
+
+def waiting_reason(ticket: Ticket, *, now: datetime | None = None) -> WaitingReason:
+    """Why the ticket has no agent yet (``waiting_reasons`` for one)."""
+    return waiting_reasons([ticket], now=now)[ticket.pk]
 
 
 def customer_waiting_reason(ticket: Ticket) -> dict | None:
@@ -312,12 +324,16 @@ def overdue(*, now: datetime):
 def escalate_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
     """Every waiting ticket past a rung's time climbs to it; how many tickets climbed."""
     now = now or timezone.now()
-    climbed, lanes = 0, {}
-    for ticket in overdue(now=now).order_by("queued_at", "id")[:limit]:
-        rung = rung_due(priority=ticket.priority, queued_at=ticket.queued_at, now=now)
-        if rung <= ticket.escalation:
-            continue
-        why = waiting_reason(ticket, now=now, lanes=lanes)
+    climbing = [
+        (ticket, rung)
+        for ticket in overdue(now=now).order_by("queued_at", "id")[:limit]
+        if (rung := rung_due(priority=ticket.priority, queued_at=ticket.queued_at, now=now))
+        > ticket.escalation
+    ]
+    reasons = waiting_reasons([ticket for ticket, _ in climbing], now=now)
+    climbed = 0
+    for ticket, rung in climbing:
+        why = reasons[ticket.pk]
         target = wait_targets()[ticket.priority]
         climbed += bool(
             ticket_services.ticket_escalate(
@@ -361,10 +377,11 @@ def past_target(*, now: datetime) -> Q:
 
 def tickets_past_target(*, now: datetime, limit: int = 20) -> list[PastTarget]:
     """The longest-waiting tickets past their target, each with why nobody takes it."""
-    rows = Ticket.objects.filter(past_target(now=now)).order_by("queued_at", "id")[:limit]
-    listed, lanes = [], {}
+    rows = list(Ticket.objects.filter(past_target(now=now)).order_by("queued_at", "id")[:limit])
+    reasons = waiting_reasons(rows, now=now)
+    listed = []
     for ticket in rows:
-        why = waiting_reason(ticket, now=now, lanes=lanes)
+        why = reasons[ticket.pk]
         listed.append(
             PastTarget(
                 id=ticket.pk,

@@ -102,8 +102,7 @@ def reference(now) -> tuple[list[int], dict[int, list[int]]]:
     """Every queued ticket in queue order, and each one's eligible agents best first."""
     tickets = list(Ticket.objects.filter(status=TicketStatus.QUEUED).order_by(*queue_order()))
     return [t.pk for t in tickets], {
-        t.pk: rules.agents_for(rules.Target.of(t), now)
-        for t in tickets
+        t.pk: rules.agents_for(rules.Target.of(t), now) for t in tickets
     }
 
 

@@ -403,16 +403,33 @@ def test_the_customer_is_offered_every_language_served_with_an_or(customer):
 
 
 def test_explaining_many_tickets_reads_each_lane_once(paula, django_assert_max_num_queries):
-    """The floor and the ladder explain many tickets: E1 to E6 are read once per lane."""
+    """The floor and the ladder explain many tickets: the rules are read per lane."""
     now = timezone.now()
-    for n in range(12):
-        TicketFactory(language="mt", queued_at=now - timedelta(seconds=300 + n))
-    lanes = {}
-    escalation.waiting_reason(Ticket.objects.first(), now=now, lanes=lanes)
+    maltese = [
+        TicketFactory(language="mt", queued_at=now - timedelta(seconds=300 + n)) for n in range(8)
+    ]
+    english = [
+        TicketFactory(category="payments", queued_at=now - timedelta(seconds=200 + n))
+        for n in range(8)
+    ]
+    for ticket in english[:3]:  # Paula passed on these three: nobody else could take them
+        Offer.objects.create(
+            ticket=ticket,
+            agent=paula,
+            status=OfferStatus.DECLINED,
+            base_amount=1,
+            surge_multiplier=1,
+            amount=1,
+            currency="EUR",
+            created_at=now - timedelta(seconds=30),
+            expires_at=now - timedelta(seconds=15),
+            answered_at=now - timedelta(seconds=20),
+        )
 
-    with django_assert_max_num_queries(1):  # the tickets; the lane is known
-        reasons = {
-            escalation.waiting_reason(t, now=now, lanes=lanes).code for t in Ticket.objects.all()
-        }
+    # Maltese: the lane's rules, the languages served; English: the lane's rules, its
+    # free agents, their passes; then one look at each ticket everyone passed on.
+    with django_assert_max_num_queries(2 + 3 + 3):
+        reasons = escalation.waiting_reasons([*maltese, *english], now=now)
 
-    assert reasons == {"language_unserved"}
+    assert {reasons[t.pk].code for t in maltese} == {"language_unserved"}
+    assert [reasons[t.pk].code for t in english] == ["all_passed"] * 3 + ["next_pass"] * 5
