@@ -78,34 +78,42 @@ def queue_order() -> tuple:
 
     The one definition of "first in line": dispatch offers tickets in it and
     a waiting ticket's place (``tickets.selectors``) counts the tickets before
-    it in it.  ``ticket_queue_order`` indexes it for the queued tickets.
+    it in it.  ``ticket_queue_order`` indexes it for the queued tickets.  The
+    functions below write the same order, from the same ``PRIORITY_RANK``, for
+    hand-written statements; a test holds the two forms to each other.
     """
     return (priority_rank().desc(), models.F("queued_at").asc(), models.F("id").asc())
 
 
-def queue_order_sql(alias: str) -> str:
-    """``queue_order`` for a hand-written statement about the tickets ``alias``.
+def priority_rank_sql(priority: str) -> str:
+    """``priority_rank`` for hand-written statements, of the SQL ``priority``.
 
-    Written from the same ``PRIORITY_RANK``, and in the form Django writes
-    ``priority_rank`` (a searched CASE without ELSE), so that PostgreSQL
-    serves it from the queue's index (``ticket_queue_order``); a test reads
-    the plan.
+    In the form Django writes ``priority_rank`` (a searched CASE without ELSE),
+    so that PostgreSQL serves an ORDER BY on it from the queue's index
+    (``ticket_queue_order``); a test reads the plan.
     """
     whens = " ".join(
-        f"WHEN {alias}.priority = '{priority.value}' THEN {int(rank)}"
-        for priority, rank in PRIORITY_RANK.items()
+        f"WHEN {priority} = '{value.value}' THEN {int(rank)}"
+        for value, rank in PRIORITY_RANK.items()
     )
-    return f"CASE {whens} END DESC, {alias}.queued_at ASC, {alias}.id ASC"
+    return f"CASE {whens} END"
 
 
-def ahead_of(*, priority: str, queued_at, ticket_id: int) -> Q:
-    """The tickets before this one in ``queue_order``, as a condition on tickets."""
-    rank = PRIORITY_RANK[priority]
-    higher = [p for p, r in PRIORITY_RANK.items() if r > rank]
+def queue_order_sql(alias: str) -> str:
+    """``queue_order`` for a hand-written statement about the tickets ``alias``."""
+    return f"{priority_rank_sql(f'{alias}.priority')} DESC, {alias}.queued_at ASC, {alias}.id ASC"
+
+
+def ahead_sql(alias: str, *, priority: str, queued_at: str, ticket: str) -> str:
+    """The tickets ``alias`` that come before a ticket in ``queue_order``, as SQL.
+
+    That ticket's priority, ``queued_at`` and id are the SQL ``priority``,
+    ``queued_at`` and ``ticket``: parameters, or columns of another alias.
+    """
     return (
-        Q(priority__in=higher)
-        | Q(priority=priority, queued_at__lt=queued_at)
-        | Q(priority=priority, queued_at=queued_at, id__lt=ticket_id)
+        f"({priority_rank_sql(f'{alias}.priority')} > {priority_rank_sql(priority)}"
+        f" OR ({alias}.priority = {priority} AND ({alias}.queued_at < {queued_at}"
+        f" OR ({alias}.queued_at = {queued_at} AND {alias}.id < {ticket}))))"
     )
 
 

@@ -47,7 +47,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
     TicketStatus,
-    ahead_of,
+    ahead_sql,
     queue_order,
 )
 from tickets.principals import is_integration
@@ -202,11 +202,54 @@ def _eta(position: int, per_ticket: float) -> int:
     return math.ceil(position * per_ticket)
 
 
-def ahead_in_lane(ticket: Ticket) -> QuerySet[Ticket]:
-    """The waiting tickets of the ticket's lane that come before it (``queue_order``)."""
-    return _lane(language=ticket.language, category=ticket.category).filter(
-        ahead_of(priority=ticket.priority, queued_at=ticket.queued_at, ticket_id=ticket.pk)
+_WAITING_SQL = ", ".join(f"'{status.value}'" for status in WAITING)
+_TICKET = Ticket._meta.db_table
+
+
+def _ahead_in_lane_sql(*, priority: str, queued_at: str, ticket: str, lane: str) -> str:
+    """The count of the waiting tickets of a lane before a ticket, as SQL (``ahead_sql``)."""
+    return (
+        f"SELECT COUNT(*) FROM {_TICKET} x WHERE x.status IN ({_WAITING_SQL}) AND {lane}"  # noqa: S608
+        f" AND {ahead_sql('x', priority=priority, queued_at=queued_at, ticket=ticket)}"
     )
+
+
+# A waiting ticket's place: the count ahead of it in its lane (every response
+# shows one for each waiting ticket).
+_AHEAD = _ahead_in_lane_sql(
+    priority="%(priority)s",
+    queued_at="%(queued_at)s",
+    ticket="%(id)s",
+    lane="x.language = %(language)s AND x.category = %(category)s",
+)
+# A ticket just written: its status now and, while it waits, the count ahead of it.
+_STANDING = (
+    f"SELECT t.status, CASE WHEN t.status IN ({_WAITING_SQL}) THEN ("  # noqa: S608
+    + _ahead_in_lane_sql(
+        priority="t.priority",
+        queued_at="t.queued_at",
+        ticket="t.id",
+        lane="x.language = t.language AND x.category = t.category",
+    )
+    + f") END FROM {_TICKET} t WHERE t.id = %(id)s"
+)
+
+
+# Whether a ticket that entered the queue before a moment still waits, queued,
+# ahead of a ticket in its lane (dispatch: a new ticket must not jump it).
+_QUEUED_AHEAD = (
+    f"SELECT EXISTS (SELECT 1 FROM {_TICKET} x"  # noqa: S608
+    f" WHERE x.status = '{TicketStatus.QUEUED.value}' AND x.language = %(language)s"
+    " AND x.category = %(category)s AND x.status_changed_at < %(before)s AND "
+    + ahead_sql("x", priority="%(priority)s", queued_at="%(queued_at)s", ticket="%(id)s")
+    + ")"
+)
+
+
+def _one_row(sql: str, params: dict):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
@@ -216,28 +259,56 @@ def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
 
 
 def queue_place(*, ticket: Ticket) -> QueuePlace | None:
-    """Where a waiting ticket stands in its lane; None once it is not waiting."""
+    """Where a waiting ticket stands in its lane; None once it is not waiting.
+
+    One statement: every response shows one for each waiting ticket.
+    """
     if ticket.status not in WAITING or ticket.queued_at is None:
         return None
-    ahead = ahead_in_lane(ticket).count()
+    (ahead,) = _one_row(
+        _AHEAD,
+        {
+            "language": ticket.language,
+            "category": ticket.category,
+            "priority": ticket.priority,
+            "queued_at": connection.ops.adapt_datetimefield_value(ticket.queued_at),
+            "id": ticket.pk,
+        },
+    )
     return _place(ahead, language=ticket.language, category=ticket.category)
 
 
+def queued_ahead(*, ticket: Ticket, since_before: datetime) -> bool:
+    """Does a ticket queued since before then still wait, queued, ahead of this one in its lane?"""
+    at = connection.ops.adapt_datetimefield_value
+    (found,) = _one_row(
+        _QUEUED_AHEAD,
+        {
+            "language": ticket.language,
+            "category": ticket.category,
+            "priority": ticket.priority,
+            "queued_at": at(ticket.queued_at),
+            "id": ticket.pk,
+            "before": at(since_before),
+        },
+    )
+    return bool(found)
+
+
 def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
-    """The ticket's status as committed now, and its place if it waits.
+    """The ticket's status as committed now, and its place if it waits: one statement.
 
     For a ticket just written, whose status others (dispatch) may have moved
     since; its lane is the one in memory (a ticket's lane does not change
     while a request holds it).
     """
-    status = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
-    if status is None:
+    row = _one_row(_STANDING, {"id": ticket.pk})
+    if row is None:
         raise Ticket.DoesNotExist(ticket.pk)
-    if status not in WAITING or ticket.queued_at is None:
+    status, ahead = row
+    if ahead is None:
         return status, None
-    return status, _place(
-        ahead_in_lane(ticket).count(), language=ticket.language, category=ticket.category
-    )
+    return status, _place(ahead, language=ticket.language, category=ticket.category)
 
 
 def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:

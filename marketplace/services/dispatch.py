@@ -52,7 +52,7 @@ from marketplace.services import escalation
 from marketplace.services import pricing as pricing_services
 from tickets import services as ticket_services
 from tickets.models import Message, Rung, Ticket, TicketStatus, queue_order
-from tickets.selectors import ahead_in_lane
+from tickets.selectors import queued_ahead
 
 logger = logging.getLogger(__name__)
 
@@ -204,11 +204,7 @@ def offer_new_ticket(
     ticket = opened or Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != TicketStatus.QUEUED:
         return True
-    if (
-        ahead_in_lane(ticket)
-        .filter(status=TicketStatus.QUEUED, status_changed_at__lt=_settled(now))
-        .exists()
-    ):
+    if queued_ahead(ticket=ticket, since_before=_settled(now)):
         return False
     agents = rules.agents_for(rules.Target.of(ticket), now, limit=FAST_PATH_AGENTS)
     if not agents:

@@ -4,14 +4,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Func, IntegerField, Max, Subquery, Sum
+from django.db import connection, transaction
 from django.utils import timezone
 
-from agents.models import Agent, AgentStatus, Presence, Skill, User
+from agents.models import Skill, User
 from config.errors import InvalidInput
 from marketplace import pricing
 from marketplace.models import PricingEvent, RateCard
+from tickets.models import TicketStatus
 
 
 def currency() -> str:
@@ -30,30 +30,27 @@ class Surge:
     free_capacity: int
 
 
-def surge_now() -> Surge:
-    """The multiplier from the waiting tickets and the free seats of online agents."""
-    from tickets.models import Ticket, TicketStatus
+def _surge_counts_sql() -> str:
+    from marketplace.dispatch import rules
 
-    # One statement: the waiting count rides along as a scalar subquery.
-    queued = Ticket.objects.filter(status=TicketStatus.QUEUED).order_by()
-    counts = (
-        Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE)
-        .order_by()
-        .aggregate(
-            free=Sum(F("capacity") - F("active_tickets")),
-            waiting=Max(
-                Subquery(
-                    queued.annotate(n=Func(F("id"), function="COUNT")).values("n")[:1],
-                    output_field=IntegerField(),
-                )
-            ),
-        )
+    present = rules.eligible(rules.VALUES, rules=rules.ELIGIBILITY[:2])  # E1, E2
+    return (
+        f"SELECT (SELECT COUNT(*) FROM {rules.TICKET}"  # noqa: S608 (table names, constants)
+        f" WHERE status = '{TicketStatus.QUEUED.value}'),"
+        f" (SELECT COALESCE(SUM(a.capacity - a.active_tickets), 0) FROM {rules.AGENT} a"
+        f" WHERE {present})"
     )
-    free = counts["free"] or 0
-    waiting = counts["waiting"]
-    if waiting is None:  # no online agent: the aggregate saw no row
-        waiting = queued.count()
-    return surge_of(waiting=waiting, free=free)
+
+
+def surge_now() -> Surge:
+    """The multiplier from the waiting tickets and the free seats of online agents.
+
+    One statement: every offer made reads it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_surge_counts_sql())
+        waiting, free = cursor.fetchone()
+    return surge_of(waiting=waiting, free=int(free))
 
 
 def surge_of(*, waiting: int, free: int) -> Surge:
@@ -79,7 +76,8 @@ def base_rate(*, category: str, currency_code: str, rates: dict | None = None) -
 
 
 def rate_table() -> dict[tuple[str, str], Decimal]:
-    return {(r.category_id, r.currency): r.amount for r in RateCard.objects.all()}
+    rows = RateCard.objects.values_list("category_id", "currency", "amount")
+    return {(category, code): amount for category, code, amount in rows}
 
 
 @transaction.atomic

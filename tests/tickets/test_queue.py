@@ -11,7 +11,7 @@ from django.utils import timezone
 from tests.factories import AgentFactory
 from tests.tickets.factories import TicketFactory, assigned, resolved
 from tickets import selectors, services
-from tickets.models import Ticket, TicketEvent
+from tickets.models import Ticket, TicketEvent, queue_order
 
 pytestmark = pytest.mark.django_db
 
@@ -185,6 +185,13 @@ def test_both_statements_place_every_ticket_as_the_rule_does(customer):
     assert {pk: place.position for pk, (_, place) in by_standing.items() if place} == expected
     assert [status for status, _ in by_standing.values()] == [row[2] for row in rows]
     assert [expected[t.pk] for t in tickets[:6]] == [4, 5, 6, 3, 2, 1]  # the rule itself
+    # The ORM's form of the same order (dispatch's lanes, the pushed places) agrees.
+    lane = Ticket.objects.filter(
+        status__in=["queued", "offered"], language="en", category="general"
+    ).order_by(*queue_order())
+    assert {t.pk: n for n, t in enumerate(lane, start=1)} == {
+        pk: n for pk, n in expected.items() if pk in {t.pk for t in tickets[:6]}
+    }
 
 
 def test_the_standing_is_read_from_the_database_not_from_memory(customer):
