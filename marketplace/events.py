@@ -92,10 +92,16 @@ def ticket_waiting(ticket_id: int, opened=None) -> None:
 
 
 def agent_free(*, agent_id: int) -> None:
-    """An agent has room for a ticket: they take the first in line, or a pass decides."""
+    """An agent has room for a ticket: they take the first in line, or a pass decides.
+
+    While a pass runs (at saturation they run back to back), the agent joins
+    its next round instead of pulling: every agent freed meanwhile then gets
+    a ticket from one read of the queue, where their pulls would all reach
+    for the same head of the line and all but one lose.
+    """
     from marketplace.services import dispatch
 
-    if settings.HUMANLINE["DISPATCH_INLINE"]:
+    if settings.HUMANLINE["DISPATCH_INLINE"] and not dispatch.pass_running():
         try:
             if dispatch.pull(agent_id=agent_id):
                 return

@@ -582,20 +582,33 @@ def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> Non
                 f"A {ticket.status} ticket cannot become offered.",
                 fields={"status": [ticket.status]},
             )
-    TicketEvent.objects.bulk_create(
-        [
-            TicketEvent(
-                ticket=ticket,
-                from_status=TicketStatus.QUEUED,
-                to_status=TicketStatus.OFFERED,
-                reason=reasons.get(ticket.pk, ""),
-                created_at=now,
-            )
-            for ticket in tickets
-        ]
-    )
+    # Two plain statements: this runs for every offer made, and composing the
+    # ORM's bulk insert and update cost more than the writes themselves.
+    at = connection.ops.adapt_datetimefield_value(now)
+    rows = [
+        value
+        for ticket in tickets
+        for value in (
+            ticket.pk,
+            TicketStatus.QUEUED,
+            TicketStatus.OFFERED,
+            reasons.get(ticket.pk, ""),
+            at,
+        )
+    ]
+    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(tickets))
     ids = [ticket.pk for ticket in tickets]
-    Ticket.objects.filter(pk__in=ids).update(status=TicketStatus.OFFERED, status_changed_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TicketEvent._meta.db_table}"  # noqa: S608 (a table name)
+            f" (ticket_id, from_status, to_status, reason, created_at) VALUES {marks}",
+            rows,
+        )
+        cursor.execute(
+            f"UPDATE {Ticket._meta.db_table} SET status = %s, status_changed_at = %s"  # noqa: S608
+            f" WHERE id IN ({', '.join(['%s'] * len(ids))})",
+            [TicketStatus.OFFERED, at, *ids],
+        )
     for ticket in tickets:
         ticket.status, ticket.status_changed_at = TicketStatus.OFFERED, now
     transaction.on_commit(lambda tickets=list(tickets): events.statuses_pushed(tickets))
@@ -639,27 +652,43 @@ def at_capacity() -> Conflict:
 
 
 def ticket_assign_within(
-    *, ticket_id: int, agent_id: int, actor: User | None = None, reason: str = ""
+    *,
+    ticket_id: int,
+    agent_id: int,
+    actor: User | None = None,
+    reason: str = "",
+    agent: Agent | None = None,
 ) -> Ticket:
     """``ticket_assign`` inside the caller's transaction, without a savepoint.
 
     For a caller whose own transaction must roll back whole when this fails
     (accepting an offer): a savepoint would cost two more round trips on
-    every accept and buy nothing.
+    every accept and buy nothing.  ``agent``, when the caller has read it
+    (with its user), spares reading it again: whether it may take the ticket
+    is checked on its locked row all the same.
     """
     # of=("self",): the customer is read with the ticket, not locked.
     ticket = (
         Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket_id)
     )
     refuse_unless_assignable(ticket_status=ticket.status)
-    agent = Agent.objects.select_for_update().select_related("user").get(pk=agent_id)
-    refuse_unless_assignable(ticket_status=ticket.status, agent_status=agent.status)
-    # A conditional increment: the agent row is locked and the check constraint
-    # agent_never_above_capacity backs this up in the database.
-    if not Agent.objects.filter(pk=agent.pk, active_tickets__lt=F("capacity")).update(
-        active_tickets=F("active_tickets") + 1
-    ):
+    # The conditional increment locks the agent's row (after the ticket's) and
+    # takes the seat only from an approved agent with one free; the check
+    # constraint agent_never_above_capacity backs it up in the database.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Agent._meta.db_table} SET active_tickets = active_tickets + 1"  # noqa: S608
+            " WHERE id = %s AND status = %s AND active_tickets < capacity",
+            [agent_id, AgentStatus.APPROVED],
+        )
+        taken = cursor.rowcount == 1
+    if not taken:
+        status = Agent.objects.values_list("status", flat=True).get(pk=agent_id)
+        refuse_unless_assignable(ticket_status=ticket.status, agent_status=status)
         raise at_capacity()
+    if agent is None or agent.pk != agent_id:
+        agent = Agent.objects.select_related("user").get(pk=agent_id)
+    agent.status = AgentStatus.APPROVED
     _transition(
         ticket=ticket,
         to=TicketStatus.ASSIGNED,

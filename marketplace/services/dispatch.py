@@ -307,6 +307,11 @@ def dispatch_pass(*, now: datetime | None = None) -> int:
 LOCK_KEY, AGAIN_KEY = "dispatch:running", "dispatch:again"
 
 
+def pass_running() -> bool:
+    """Is a pass running in another process (with a broker: run eagerly, none is)?"""
+    return not settings.CELERY_TASK_ALWAYS_EAGER and bool(cache.get(LOCK_KEY))
+
+
 def pass_request() -> None:
     """Ask for a pass: the one running goes round again, or a task runs one.
 
@@ -320,9 +325,9 @@ def pass_request() -> None:
     """
     from marketplace import tasks
 
-    if not settings.CELERY_TASK_ALWAYS_EAGER and cache.get(LOCK_KEY):
+    if pass_running():
         cache.set(AGAIN_KEY, 1, timeout=30)
-        if cache.get(LOCK_KEY):
+        if pass_running():
             return
     tasks.dispatch.delay()
 
@@ -397,14 +402,16 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     offer = _own_offer(offer_id=offer_id, user=user)
     now = timezone.now()
     _refuse_unless_open(offer, now=now)
+    offer.agent.user = user  # the caller's own offer
     offer.ticket = ticket_services.ticket_assign_within(
         ticket_id=offer.ticket_id,
         agent_id=offer.agent_id,
         actor=user,
         reason=f"Accepted offer {offer.pk}.",
+        agent=offer.agent,
     )
     offer.status, offer.answered_at = OfferStatus.ACCEPTED, now
-    offer.save(update_fields=["status", "answered_at"])
+    Offer.objects.filter(pk=offer.pk).update(status=offer.status, answered_at=now)
     if offer.agent.expired_streak:  # read with the offer's lock (select_related)
         Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     # The push is built from the offer and the ticket as written here: no re-read.

@@ -460,3 +460,25 @@ def test_an_agent_going_online_asks_for_a_pass(
     with django_capture_on_commit_callbacks(execute=True):
         go_online(agent)
     assert passes_asked == [1]
+
+
+def test_a_freed_agent_joins_a_pass_already_running_instead_of_pulling(
+    paula, settings, monkeypatch
+):
+    """At saturation passes run back to back: the freed agent is served by the next round."""
+    from django.core.cache import cache
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued = []
+    monkeypatch.setattr(events.tasks.dispatch, "delay", lambda: queued.append(1))
+    ticket = waiting(10, category="payments")
+    cache.add(dispatch.LOCK_KEY, 1, timeout=30)  # a pass is running
+
+    events.agent_free(agent_id=paula.pk)
+
+    assert cache.get(dispatch.AGAIN_KEY) == 1 and queued == []  # that pass goes round again
+    assert not Offer.objects.filter(ticket=ticket).exists()  # no pull beside it
+
+    cache.delete_many([dispatch.LOCK_KEY, dispatch.AGAIN_KEY])  # the pass ended
+    events.agent_free(agent_id=paula.pk)
+    assert offer_for(ticket).agent == paula and queued == []
