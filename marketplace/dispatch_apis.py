@@ -48,7 +48,7 @@ def _answer(action, request, offer_id: int, **kwargs) -> Response:
     except Offer.DoesNotExist as exc:
         # Another agent's offer is not acknowledged to exist.
         raise NotFound("No such offer.") from exc
-    offer = Offer.objects.select_related("ticket").get(pk=offer.pk)
+    # The offer as the service wrote it (its ticket read with it, or on first use).
     return Response(events.offer_payload(offer))
 
 

@@ -658,6 +658,7 @@ def ticket_assign_within(
     actor: User | None = None,
     reason: str = "",
     agent: Agent | None = None,
+    locked: Ticket | None = None,
 ) -> Ticket:
     """``ticket_assign`` inside the caller's transaction, without a savepoint.
 
@@ -665,12 +666,19 @@ def ticket_assign_within(
     (accepting an offer): a savepoint would cost two more round trips on
     every accept and buy nothing.  ``agent``, when the caller has read it
     (with its user), spares reading it again: whether it may take the ticket
-    is checked on its locked row all the same.
+    is checked on its locked row all the same.  ``locked`` is the ticket when
+    the caller has locked its row in this transaction (with its customer),
+    which spares locking it again.
     """
-    # of=("self",): the customer is read with the ticket, not locked.
-    ticket = (
-        Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket_id)
-    )
+    if locked is not None and locked.pk == ticket_id:
+        ticket = locked
+    else:
+        # of=("self",): the customer is read with the ticket, not locked.
+        ticket = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=ticket_id)
+        )
     refuse_unless_assignable(ticket_status=ticket.status)
     # The conditional increment locks the agent's row (after the ticket's) and
     # takes the seat only from an approved agent with one free; the check

@@ -33,8 +33,8 @@ code states a rule:
   (a new ticket's offer, a pass per lane);
 - ``tickets_for(agent)``: the waiting tickets an agent may take, first in
   line first (an agent freed by an answer or a resolve);
-- ``free_agents`` and ``passed_pairs``: what an offer reads again under its
-  row locks;
+- ``free_agents``: what an offer reads again under its row locks;
+- ``passed_pairs``: which pairs E7 keeps apart, for a pass's plan;
 - ``explain(target)``: which rule leaves a ticket with nobody, for the floor
   and for the customer; ``languages_served``: where someone could take it.
 
@@ -57,6 +57,7 @@ from django.conf import settings
 from django.db import connection
 
 from agents.models import Agent, AgentLanguage, AgentStatus, Presence, Skill
+from config import prepared
 from marketplace.models import BookingStatus, DeclineReason, Offer, OfferStatus, ShiftBooking
 from tickets.models import Rung, Ticket, TicketStatus, queue_order_sql
 
@@ -281,6 +282,13 @@ LANGUAGES_SERVED = (
 )
 
 
+# The two statements every ticket runs (a new ticket's agents, a freed agent's
+# tickets) are prepared once per PostgreSQL connection: planning them cost
+# PostgreSQL more than running them (``config.prepared``).
+_AGENTS_FOR = prepared.Statement("humanline_agents_for", AGENTS_FOR)
+_TICKETS_FOR = prepared.Statement("humanline_tickets_for", TICKETS_FOR)
+
+
 def statement_params(now: datetime, **values) -> dict:
     at = connection.ops.adapt_datetimefield_value
     cooldown = timedelta(seconds=settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
@@ -303,16 +311,19 @@ def _target(target: Target) -> dict:
     }
 
 
-def _run(sql: str, params) -> list[tuple]:
+def _run(sql: str | prepared.Statement, params) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if isinstance(sql, prepared.Statement):
+            sql.execute(connection, cursor, params)
+        else:
+            cursor.execute(sql, params)
         return cursor.fetchall()
 
 
 def agents_for(target: Target, now: datetime, *, limit: int | None = None) -> list[int]:
     """The agents eligible for the ticket (or its lane), best first, ``limit`` at most."""
     params = statement_params(now, **_target(target), limit=limit or NO_LIMIT)
-    return [agent_id for (agent_id,) in _run(AGENTS_FOR, params)]
+    return [agent_id for (agent_id,) in _run(_AGENTS_FOR, params)]
 
 
 def tickets_for(
@@ -326,30 +337,38 @@ def tickets_for(
     params = statement_params(
         now, agent=agent_id, settled=at(settled or FOREVER), limit=limit or NO_LIMIT
     )
-    return [ticket_id for (ticket_id,) in _run(TICKETS_FOR, params)]
+    return [ticket_id for (ticket_id,) in _run(_TICKETS_FOR, params)]
 
 
 def _in(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def free_agents(agent_ids, now: datetime, *, lock: bool = False) -> set[int]:
-    """Which of these agents could take an offer of something now (E1, E2, E5, E6).
+def free_agents(agent_ids, ticket_ids, now: datetime, *, lock: bool = False) -> dict[int, set[int]]:
+    """Which of these agents could take an offer now (E1, E2, E5, E6), each with
+    the ones of these tickets E7 keeps them from: one read for an offer.
 
     With ``lock``, their rows are locked for the caller's transaction, and
     rows another transaction holds are skipped (on PostgreSQL; SQLite has one
     writer at a time).
     """
-    ids = sorted(set(agent_ids))
-    if not ids:
-        return set()
+    agents, tickets = sorted(set(agent_ids)), sorted(set(ticket_ids))
+    if not agents:
+        return {}
+    condition, since = passed_condition("o", now)
     sql = (
-        f"SELECT a.id FROM {AGENT} a WHERE a.id IN ({_in(ids)})"  # noqa: S608
-        f" AND {eligible(VALUES, rules=FREE)} ORDER BY a.id"
+        f"SELECT a.id, o.ticket_id FROM {AGENT} a LEFT JOIN {OFFER} o"  # noqa: S608
+        f" ON o.agent_id = a.id AND o.ticket_id IN ({_in(tickets) or 'NULL'}) AND {condition}"
+        f" WHERE a.id IN ({_in(agents)}) AND {eligible(VALUES, rules=FREE)} ORDER BY a.id"
     )
     if lock and connection.vendor == "postgresql":
         sql += " FOR UPDATE OF a SKIP LOCKED"
-    return {agent_id for (agent_id,) in _run(sql, ids)}
+    free: dict[int, set[int]] = {}
+    for agent_id, ticket_id in _run(sql, [*tickets, *since, *agents]):
+        passed_on = free.setdefault(agent_id, set())
+        if ticket_id is not None:
+            passed_on.add(ticket_id)
+    return free
 
 
 def passed_pairs(ticket_ids, agent_ids, now: datetime) -> set[tuple[int, int]]:

@@ -84,8 +84,8 @@ def offers_make(
     ``choices`` are (ticket, agents best first), in the order the tickets are
     to be served; an agent gets one offer at most.  Whatever was chosen from
     a read a moment ago is read again under the row locks: the tickets still
-    ``queued``, the agents still free (``rules.free_agents``: E1, E2, E5, E6)
-    and the pairs still allowed (``rules.passed_pairs``: E7).  Rows another dispatcher
+    ``queued``, the agents still free (E1, E2, E5, E6) and the pairs still
+    allowed (E7), in one read (``rules.free_agents``).  Rows another dispatcher
     holds are skipped (``SKIP LOCKED``), not waited for: it is deciding them.
     Languages and skills (E3, E4) are not read again; they change only when
     staff edit an agent.
@@ -97,9 +97,10 @@ def offers_make(
     if not choices:
         return []
     now = now or timezone.now()
+    prices = pricing_services.prices_now()
+    rates = prices.rates
     if multiplier is None:
-        multiplier = pricing_services.surge_now().multiplier
-    rates = pricing_services.rate_table()
+        multiplier = prices.surge.multiplier
     currency = pricing_services.currency()
     window = timedelta(seconds=_policy("OFFER_WINDOW_SECONDS"))
     ticket_ids = [ticket_id for ticket_id, _ in choices]
@@ -120,19 +121,16 @@ def offers_make(
                 for agent_id in agents
             }
             bonus_offers = escalation.bonus_offers_before(list(tickets.values()))
-            free = rules.free_agents(wanted, now, lock=True)
-            passed = rules.passed_pairs(tickets, free, now)
+            free = rules.free_agents(wanted, tickets, now, lock=True)
             offers: list[Offer] = []
             for ticket_id, agents in choices:
                 ticket = tickets.get(ticket_id)
                 if ticket is None:
                     continue
-                agent_id = next(
-                    (a for a in agents if a in free and (ticket_id, a) not in passed), None
-                )
+                agent_id = next((a for a in agents if a in free and ticket_id not in free[a]), None)
                 if agent_id is None:
                     continue
-                free.discard(agent_id)
+                del free[agent_id]
                 tickets.pop(ticket_id)
                 base = pricing_services.base_rate(
                     category=ticket.category, currency_code=currency, rates=rates
@@ -368,13 +366,19 @@ def dispatch_single_flight(*, max_passes: int = 50, pause=time.sleep) -> int:
 # --- answering offers -----------------------------------------------------------------
 
 
-def _own_offer(*, offer_id: int, user: User) -> Offer:
-    """The caller's offer, locked; ``Offer.DoesNotExist`` (a 404) for anyone else's."""
-    # of=("self",): the agent row is read, not locked here; ticket_assign locks
-    # it after the ticket, keeping the order offer → ticket → agent.
+def _own_offer(*, offer_id: int, user: User, with_ticket: bool = False) -> Offer:
+    """The caller's offer, locked; ``Offer.DoesNotExist`` (a 404) for anyone else's.
+
+    ``with_ticket`` locks its ticket too, in the same statement (read with its
+    customer).  The agent row is read, not locked here: ``ticket_assign``
+    locks it after the ticket, keeping the order offer → ticket → agent.
+    """
+    of, related = ("self",), ["agent"]
+    if with_ticket:
+        of, related = ("self", "ticket"), ["agent", "ticket__customer"]
     return (
-        Offer.objects.select_for_update(of=("self",))
-        .select_related("agent")
+        Offer.objects.select_for_update(of=of)
+        .select_related(*related)
         .get(pk=offer_id, agent__user=user)
     )
 
@@ -399,7 +403,7 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     ``Offer.DoesNotExist`` for anyone else's offer (a 404); ``InvalidTransition``
     or ``Conflict`` (a 409) when it can no longer be taken, with nothing written.
     """
-    offer = _own_offer(offer_id=offer_id, user=user)
+    offer = _own_offer(offer_id=offer_id, user=user, with_ticket=True)
     now = timezone.now()
     _refuse_unless_open(offer, now=now)
     offer.agent.user = user  # the caller's own offer
@@ -409,6 +413,7 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
         actor=user,
         reason=f"Accepted offer {offer.pk}.",
         agent=offer.agent,
+        locked=offer.ticket,
     )
     offer.status, offer.answered_at = OfferStatus.ACCEPTED, now
     Offer.objects.filter(pk=offer.pk).update(status=offer.status, answered_at=now)

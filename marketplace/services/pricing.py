@@ -53,6 +53,34 @@ def surge_now() -> Surge:
     return surge_of(waiting=waiting, free=int(free))
 
 
+@dataclass(frozen=True)
+class Prices:
+    """What an offer's price is made of now: the surge and the rate card."""
+
+    surge: Surge
+    rates: dict[tuple[str, str], Decimal]
+
+
+def prices_now() -> Prices:
+    """The surge now and the rate card, in one statement: every offer made reads both.
+
+    The first row carries the surge's two counts; every other row is a rate
+    card (category, currency, amount).
+    """
+    amount = RateCard._meta.get_field("amount")
+    sql = (
+        f"SELECT 0, c.*, NULL, NULL, NULL FROM ({_surge_counts_sql()}) c"  # noqa: S608
+        " UNION ALL SELECT 1, NULL, NULL, r.category, r.currency, r.amount"
+        f" FROM {RateCard._meta.db_table} r"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    (waiting, free) = next(row[1:3] for row in rows if row[0] == 0)
+    rates = {(row[3], row[4]): amount.to_python(row[5]) for row in rows if row[0] == 1}
+    return Prices(surge=surge_of(waiting=waiting, free=int(free)), rates=rates)
+
+
 def surge_of(*, waiting: int, free: int) -> Surge:
     """The surge for counts read elsewhere (the fast path reads them with its ranking)."""
     bands, cap = surge_policy()
@@ -73,11 +101,6 @@ def base_rate(*, category: str, currency_code: str, rates: dict | None = None) -
     if row is not None:
         return row.amount
     return Decimal(settings.HUMANLINE["TASK_RATE_DEFAULT"])
-
-
-def rate_table() -> dict[tuple[str, str], Decimal]:
-    rows = RateCard.objects.values_list("category_id", "currency", "amount")
-    return {(category, code): amount for category, code, amount in rows}
 
 
 @transaction.atomic
