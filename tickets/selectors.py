@@ -38,6 +38,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from agents.models import Agent
+from config import prepared
 from tickets.models import (
     WAITING,
     Feedback,
@@ -238,17 +239,24 @@ _STANDING = (
 # Whether a ticket that entered the queue before a moment still waits, queued,
 # ahead of a ticket in its lane (dispatch: a new ticket must not jump it).
 _QUEUED_AHEAD = (
-    f"SELECT EXISTS (SELECT 1 FROM {_TICKET} x"  # noqa: S608
+    f"SELECT COUNT(*) FROM (SELECT 1 FROM {_TICKET} x"  # noqa: S608
     f" WHERE x.status = '{TicketStatus.QUEUED.value}' AND x.language = %(language)s"
     " AND x.category = %(category)s AND x.status_changed_at < %(before)s AND "
     + ahead_sql("x", priority="%(priority)s", queued_at="%(queued_at)s", ticket="%(id)s")
-    + ")"
+    + " LIMIT %(at_most)s) ahead"
 )
 
 
-def _one_row(sql: str, params: dict):
+# Run for every ticket opened or shown, so prepared once per PostgreSQL
+# connection: planning them cost PostgreSQL more than running them.
+_AHEAD_STATEMENT = prepared.Statement("humanline_ahead", _AHEAD)
+_STANDING_STATEMENT = prepared.Statement("humanline_standing", _STANDING)
+_QUEUED_AHEAD_STATEMENT = prepared.Statement("humanline_queued_ahead", _QUEUED_AHEAD)
+
+
+def _one_row(statement: prepared.Statement, params: dict):
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        statement.execute(connection, cursor, params)
         return cursor.fetchone()
 
 
@@ -266,7 +274,7 @@ def queue_place(*, ticket: Ticket) -> QueuePlace | None:
     if ticket.status not in WAITING or ticket.queued_at is None:
         return None
     (ahead,) = _one_row(
-        _AHEAD,
+        _AHEAD_STATEMENT,
         {
             "language": ticket.language,
             "category": ticket.category,
@@ -278,11 +286,12 @@ def queue_place(*, ticket: Ticket) -> QueuePlace | None:
     return _place(ahead, language=ticket.language, category=ticket.category)
 
 
-def queued_ahead(*, ticket: Ticket, since_before: datetime) -> bool:
-    """Does a ticket queued since before then still wait, queued, ahead of this one in its lane?"""
+def queued_ahead(*, ticket: Ticket, since_before: datetime, at_most: int) -> int:
+    """How many tickets queued since before then still wait ahead of this one in its
+    lane, counted up to ``at_most``."""
     at = connection.ops.adapt_datetimefield_value
     (found,) = _one_row(
-        _QUEUED_AHEAD,
+        _QUEUED_AHEAD_STATEMENT,
         {
             "language": ticket.language,
             "category": ticket.category,
@@ -290,9 +299,10 @@ def queued_ahead(*, ticket: Ticket, since_before: datetime) -> bool:
             "queued_at": at(ticket.queued_at),
             "id": ticket.pk,
             "before": at(since_before),
+            "at_most": at_most,
         },
     )
-    return bool(found)
+    return found
 
 
 def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
@@ -302,7 +312,7 @@ def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
     since; its lane is the one in memory (a ticket's lane does not change
     while a request holds it).
     """
-    row = _one_row(_STANDING, {"id": ticket.pk})
+    row = _one_row(_STANDING_STATEMENT, {"id": ticket.pk})
     if row is None:
         raise Ticket.DoesNotExist(ticket.pk)
     status, ahead = row

@@ -477,7 +477,7 @@ def _transition(
     agent: Agent | None = None,
     allowed_from: set[str] | None = None,
     **changes,
-) -> TicketEvent:
+) -> None:
     """Change a locked ticket's status and write the event; the caller holds the transaction."""
     allowed = to in TRANSITIONS[ticket.status] and (
         allowed_from is None or ticket.status in allowed_from
@@ -486,22 +486,61 @@ def _transition(
         raise InvalidTransition(
             f"A {ticket.status} ticket cannot become {to}.", fields={"status": [ticket.status]}
         )
-    now = timezone.now()
-    event = TicketEvent.objects.create(
-        ticket=ticket,
-        **_actor_fields(caller),
-        agent=agent,
-        from_status=ticket.status,
-        to_status=to,
-        reason=(reason or "").strip()[:2000],
-        created_at=now,
+    _write_status(
+        [ticket], to=to, caller=caller, agent=agent, reasons={ticket.pk: reason}, **changes
     )
-    ticket.status = to
-    ticket.status_changed_at = now
-    for name, value in changes.items():
-        setattr(ticket, name, value)
-    ticket.save(update_fields=["status", "status_changed_at", *changes])
-    return event
+
+
+def _write_status(
+    tickets: list[Ticket], *, to: str, reasons: dict[int, str], caller=None, agent=None, **changes
+) -> None:
+    """Write allowed status changes of locked tickets: an event row each, one UPDATE.
+
+    The one writer of a ticket's status.  Two plain statements, each value
+    prepared by its field as the ORM's save would (``get_db_prep_save``):
+    every offer and accept runs them, and composing the ORM's insert and
+    update cost more than the writes.  ``changes`` are the same other fields
+    for every ticket (the assigned agent, the time it was assigned, ...).
+    """
+    now = timezone.now()
+    actor = _actor_fields(caller)
+    at = connection.ops.adapt_datetimefield_value(now)
+    rows = [
+        value
+        for ticket in tickets
+        for value in (
+            ticket.pk,
+            actor["actor"].pk if actor["actor"] else None,
+            actor["integration"].pk if actor["integration"] else None,
+            agent.pk if agent else None,
+            ticket.status,
+            to,
+            (reasons.get(ticket.pk) or "").strip()[:2000],
+            at,
+        )
+    ]
+    for ticket in tickets:
+        for name, value in {"status": to, "status_changed_at": now, **changes}.items():
+            setattr(ticket, name, value)
+    fields = [Ticket._meta.get_field(name) for name in ("status", "status_changed_at", *changes)]
+    values = [
+        field.get_db_prep_save(getattr(tickets[0], field.attname), connection) for field in fields
+    ]
+    assignments = ", ".join(f"{field.column} = %s" for field in fields)
+    ids = [ticket.pk for ticket in tickets]
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(tickets))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TicketEvent._meta.db_table} (ticket_id, actor_id,"  # noqa: S608
+            " integration_id, agent_id, from_status, to_status, reason, created_at)"
+            f" VALUES {marks}",
+            rows,
+        )
+        cursor.execute(
+            f"UPDATE {Ticket._meta.db_table} SET {assignments}"  # noqa: S608 (names)
+            f" WHERE id IN ({', '.join(['%s'] * len(ids))})",
+            [*values, *ids],
+        )
 
 
 def _on_commit_status(ticket: Ticket, *, reason: str = "") -> None:
@@ -570,47 +609,18 @@ def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> Non
     """``queued → offered`` for many tickets at once (dispatch's batch).
 
     The caller holds the transaction and has locked these tickets while they
-    were ``queued``; this writes one event row each and one UPDATE, and pushes
-    each ticket's new status after commit.
+    were ``queued``; this writes one event row each and one UPDATE
+    (``_write_status``), and pushes each ticket's new status after commit.
     """
     if not tickets:
         return
-    now = timezone.now()
     for ticket in tickets:
-        if ticket.status != TicketStatus.QUEUED:
+        if TicketStatus.OFFERED not in TRANSITIONS[ticket.status]:
             raise InvalidTransition(
                 f"A {ticket.status} ticket cannot become offered.",
                 fields={"status": [ticket.status]},
             )
-    # Two plain statements: this runs for every offer made, and composing the
-    # ORM's bulk insert and update cost more than the writes themselves.
-    at = connection.ops.adapt_datetimefield_value(now)
-    rows = [
-        value
-        for ticket in tickets
-        for value in (
-            ticket.pk,
-            TicketStatus.QUEUED,
-            TicketStatus.OFFERED,
-            reasons.get(ticket.pk, ""),
-            at,
-        )
-    ]
-    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(tickets))
-    ids = [ticket.pk for ticket in tickets]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TicketEvent._meta.db_table}"  # noqa: S608 (a table name)
-            f" (ticket_id, from_status, to_status, reason, created_at) VALUES {marks}",
-            rows,
-        )
-        cursor.execute(
-            f"UPDATE {Ticket._meta.db_table} SET status = %s, status_changed_at = %s"  # noqa: S608
-            f" WHERE id IN ({', '.join(['%s'] * len(ids))})",
-            [TicketStatus.OFFERED, at, *ids],
-        )
-    for ticket in tickets:
-        ticket.status, ticket.status_changed_at = TicketStatus.OFFERED, now
+    _write_status(tickets, to=TicketStatus.OFFERED, reasons=reasons)
     transaction.on_commit(lambda tickets=list(tickets): events.statuses_pushed(tickets))
 
 

@@ -33,7 +33,8 @@ code states a rule:
   (a new ticket's offer, a pass per lane);
 - ``tickets_for(agent)``: the waiting tickets an agent may take, first in
   line first (an agent freed by an answer or a resolve);
-- ``free_agents``: what an offer reads again under its row locks;
+- ``free_agents`` and ``first_free_agent``: what an offer reads again under
+  its row locks;
 - ``passed_pairs``: which pairs E7 keeps apart, for a pass's plan;
 - ``explain(target)``: which rule leaves a ticket with nobody, for the floor
   and for the customer; ``languages_served``: where someone could take it.
@@ -369,6 +370,29 @@ def free_agents(agent_ids, ticket_ids, now: datetime, *, lock: bool = False) -> 
         if ticket_id is not None:
             passed_on.add(ticket_id)
     return free
+
+
+def first_free_agent(agent_ids: list[int], ticket_id: int, now: datetime) -> int | None:
+    """The first of these agents, in the order given, who could take an offer of the
+    ticket now (E1, E2, E5, E6, E7), its row locked for the caller's transaction.
+
+    Only that row is locked: rows another transaction holds are skipped (on
+    PostgreSQL), so that concurrent new tickets fan out over their agents.
+    """
+    if not agent_ids:
+        return None
+    condition, since = passed_condition("o", now)
+    order = " ".join(f"WHEN {int(agent_id)} THEN {n}" for n, agent_id in enumerate(agent_ids))
+    sql = (
+        f"SELECT a.id FROM {AGENT} a WHERE a.id IN ({_in(agent_ids)})"  # noqa: S608
+        f" AND {eligible(VALUES, rules=FREE)} AND NOT EXISTS (SELECT 1 FROM {OFFER} o"
+        f" WHERE o.agent_id = a.id AND o.ticket_id = %s AND {condition})"
+        f" ORDER BY CASE a.id {order} END LIMIT 1"
+    )
+    if connection.vendor == "postgresql":
+        sql += " FOR UPDATE OF a SKIP LOCKED"
+    rows = _run(sql, [*agent_ids, ticket_id, *since])
+    return rows[0][0] if rows else None
 
 
 def passed_pairs(ticket_ids, agent_ids, now: datetime) -> set[tuple[int, int]]:

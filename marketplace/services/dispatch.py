@@ -85,7 +85,8 @@ def offers_make(
     to be served; an agent gets one offer at most.  Whatever was chosen from
     a read a moment ago is read again under the row locks: the tickets still
     ``queued``, the agents still free (E1, E2, E5, E6) and the pairs still
-    allowed (E7), in one read (``rules.free_agents``).  Rows another dispatcher
+    allowed (E7), in one read (``rules.free_agents``, or ``first_free_agent``
+    for one ticket).  Rows another dispatcher
     holds are skipped (``SKIP LOCKED``), not waited for: it is deciding them.
     Languages and skills (E3, E4) are not read again; they change only when
     staff edit an agent.
@@ -121,7 +122,15 @@ def offers_make(
                 for agent_id in agents
             }
             bonus_offers = escalation.bonus_offers_before(list(tickets.values()))
-            free = rules.free_agents(wanted, tickets, now, lock=True)
+            if len(choices) == 1:
+                # One ticket and its best few agents (a new ticket): only the
+                # first still free is locked, so that concurrent new tickets
+                # fan out over the others instead of skipping them all.
+                ((ticket_id, agents),) = choices
+                found = rules.first_free_agent(agents, ticket_id, now)
+                free = {} if found is None else {found: set()}
+            else:
+                free = rules.free_agents(wanted, tickets, now, lock=True)
             offers: list[Offer] = []
             for ticket_id, agents in choices:
                 ticket = tickets.get(ticket_id)
@@ -193,20 +202,27 @@ def offer_new_ticket(
     tickets fan out over the free agents instead of queueing on the best one.
     ``opened`` is the ticket as just written, when it was just opened.
 
+    It does not jump the line: tickets of its lane that waited past their own
+    fast path (``events.just_queued``) and sit ahead of it must still find an
+    agent each among the ones it could have.  When they are fewer, the ticket
+    takes the best, as the pass would leave enough for them; when they are as
+    many, the pass decides, serving the lane in order.
+
     True when the ticket got an offer, no longer waits, or nobody can take it
     now (the pull or the sweep will, when someone can).  False asks for a
-    pass: tickets that waited sit ahead of it in its lane (the pass serves a
-    lane in order), or concurrent dispatchers took every agent it could have.
+    pass: as many tickets wait ahead of it as it has agents, or concurrent
+    dispatchers took every agent it could have.
     """
     now = now or timezone.now()
     ticket = opened or Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != TicketStatus.QUEUED:
         return True
-    if queued_ahead(ticket=ticket, since_before=_settled(now)):
-        return False
     agents = rules.agents_for(rules.Target.of(ticket), now, limit=FAST_PATH_AGENTS)
     if not agents:
         return True
+    ahead = queued_ahead(ticket=ticket, since_before=_settled(now), at_most=len(agents))
+    if ahead >= len(agents):
+        return False
     return bool(offers_make(choices=[(ticket.pk, agents)], now=now))
 
 

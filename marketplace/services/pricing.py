@@ -1,5 +1,6 @@
 """Pricing writes and reads: the rate card and the surge multiplier in force."""
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -8,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Skill, User
+from config import prepared
 from config.errors import InvalidInput
 from marketplace import pricing
 from marketplace.models import PricingEvent, RateCard
@@ -61,6 +63,18 @@ class Prices:
     rates: dict[tuple[str, str], Decimal]
 
 
+@functools.cache
+def _prices_statement() -> prepared.Statement:
+    """Built on first use (the rules module imports late); prepared once per
+    PostgreSQL connection (``config.prepared``): every offer reads it."""
+    return prepared.Statement(
+        "humanline_prices",
+        f"SELECT 0, c.*, NULL, NULL, NULL FROM ({_surge_counts_sql()}) c"  # noqa: S608
+        " UNION ALL SELECT 1, NULL, NULL, r.category, r.currency, r.amount"
+        f" FROM {RateCard._meta.db_table} r",
+    )
+
+
 def prices_now() -> Prices:
     """The surge now and the rate card, in one statement: every offer made reads both.
 
@@ -68,13 +82,8 @@ def prices_now() -> Prices:
     card (category, currency, amount).
     """
     amount = RateCard._meta.get_field("amount")
-    sql = (
-        f"SELECT 0, c.*, NULL, NULL, NULL FROM ({_surge_counts_sql()}) c"  # noqa: S608
-        " UNION ALL SELECT 1, NULL, NULL, r.category, r.currency, r.amount"
-        f" FROM {RateCard._meta.db_table} r"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        _prices_statement().execute(connection, cursor, [])
         rows = cursor.fetchall()
     (waiting, free) = next(row[1:3] for row in rows if row[0] == 0)
     rates = {(row[3], row[4]): amount.to_python(row[5]) for row in rows if row[0] == 1}

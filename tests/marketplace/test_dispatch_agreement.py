@@ -3,7 +3,8 @@
 The reference is the rules asked the plainest way: for every queued ticket, in
 queue order, every eligible agent best first (``rules.agents_for`` of that one
 ticket, no limit, no lane shortcut), and the pass's assignment over all of it.
-Each path takes shortcuts of its own (a new ticket stops at its best few agents,
+Each path takes shortcuts of its own (a new ticket stops at its best few agents
+and goes first only when fewer tickets waited ahead of it than it has agents,
 a freed agent reads the queue from its head, a pass reads whole lanes and applies
 E7 per ticket from ``rules.passed``); on a random market each must make exactly
 the offers the reference says.
@@ -162,13 +163,16 @@ def test_every_path_makes_the_offers_the_reference_says(seed, settings):
 
         def the_new_ticket(ticket=ticket):
             dispatch.offer_new_ticket(ticket_id=ticket.pk, opened=ticket, now=now)
-            held_back = (
+            # Held back when as many tickets waited ahead of it in its lane
+            # as it has agents (its best few).
+            ahead = (
                 Ticket.objects.filter(
                     pk__in=settled, language=ticket.language, category=ticket.category
                 )
                 .filter(pk__in=order[: order.index(ticket.pk)])
-                .exists()
+                .count()
             )
+            held_back = ahead >= len(eligible[ticket.pk][: dispatch.FAST_PATH_AGENTS])
             best = eligible[ticket.pk][:1]
             expected = set() if held_back else {(ticket.pk, a) for a in best}
             assert new_offers(before) == expected

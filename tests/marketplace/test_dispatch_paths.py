@@ -105,15 +105,29 @@ def test_a_new_ticket_goes_at_once_to_its_best_agent(three):
     assert (event.from_status, event.to_status) == (TicketStatus.QUEUED, TicketStatus.OFFERED)
 
 
-def test_a_new_ticket_behind_tickets_that_waited_in_its_lane_is_left_to_the_pass(three):
-    # An older ticket of the lane still queued: the new one must not jump it.
-    waiting(2, category="general")
+def test_a_new_ticket_behind_as_many_waiting_tickets_as_agents_is_left_to_the_pass(three):
+    # Three older tickets of the lane still queued, three agents: the new one
+    # must not take an agent one of them needs.
+    older = [waiting(2, category="general") for _ in range(3)]
     ticket = TicketFactory(category="general")
 
     assert dispatch.offer_new_ticket(ticket_id=ticket.pk) is False
 
     assert not Offer.objects.exists()
-    assert dispatch.dispatch_pass() == 2  # the pass serves the lane in order
+    assert dispatch.dispatch_pass() == 3  # the pass serves the lane in order
+    assert {offer.ticket_id for offer in Offer.objects.all()} == {t.pk for t in older}
+
+
+def test_a_new_ticket_behind_fewer_waiting_tickets_than_agents_goes_at_once(three):
+    # Two wait ahead, three agents: enough are left for them.
+    older = [waiting(2, category="general") for _ in range(2)]
+    ticket = TicketFactory(category="general")
+
+    assert dispatch.offer_new_ticket(ticket_id=ticket.pk) is True
+    assert offer_for(ticket).agent == three[0]
+
+    assert dispatch.dispatch_pass() == 2
+    assert {offer_for(t).agent for t in older} == {three[1], three[2]}
 
 
 def test_tickets_ahead_in_flight_or_in_another_lane_do_not_hold_a_new_ticket_back(three):
