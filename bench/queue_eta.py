@@ -66,7 +66,7 @@ def _fill(cursor, *, count: int, customer_id: int, agent_id: int, now, window) -
         " queued_at, resolved_at, reopen_count, created_at, status_changed_at) FROM STDIN",
         buffer,
     )
-    # Each ticket's assignment row (what the count read before session 11),
+    # Each ticket's assignment row (what an earlier ETA count read),
     # then its resolution.
     cursor.execute(
         f"INSERT INTO {events} (ticket_id, agent_id, from_status, to_status, reason, created_at)"

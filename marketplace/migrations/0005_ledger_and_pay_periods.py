@@ -1,4 +1,4 @@
-"""The pay ledger, pay periods and payroll exports (issue 6).
+"""The pay ledger, pay periods and payroll exports.
 
 On PostgreSQL, triggers make the database itself keep the ledger append-only:
 UPDATE and DELETE on ``marketplace_ledgerentry`` are refused, so is an INSERT
