@@ -29,6 +29,7 @@ from agents.serializers import (
     TokenInput,
     UserOutput,
 )
+from config import params
 from config.api import error_body
 from config.permissions import IsAgentUser, IsOperations
 
@@ -127,16 +128,7 @@ class ReviewQueueView(APIView):
         tags=["admin"],
     )
     def get(self, request):
-        wanted = request.query_params.get("status") or None
-        if wanted and wanted not in AgentStatus.values:
-            return Response(
-                error_body(
-                    "invalid",
-                    f"Unknown status '{wanted}'.",
-                    {"status": [f"Choose one of: {', '.join(AgentStatus.values)}."]},
-                ),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        wanted = params.choice(request.query_params, "status", AgentStatus.values)
         from config.api import Pagination
 
         paginator = Pagination()

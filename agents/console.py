@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from agents import presence as presence_services
 from agents import selectors
 from agents.models import Agent, AgentStatus, Presence
+from config import params
 from config.errors import DomainError
 from marketplace import pay_views
 from marketplace import selectors as marketplace_selectors
@@ -147,11 +148,11 @@ def console(request):
         return _elsewhere(request)
     active, recent = _tickets(agent)
     selected = None
-    wanted = request.GET.get("ticket", "")
-    if wanted.isdigit():
-        selected = next((t for t in active + recent if t.pk == int(wanted)), None)
+    wanted = params.integer(request.GET, "ticket")
+    if wanted is not None:
+        selected = next((t for t in active + recent if t.pk == wanted), None)
         if selected is None:
-            selected = Ticket.objects.filter(pk=int(wanted), assigned_agent=agent).first()
+            selected = Ticket.objects.filter(pk=wanted, assigned_agent=agent).first()
     if selected is None and active:
         selected = active[0]
     context = {

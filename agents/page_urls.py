@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from agents import console, views
+from config import params  # noqa: F401 (registers the <id:…> converter)
 
 urlpatterns = [
     path("apply/", views.apply, name="apply"),
@@ -11,17 +12,17 @@ urlpatterns = [
     path("agent/", console.console, name="agent-console"),
     path("agent/console/presence/", console.console_presence, name="agent-console-presence"),
     path(
-        "agent/offers/<int:offer_id>/<slug:answer>/",
+        "agent/offers/<id:offer_id>/<slug:answer>/",
         console.console_offer,
         name="agent-console-offer",
     ),
-    path("agent/tickets/<int:ticket_id>/", console.console_pane, name="agent-console-pane"),
+    path("agent/tickets/<id:ticket_id>/", console.console_pane, name="agent-console-pane"),
     path(
-        "agent/tickets/<int:ticket_id>/<slug:action>/",
+        "agent/tickets/<id:ticket_id>/<slug:action>/",
         console.console_ticket_action,
         name="agent-console-ticket",
     ),
     path("staff/review/", views.staff_review, name="staff-review"),
-    path("staff/review/<int:agent_id>/<slug:decision>/", views.staff_decide, name="staff-decide"),
+    path("staff/review/<id:agent_id>/<slug:decision>/", views.staff_decide, name="staff-decide"),
     path("staff/documents/<uuid:document_id>/", views.staff_document, name="staff-document"),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from agents import apis
+from config import params  # noqa: F401 (registers the <id:…> converter)
 
 api_urlpatterns = [
     path("auth/token/", apis.TokenView.as_view(), name="api-token"),
@@ -11,12 +12,12 @@ api_urlpatterns = [
     path("agents/me/documents/", apis.MyDocumentsView.as_view(), name="api-agent-documents"),
     path("agents/me/presence/", apis.MyPresenceView.as_view(), name="api-agent-presence"),
     path("admin/agents/", apis.ReviewQueueView.as_view(), name="api-review-queue"),
-    path("admin/agents/<int:agent_id>/", apis.ReviewDetailView.as_view(), name="api-review-detail"),
-    path("admin/agents/<int:agent_id>/approve/", apis.ApproveView.as_view(), name="api-approve"),
-    path("admin/agents/<int:agent_id>/reject/", apis.RejectView.as_view(), name="api-reject"),
-    path("admin/agents/<int:agent_id>/suspend/", apis.SuspendView.as_view(), name="api-suspend"),
+    path("admin/agents/<id:agent_id>/", apis.ReviewDetailView.as_view(), name="api-review-detail"),
+    path("admin/agents/<id:agent_id>/approve/", apis.ApproveView.as_view(), name="api-approve"),
+    path("admin/agents/<id:agent_id>/reject/", apis.RejectView.as_view(), name="api-reject"),
+    path("admin/agents/<id:agent_id>/suspend/", apis.SuspendView.as_view(), name="api-suspend"),
     path(
-        "admin/agents/<int:agent_id>/reinstate/",
+        "admin/agents/<id:agent_id>/reinstate/",
         apis.ReinstateView.as_view(),
         name="api-reinstate",
     ),

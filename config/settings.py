@@ -299,6 +299,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Public contract, version 1: agents, shifts, tickets, offers and pay.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # <id:…> in URLs (config.params.IdConverter): an id, 1 to 10**18 - 1.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1},
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -7,6 +7,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import params
 from config.permissions import IsAgentUser, IsOperations
 from marketplace import events
 from marketplace.models import DeclineReason, Offer, OfferStatus, RateCard
@@ -98,12 +99,8 @@ class MyOffersView(APIView):
     @extend_schema(responses={200: OfferOutput(many=True)}, tags=["offers"])
     def get(self, request):
         offers = Offer.objects.select_related("ticket").filter(agent__user=request.user)
-        wanted = request.query_params.get("status")
+        wanted = params.choice(request.query_params, "status", OfferStatus.values)
         if wanted:
-            if wanted not in OfferStatus.values:
-                raise serializers.ValidationError(
-                    {"status": [f"Choose one of: {', '.join(OfferStatus.values)}."]}
-                )
             offers = offers.filter(status=wanted)
         return Response([events.offer_payload(offer) for offer in offers[:50]])
 

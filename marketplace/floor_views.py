@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from agents.models import AgentStatus
 from agents.selectors import agent_review_queue, review_counts
+from config import params
 from config.permissions import IsOperations
 from marketplace import floor, payroll_views
 from marketplace.models import ShiftSlot, SlotStatus
@@ -29,8 +30,8 @@ REVIEW_SHOWN = 5
 
 
 def _target(request) -> int | None:
-    raw = request.GET.get("target", "")
-    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 3600 else None
+    """``?target=`` seconds for "answered within target", 1 to 3600 (a 400 otherwise)."""
+    return params.integer(request.GET, "target", maximum=3600)
 
 
 def _shift_fill(*, hours: int = 24) -> dict:

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
+from config import params
 from config.api import Pagination
 from config.permissions import IsAgentUser, IsOperations
 from marketplace import pay_selectors as selectors
@@ -167,10 +168,7 @@ class MyEarningsView(APIView):
         tags=["pay"],
     )
     def get(self, request):
-        raw = request.query_params.get("period")
-        period_id = int(raw) if raw and raw.isdigit() else None
-        if raw and period_id is None:
-            raise NotFound("No such pay period.")
+        period_id = params.integer(request.query_params, "period")
         try:
             earnings = selectors.agent_earnings(agent=request.user.agent, period_id=period_id)
         except PayPeriod.DoesNotExist as exc:

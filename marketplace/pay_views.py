@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from agents.models import Agent
+from config import params
 from marketplace import charts, pay_selectors
 from marketplace.models import EntryKind, PayPeriod
 
@@ -62,10 +63,9 @@ def agent_earnings_card(request):
 @login_required
 def agent_earnings(request):
     agent = _agent(request)
-    raw = request.GET.get("period", "")
     try:
         earnings = pay_selectors.agent_earnings(
-            agent=agent, period_id=int(raw) if raw.isdigit() else None
+            agent=agent, period_id=params.integer(request.GET, "period")
         )
     except PayPeriod.DoesNotExist as exc:
         raise Http404 from exc

@@ -1,43 +1,44 @@
 from django.urls import path
 
+from config import params  # noqa: F401 (registers the <id:…> converter)
 from marketplace import apis, dispatch_apis, floor_views, pay_apis
 
 api_urlpatterns = [
     path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
     path("admin/shifts/week/", apis.AdminShiftWeekView.as_view(), name="api-admin-shifts-week"),
     path(
-        "admin/shifts/<int:slot_id>/",
+        "admin/shifts/<id:slot_id>/",
         apis.AdminShiftDetailView.as_view(),
         name="api-admin-shift",
     ),
     path(
-        "admin/shifts/<int:slot_id>/cancel/",
+        "admin/shifts/<id:slot_id>/cancel/",
         apis.AdminShiftCancelView.as_view(),
         name="api-admin-shift-cancel",
     ),
     path(
-        "admin/agents/<int:agent_id>/attendance/",
+        "admin/agents/<id:agent_id>/attendance/",
         apis.AdminAgentAttendanceView.as_view(),
         name="api-admin-agent-attendance",
     ),
     path("shifts/", apis.ShiftBoardView.as_view(), name="api-shifts"),
     path("shifts/mine/", apis.MyShiftsView.as_view(), name="api-my-shifts"),
-    path("shifts/<int:slot_id>/book/", apis.ShiftBookView.as_view(), name="api-shift-book"),
-    path("shifts/<int:slot_id>/cancel/", apis.ShiftCancelView.as_view(), name="api-shift-cancel"),
+    path("shifts/<id:slot_id>/book/", apis.ShiftBookView.as_view(), name="api-shift-book"),
+    path("shifts/<id:slot_id>/cancel/", apis.ShiftCancelView.as_view(), name="api-shift-cancel"),
     path("agents/me/attendance/", apis.MyAttendanceView.as_view(), name="api-my-attendance"),
     path("offers/", dispatch_apis.MyOffersView.as_view(), name="api-offers"),
     path(
-        "offers/<int:offer_id>/accept/",
+        "offers/<id:offer_id>/accept/",
         dispatch_apis.OfferAcceptView.as_view(),
         name="api-offer-accept",
     ),
     path(
-        "offers/<int:offer_id>/decline/",
+        "offers/<id:offer_id>/decline/",
         dispatch_apis.OfferDeclineView.as_view(),
         name="api-offer-decline",
     ),
     path(
-        "offers/<int:offer_id>/seen/",
+        "offers/<id:offer_id>/seen/",
         dispatch_apis.OfferSeenView.as_view(),
         name="api-offer-seen",
     ),
@@ -47,33 +48,33 @@ api_urlpatterns = [
     # Pay
     path("agents/me/earnings/", pay_apis.MyEarningsView.as_view(), name="api-my-earnings"),
     path(
-        "admin/agents/<int:agent_id>/adjustments/",
+        "admin/agents/<id:agent_id>/adjustments/",
         pay_apis.AdminAdjustmentView.as_view(),
         name="api-admin-agent-adjustments",
     ),
     path("admin/pay-periods/", pay_apis.AdminPayPeriodsView.as_view(), name="api-pay-periods"),
     path(
-        "admin/pay-periods/<int:period_id>/close/",
+        "admin/pay-periods/<id:period_id>/close/",
         pay_apis.AdminPayPeriodCloseView.as_view(),
         name="api-pay-period-close",
     ),
     path(
-        "admin/pay-periods/<int:period_id>/export.csv",
+        "admin/pay-periods/<id:period_id>/export.csv",
         pay_apis.AdminPayPeriodExportView.as_view(),
         name="api-pay-period-export",
     ),
     path(
-        "admin/pay-periods/<int:period_id>/jobs/",
+        "admin/pay-periods/<id:period_id>/jobs/",
         pay_apis.AdminPayPeriodJobsView.as_view(),
         name="api-pay-period-jobs",
     ),
     path(
-        "admin/payroll-jobs/<int:job_id>/",
+        "admin/payroll-jobs/<id:job_id>/",
         pay_apis.AdminPayrollJobView.as_view(),
         name="api-payroll-job",
     ),
     path(
-        "admin/payroll-jobs/<int:job_id>/download/",
+        "admin/payroll-jobs/<id:job_id>/download/",
         pay_apis.AdminPayrollJobDownloadView.as_view(),
         name="api-payroll-job-download",
     ),

@@ -7,7 +7,6 @@ service and answer; domain errors become ``{"error": {...}}`` in ``config.api``.
 from dataclasses import asdict
 
 from django.http import Http404
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
@@ -16,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
+from config import params
 from config.api import Pagination
 from config.authentication import TokenAuthentication
-from config.errors import InvalidInput
 from config.permissions import IsAgentUser, IsOperations
 from tickets import selectors, services
 from tickets.authentication import ApiKeyAuthentication
@@ -110,13 +109,8 @@ class TicketsView(APIView):
     )
     def get(self, request):
         queryset = selectors.tickets_visible_to(caller=request.user).select_related("rating")
-        wanted = request.query_params.get("status")
+        wanted = params.choice(request.query_params, "status", TicketStatus.values)
         if wanted:
-            if wanted not in TicketStatus.values:
-                raise InvalidInput(
-                    f"Unknown status '{wanted}'.",
-                    fields={"status": [f"Choose one of: {', '.join(TicketStatus.values)}."]},
-                )
             queryset = queryset.filter(status=wanted)
         paginator = Pagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
@@ -164,20 +158,6 @@ class TicketDetailView(APIView):
         return _ticket_response(request, ticket_id)
 
 
-def _parse_since(raw: str | None):
-    if not raw:
-        return None
-    if raw.isdigit():
-        return int(raw)
-    moment = parse_datetime(raw)
-    if moment is None:
-        raise InvalidInput(
-            "since is a message id or an ISO 8601 time.",
-            fields={"since": ["Give a message id or an ISO 8601 time."]},
-        )
-    return moment
-
-
 class TicketMessagesView(APIView):
     """The conversation; ``GET ?since=<message id | time>`` resyncs after a reconnect."""
 
@@ -194,7 +174,7 @@ class TicketMessagesView(APIView):
     def get(self, request, ticket_id: int):
         ticket = _visible(request, ticket_id)
         messages = selectors.messages_since(
-            ticket=ticket, since=_parse_since(request.query_params.get("since"))
+            ticket=ticket, since=params.id_or_moment(request.query_params, "since")
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(messages, request, view=self)
@@ -306,16 +286,8 @@ class FeedbackListView(APIView):
         tags=["admin"],
     )
     def get(self, request):
-        kind = request.query_params.get("kind") or None
-        if kind and kind not in FeedbackKind.values:
-            raise InvalidInput(
-                f"Unknown kind '{kind}'.",
-                fields={"kind": [f"Choose one of: {', '.join(FeedbackKind.values)}."]},
-            )
-        since_raw = request.query_params.get("since")
-        since = parse_datetime(since_raw) if since_raw else None
-        if since_raw and since is None:
-            raise InvalidInput("since is an ISO 8601 time.", fields={"since": ["Not a time."]})
+        kind = params.choice(request.query_params, "kind", FeedbackKind.values)
+        since = params.moment(request.query_params, "since")
         queryset = selectors.feedback_for_staff(
             kind=kind, area=request.query_params.get("area") or None, since=since
         )

@@ -10,6 +10,7 @@ client that reconnects loses nothing.  Messages sent here go through
 
 from channels.db import database_sync_to_async
 
+from config import params
 from config.errors import DomainError
 from config.realtime import JsonConsumer
 from tickets import events, selectors, services
@@ -35,7 +36,15 @@ class TicketConsumer(JsonConsumer):
         # then delivered twice rather than lost; clients dedupe by message id.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        for event in await self._snapshot(self._since()):
+        try:
+            since = self._since()
+        except params.ParameterError as exc:
+            # A bad ``since`` costs the resync, not the connection.
+            since = None
+            await self.send_json(
+                {"type": "error", "error": {"code": exc.code, "message": exc.message}}
+            )
+        for event in await self._snapshot(since):
             await self.send_json(event)
 
     async def disconnect(self, code):
@@ -68,8 +77,8 @@ class TicketConsumer(JsonConsumer):
     def _since(self) -> int | None:
         from urllib.parse import parse_qs
 
-        values = parse_qs(self.scope.get("query_string", b"").decode()).get("since")
-        return int(values[0]) if values and values[0].isdigit() else None
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        return params.integer({name: values[0] for name, values in query.items()}, "since")
 
     @database_sync_to_async
     def _may_join(self, user) -> bool:

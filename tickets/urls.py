@@ -1,32 +1,33 @@
 from django.urls import path
 
+from config import params  # noqa: F401 (registers the <id:…> converter)
 from tickets import apis, views
 
 api_urlpatterns = [
     path("tickets/", apis.TicketsView.as_view(), name="api-tickets"),
-    path("tickets/<int:ticket_id>/", apis.TicketDetailView.as_view(), name="api-ticket"),
+    path("tickets/<id:ticket_id>/", apis.TicketDetailView.as_view(), name="api-ticket"),
     path(
-        "tickets/<int:ticket_id>/messages/",
+        "tickets/<id:ticket_id>/messages/",
         apis.TicketMessagesView.as_view(),
         name="api-ticket-messages",
     ),
-    path("tickets/<int:ticket_id>/cancel/", apis.CancelView.as_view(), name="api-ticket-cancel"),
-    path("tickets/<int:ticket_id>/resolve/", apis.ResolveView.as_view(), name="api-ticket-resolve"),
-    path("tickets/<int:ticket_id>/reopen/", apis.ReopenView.as_view(), name="api-ticket-reopen"),
-    path("tickets/<int:ticket_id>/rating/", apis.RatingView.as_view(), name="api-ticket-rating"),
+    path("tickets/<id:ticket_id>/cancel/", apis.CancelView.as_view(), name="api-ticket-cancel"),
+    path("tickets/<id:ticket_id>/resolve/", apis.ResolveView.as_view(), name="api-ticket-resolve"),
+    path("tickets/<id:ticket_id>/reopen/", apis.ReopenView.as_view(), name="api-ticket-reopen"),
+    path("tickets/<id:ticket_id>/rating/", apis.RatingView.as_view(), name="api-ticket-rating"),
     path(
-        "tickets/<int:ticket_id>/language/",
+        "tickets/<id:ticket_id>/language/",
         apis.LanguageView.as_view(),
         name="api-ticket-language",
     ),
     path(
-        "tickets/<int:ticket_id>/feedback/",
+        "tickets/<id:ticket_id>/feedback/",
         apis.TicketFeedbackView.as_view(),
         name="api-ticket-feedback",
     ),
     path("agents/me/quality/", apis.MyQualityView.as_view(), name="api-my-quality"),
     path(
-        "admin/agents/<int:agent_id>/quality/",
+        "admin/agents/<id:agent_id>/quality/",
         apis.AgentQualityView.as_view(),
         name="api-agent-quality",
     ),
@@ -37,7 +38,7 @@ api_urlpatterns = [
         name="api-integration-keys",
     ),
     path(
-        "admin/integrations/keys/<int:key_id>/revoke/",
+        "admin/integrations/keys/<id:key_id>/revoke/",
         apis.IntegrationKeyRevokeView.as_view(),
         name="api-integration-key-revoke",
     ),
@@ -45,9 +46,9 @@ api_urlpatterns = [
 
 page_urlpatterns = [
     path("help/", views.help_centre, name="help"),
-    path("help/tickets/<int:ticket_id>/", views.ticket_page, name="help-ticket"),
+    path("help/tickets/<id:ticket_id>/", views.ticket_page, name="help-ticket"),
     path(
-        "help/tickets/<int:ticket_id>/<slug:action>/",
+        "help/tickets/<id:ticket_id>/<slug:action>/",
         views.ticket_action,
         name="help-ticket-action",
     ),

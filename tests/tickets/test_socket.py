@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 ORIGIN = [(b"origin", b"http://testserver")]
 
 
-async def _open(person, ticket_id: int, since: int | None = None, origin=ORIGIN):
+async def _open(person, ticket_id: int, since: int | str | None = None, origin=ORIGIN):
     user = getattr(person, "user", person)
     path = f"/ws/tickets/{ticket_id}/"
     if user is not None:
@@ -259,4 +259,20 @@ async def test_pushes_work_on_the_in_memory_layer(settings, customer, agent, tic
     event = await socket.receive_json_from(timeout=3)
     assert event["message"]["body"] == "in memory"
     assert type(get_channel_layer()).__name__ == "InMemoryChannelLayer"
+    await socket.disconnect()
+
+
+async def test_a_malformed_since_is_an_error_frame_and_the_socket_stays_open(
+    customer, ticket, _flush_layer
+):
+    # "²" passes str.isdigit and then fails int(): it crashed the consumer.
+    socket, connected, _ = await _open(customer, ticket.pk, since="²")
+
+    assert connected
+    received = await _drain(socket)
+    errors = [m for m in received if m["type"] == "error"]
+    assert [e["error"]["code"] for e in errors] == ["invalid_parameter"]
+    assert any(m["type"] == "ticket.status" for m in received)  # the snapshot all the same
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
     await socket.disconnect()

@@ -1,0 +1,110 @@
+"""Crafted query and path parameters, as an attacker sends them: a 400 naming the
+parameter (or a 404 for an id that cannot exist), never a server error."""
+
+import pytest
+
+from tests.tickets.factories import TicketFactory
+
+pytestmark = pytest.mark.django_db
+
+SUPERSCRIPT_TWO = "²"  # str.isdigit() says yes; int() says no
+TOO_LARGE = "9" * 25  # beyond any 64-bit id
+
+
+def _refused(response, name: str) -> None:
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_parameter"
+    assert name in error["fields"]
+
+
+@pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, "-5", "0", "3601", "1e3", TOO_LARGE])
+def test_the_floor_refuses_a_crafted_target(api, staff, value):
+    _refused(api.as_(staff).get("/api/v1/admin/floor/", {"target": value}), "target")
+
+
+def test_the_floor_takes_a_target_within_range(api, staff):
+    assert api.as_(staff).get("/api/v1/admin/floor/", {"target": "45"}).status_code == 200
+
+
+@pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, "-1", TOO_LARGE, "abc"])
+def test_earnings_refuse_a_crafted_period(api, agent, value):
+    _refused(api.as_(agent).get("/api/v1/agents/me/earnings/", {"period": value}), "period")
+
+
+def test_earnings_of_a_period_that_does_not_exist_are_a_404(api, agent):
+    assert (
+        api.as_(agent).get("/api/v1/agents/me/earnings/", {"period": "424242"}).status_code == 404
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [SUPERSCRIPT_TWO, "2026-13-45T10:00:00Z", "2026-02-30T25:61:00", "yesterday", TOO_LARGE],
+)
+def test_messages_refuse_a_crafted_since(api, customer, value):
+    ticket = TicketFactory(customer=customer)
+
+    response = api.as_(customer).get(f"/api/v1/tickets/{ticket.pk}/messages/", {"since": value})
+
+    _refused(response, "since")
+
+
+@pytest.mark.parametrize("value", ["2026-13-45T10:00:00Z", "not a time"])
+def test_feedback_refuses_a_crafted_since(api, staff, value):
+    _refused(api.as_(staff).get("/api/v1/admin/feedback/", {"since": value}), "since")
+
+
+@pytest.mark.parametrize(
+    ("path", "persona"),
+    [
+        ("/api/v1/tickets/?status=nope", "customer"),
+        ("/api/v1/offers/?status=nope", "agent"),
+        ("/api/v1/admin/agents/?status=nope", "staff"),
+        ("/api/v1/admin/feedback/?kind=nope", "staff"),
+    ],
+)
+def test_lists_refuse_an_unknown_choice(api, request, path, persona):
+    response = api.as_(request.getfixturevalue(persona)).get(path)
+
+    _refused(response, path.rsplit("?", 1)[1].split("=")[0])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "persona"),
+    [
+        ("post", f"/api/v1/offers/{TOO_LARGE}/accept/", "agent"),
+        ("post", f"/api/v1/offers/{TOO_LARGE}/decline/", "agent"),
+        ("get", f"/api/v1/tickets/{TOO_LARGE}/", "customer"),
+        ("post", f"/api/v1/shifts/{TOO_LARGE}/book/", "agent"),
+        ("get", f"/api/v1/admin/agents/{TOO_LARGE}/", "staff"),
+    ],
+)
+def test_an_id_larger_than_any_id_is_a_404_not_an_overflow(api, request, method, path, persona):
+    # On PostgreSQL the number overflowed the statement's bigint: a 500.
+    response = getattr(api.as_(request.getfixturevalue(persona)), method)(path)
+
+    assert response.status_code == 404
+
+
+def test_the_largest_id_a_path_may_name_still_reaches_the_view(api, agent):
+    response = api.as_(agent).post(f"/api/v1/offers/{10**18 - 1}/accept/")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/ops/?target=" + SUPERSCRIPT_TWO,
+        "/agent/earnings/?period=" + SUPERSCRIPT_TWO,
+        "/agent/?ticket=" + SUPERSCRIPT_TWO,
+    ],
+)
+def test_pages_answer_a_crafted_parameter_with_a_400(client, staff, agent, url):
+    client.force_login(staff if url.startswith("/ops") else agent.user)
+
+    response = client.get(url)
+
+    assert response.status_code == 400
