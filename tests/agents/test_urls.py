@@ -12,7 +12,14 @@ from django.urls import get_resolver, resolve
 from django.urls.resolvers import RoutePattern, URLResolver
 
 # A value each path converter accepts.
-SAMPLES = {"int": "7", "str": "ab", "slug": "ab", "path": "ab", "uuid": str(uuid.UUID(int=7))}
+SAMPLES = {
+    "int": "7",
+    "id": "7",
+    "str": "ab",
+    "slug": "ab",
+    "path": "ab",
+    "uuid": str(uuid.UUID(int=7)),
+}
 
 
 def _routes(patterns, prefix=""):
