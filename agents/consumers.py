@@ -3,6 +3,7 @@
 from channels.db import database_sync_to_async
 
 from agents import events, presence, selectors
+from config import params
 from config.realtime import JsonConsumer
 
 
@@ -87,7 +88,7 @@ class AgentConsumer(JsonConsumer):
         from marketplace.services import dispatch
 
         offer_id = content.get("offer_id")
-        if not isinstance(offer_id, int):
+        if not _is_id(offer_id):
             return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
         answer = {"offer_id": offer_id, "user": self.scope["user"]}
         if kind == "offer.accept":
@@ -114,7 +115,7 @@ class AgentConsumer(JsonConsumer):
         from marketplace.services import dispatch
 
         offer_id = content.get("offer_id")
-        if not isinstance(offer_id, int) or isinstance(offer_id, bool):
+        if not _is_id(offer_id):
             return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
         try:
             await database_sync_to_async(dispatch.offer_seen, thread_sensitive=False)(
@@ -138,6 +139,11 @@ class AgentConsumer(JsonConsumer):
         if message.get("type") == "presence.changed" and message.get("reason") == "suspended":
             # A suspended agent keeps no live channel; reconnecting is refused.
             await self.close(code=4403)
+
+
+def _is_id(value) -> bool:
+    """An id some object could have: an integer (not a boolean) within the ids' range."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= params.MAX_ID
 
 
 def _error(code: str, message: str, **extra) -> dict:

@@ -283,4 +283,12 @@ async def test_another_agents_offer_cannot_be_answered_over_the_socket():
     assert reply["error"]["code"] == "not_found"
     await socket.send_json_to({"type": "offer.accept", "offer_id": "x"})
     assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "invalid"
+    # Larger than any id: it overflowed PostgreSQL's bigint and crashed the consumer.
+    for crafted in (10**30, -1, True):
+        await socket.send_json_to({"type": "offer.accept", "offer_id": crafted})
+        assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "invalid"
+    await socket.send_json_to({"type": "offer.seen", "offer_id": 10**30})
+    assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "invalid"
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=5))["type"] == "pong"
     await socket.disconnect()
