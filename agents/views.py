@@ -11,6 +11,7 @@ from agents import selectors, services
 from agents.apis import document_response
 from agents.forms import ApplyForm, DecisionForm, DocumentForm
 from agents.models import AgentDocument, AgentStatus
+from config import pages
 from config.errors import DomainError, InvalidInput
 
 staff_required = user_passes_test(lambda u: u.is_authenticated and u.is_operations)
@@ -120,7 +121,7 @@ def staff_decide(request, agent_id: int, decision: str):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{agent.user.name} is now {agent.get_status_display().lower()}.")
-    return redirect(request.POST.get("next") or "staff-review")
+    return pages.back_to(request, "staff-review")
 
 
 @staff_required

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from agents import presence
 from agents.models import AgentStatus, Presence
+from config import pages
 from config.errors import DomainError, InvalidInput
 from marketplace import selectors
 from marketplace.forms import BoardFilterForm, SlotForm, WeekForm
@@ -73,7 +74,7 @@ def agent_book(request, slot_id: int):
         messages.error(request, exc.message)
     else:
         messages.success(request, "Booked. See you there!")
-    return redirect(request.POST.get("next") or "agent-shifts")
+    return pages.back_to(request, "agent-shifts")
 
 
 @login_required

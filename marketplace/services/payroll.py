@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,7 +222,9 @@ IDENTITY_BATCH = 1000
 def safe_text(value) -> str:
     """A text cell that no spreadsheet evaluates: a leading apostrophe if it would be."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_DANGEROUS_START) else text
+    # NFKC folds the full-width forms (＝ ＋ － ＠) that spreadsheets also evaluate.
+    first = unicodedata.normalize("NFKC", text[:1])
+    return "'" + text if first.startswith(_DANGEROUS_START) else text
 
 
 def amount_cell(value) -> str:

@@ -110,3 +110,31 @@ def test_the_django_admin_changes_status_only_through_services(client, staff):
     pending.refresh_from_db()
     assert pending.status == AgentStatus.APPROVED
     assert pending.review_events.last().actor == staff
+
+
+@pytest.mark.parametrize(
+    "elsewhere", ["https://evil.example/", "//evil.example/", "http:evil.example", "\\\\evil"]
+)
+def test_a_decision_never_redirects_off_site(client, staff, elsewhere):
+    from tests.factories import AgentFactory
+
+    pending = AgentFactory(status=AgentStatus.IN_REVIEW)
+    client.force_login(staff)
+
+    response = client.post(f"/staff/review/{pending.pk}/approve/", {"next": elsewhere})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/staff/review/"
+
+
+def test_a_decision_goes_back_to_the_page_it_came_from(client, staff):
+    from tests.factories import AgentFactory
+
+    pending = AgentFactory(status=AgentStatus.IN_REVIEW)
+    client.force_login(staff)
+
+    response = client.post(
+        f"/staff/review/{pending.pk}/approve/", {"next": "/staff/review/?status=in_review"}
+    )
+
+    assert response["Location"] == "/staff/review/?status=in_review"

@@ -80,7 +80,21 @@ def test_the_csv_is_rfc_4180_with_crlf_and_quoted_fields(closed_week, worker):
     assert '"Aisha ""Ace"", Agent"' in text
 
 
-@pytest.mark.parametrize("evil", ['=HYPERLINK("x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        '=HYPERLINK("x")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        "＝1+1",
+        "＋1",
+        "－2",
+        "＠SUM(A1)",
+    ],
+)
 def test_text_cells_a_spreadsheet_would_evaluate_are_neutralised(staff, clock, evil):
     agent = AgentFactory(user__name=evil)
     entry = ledger.adjustment_create(actor=staff, agent_id=agent.pk, amount="-1.00", reason="r")
