@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from agents import events as agent_events
 from marketplace import tasks
+from marketplace.models import OfferStatus
 
 logger = logging.getLogger(__name__)
 
@@ -162,14 +163,23 @@ def routes() -> list[tuple[str, list, Callable]]:
     ]
 
 
-def ticket_summary(ticket) -> dict:
-    """What an agent sees of a ticket before taking it: enough to decide, no more."""
+# The offers whose agent may still read the customer's words: the one they are
+# deciding on, and the one they took.  A declined, expired or withdrawn offer
+# keeps only the facts of the ticket, no text of the customer's.
+WITH_CUSTOMER_TEXT = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
+
+
+def ticket_summary(ticket, *, with_text: bool = True) -> dict:
+    """What an agent sees of a ticket before taking it: enough to decide, no more.
+
+    Without ``with_text``: the subject, summary and intent are null.
+    """
     now = timezone.now()
     return {
         "id": ticket.pk,
-        "subject": ticket.subject,
-        "summary": (ticket.handoff_summary or ticket.body)[:280],
-        "intent": ticket.handoff_intent,
+        "subject": ticket.subject if with_text else None,
+        "summary": (ticket.handoff_summary or ticket.body)[:280] if with_text else None,
+        "intent": ticket.handoff_intent if with_text else None,
         "category": ticket.category,
         "language": ticket.language,
         "priority": ticket.priority,
@@ -195,7 +205,7 @@ def offer_payload(offer) -> dict:
         "seen_at": _iso(offer.seen_at),
         "window_seconds": int((offer.expires_at - offer.created_at).total_seconds()),
         "decline_reason": offer.decline_reason or None,
-        "ticket": ticket_summary(offer.ticket),
+        "ticket": ticket_summary(offer.ticket, with_text=offer.status in WITH_CUSTOMER_TEXT),
     }
 
 

@@ -30,9 +30,6 @@ from django.db import connection
 from django.db.models import (
     Avg,
     Count,
-    Exists,
-    OuterRef,
-    Q,
     QuerySet,
 )
 from django.utils import timezone
@@ -63,7 +60,9 @@ def _tickets() -> QuerySet[Ticket]:
 def tickets_visible_to(*, caller) -> QuerySet[Ticket]:
     """Customers: their own.  Agents: assigned to them.  Staff: all.  Integrations: theirs.
 
-    Agents also see a ticket while it is offered to them (pending offer).
+    An agent merely offered a ticket does not see it: the offer carries what
+    they need to decide (``marketplace.events.ticket_summary``); the ticket,
+    its messages and its socket open when they accept.
     """
     if caller is None or not caller.is_authenticated:
         return Ticket.objects.none()
@@ -72,12 +71,7 @@ def tickets_visible_to(*, caller) -> QuerySet[Ticket]:
     if caller.is_operations:
         return _tickets()
     if caller.is_agent:
-        from marketplace.models import Offer
-
-        offered = Exists(
-            Offer.objects.filter(ticket=OuterRef("pk"), agent__user=caller, status="pending")
-        )
-        return _tickets().filter(Q(assigned_agent__user=caller) | offered)
+        return _tickets().filter(assigned_agent__user=caller)
     if caller.is_customer:
         return _tickets().filter(customer=caller)
     return Ticket.objects.none()

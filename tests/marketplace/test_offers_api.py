@@ -115,11 +115,34 @@ class TestOffersOverHttp:
         assert listed[0]["ticket"]["subject"].startswith("My card payment")
         assert api.as_(agent.user).get("/api/v1/offers/?status=nope").status_code == 400
 
-    def test_the_offered_agent_may_read_the_ticket_while_it_is_offered(self, api, offered):
+    def test_a_merely_offered_agent_cannot_read_the_ticket_until_they_accept(self, api, offered):
+        # The offer is enough to decide; the body, transcript, customer and
+        # messages open with the accept.
         agent, offer = offered
-        assert api.as_(agent.user).get(f"/api/v1/tickets/{offer.ticket_id}/").status_code == 200
+        client = api.as_(agent.user)
+        assert client.get(f"/api/v1/tickets/{offer.ticket_id}/").status_code == 404
+        assert client.get(f"/api/v1/tickets/{offer.ticket_id}/messages/").status_code == 404
+        assert offer.ticket_id not in [
+            t["id"] for t in client.get("/api/v1/tickets/").json()["results"]
+        ]
+
+        client.post(f"/api/v1/offers/{offer.pk}/accept/")
+
+        assert client.get(f"/api/v1/tickets/{offer.ticket_id}/").status_code == 200
+
+    def test_an_ended_offer_keeps_no_customer_text(self, api, offered):
+        agent, offer = offered
         api.as_(agent.user).post(f"/api/v1/offers/{offer.pk}/decline/")
-        assert api.as_(agent.user).get(f"/api/v1/tickets/{offer.ticket_id}/").status_code == 404
+
+        (row,) = api.as_(agent.user).get("/api/v1/offers/").json()
+
+        assert row["status"] == "declined"
+        assert (row["ticket"]["subject"], row["ticket"]["summary"], row["ticket"]["intent"]) == (
+            None,
+            None,
+            None,
+        )
+        assert row["ticket"]["category"] == offer.ticket.category  # the facts stay
 
 
 @pytest.mark.django_db

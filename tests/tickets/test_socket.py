@@ -95,6 +95,29 @@ async def test_anyone_else_is_refused_at_the_handshake(person, ticket, _flush_la
     assert code == 4403
 
 
+async def test_an_agent_merely_offered_the_ticket_is_refused_at_the_handshake(
+    customer, other_agent, _flush_layer
+):
+    # The conversation opens with the accept, not with the offer.
+    from marketplace.models import Offer
+
+    waiting = await database_sync_to_async(TicketFactory)(customer=customer)
+    await database_sync_to_async(Offer.objects.create)(
+        ticket=waiting,
+        agent=other_agent,
+        base_amount=2,
+        surge_multiplier=1,
+        amount=2,
+        currency="EUR",
+        expires_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    _, connected, code = await _open(other_agent, waiting.pk)
+
+    assert not connected
+    assert code == 4403
+
+
 async def test_an_anonymous_socket_is_refused(ticket, _flush_layer):
     _, connected, code = await _open(None, ticket.pk)
 
