@@ -288,6 +288,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # How many proxies in front of the app append to X-Forwarded-For: the
+    # throttles key on the address that many hops back.  0 (the default): the
+    # header is ignored and the peer's address is used, so that a client cannot
+    # pick a new identity with each request.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "sign_in": env.str("SIGN_IN_THROTTLE", default="10/min"),
         "sign_up": env.str("SIGN_UP_THROTTLE", default="30/hour"),

@@ -42,6 +42,38 @@ def test_token_sign_in_is_throttled_against_guessing(api, customer, settings):
     assert codes[10] == 429
 
 
+def test_a_forged_forwarded_for_does_not_escape_the_sign_in_throttle(api, customer):
+    # Each guess claims to come from another address.
+    codes = [
+        api.post(
+            "/api/v1/auth/token/",
+            {"username": customer.email, "password": f"x{i}"},
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(15)
+    ]
+
+    assert codes[:10] == [400] * 10
+    assert set(codes[10:]) == {429}
+
+
+def test_behind_a_trusted_proxy_the_throttle_keys_on_the_forwarded_address(api, customer, settings):
+    # TRUSTED_PROXY_COUNT=1; DRF reloads its settings on the change.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    def guess(address):
+        return api.post(
+            "/api/v1/auth/token/",
+            {"username": customer.email, "password": "x"},
+            HTTP_X_FORWARDED_FOR=address,
+        ).status_code
+
+    guesser = [guess("203.0.113.7") for _ in range(11)]
+
+    assert guesser[-1] == 429
+    assert guess("198.51.100.9") == 400  # another client behind the proxy is not held back
+
+
 def test_customer_sign_up_creates_a_customer(api):
     response = api.post(
         "/api/v1/customers/",
