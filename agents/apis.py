@@ -1,5 +1,7 @@
 """HTTP API for people: token sign-in, sign-up, applications, documents, review."""
 
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -53,12 +55,27 @@ class TokenView(APIView):
             username=data.validated_data["username"].strip(),
             password=data.validated_data["password"],
         )
+        if user is None and getattr(request, "axes_locked_out", False):
+            # django-axes refused it: the account or this address failed too often.
+            minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+            response = Response(
+                error_body(
+                    "sign_in_locked",
+                    f"Too many failed sign-ins. Try again in {minutes} minutes.",
+                ),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
+            response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+            return response
         if user is None:
             return Response(
                 error_body("invalid_credentials", "Unknown e-mail address or wrong password."),
                 status=status.HTTP_400_BAD_REQUEST,
             )
         token, _ = Token.objects.get_or_create(user=user)
+        # Issuing a token is a sign-in: the account's failed attempts are cleared
+        # (django-axes listens) and its last sign-in is recorded.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         return Response({"token": token.key})
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 from rest_framework.authtoken.models import Token
 
 from config import prepared, rows
@@ -67,3 +67,22 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return user, token
+
+
+def client_address(request) -> str | None:
+    """The client's address as the API's throttles see it (``TRUSTED_PROXY_COUNT``):
+    the sign-in lockout (django-axes, ``AXES_CLIENT_IP_CALLABLE``) counts by it too."""
+    return throttling.BaseThrottle().get_ident(request)
+
+
+def sign_in_name(request, credentials: dict | None) -> str | None:
+    """The account a sign-in names, as the lockout counts it (``AXES_USERNAME_CALLABLE``).
+
+    Every sign-in form and the token endpoint send it as ``username`` (the
+    e-mail address); case and spaces do not make it another account.
+    """
+    if credentials and credentials.get("username"):
+        return str(credentials["username"]).strip().lower()
+    data = getattr(request, "data", None) or getattr(request, "POST", {})
+    name = data.get("username") if hasattr(data, "get") else None
+    return str(name).strip().lower() if name else None

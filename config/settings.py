@@ -8,6 +8,7 @@ so that ``make run`` needs no server.  Setting ``DATABASE_URL`` and
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "channels",
     "django_htmx",
+    "axes",
     "agents",
     "tickets",
     "marketplace",
@@ -63,7 +65,27 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a sign-in refused for too many failures into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- sign-in lockout (django-axes) ------------------------------------------
+# Every sign-in (the token endpoint, /login/, the Django admin) goes through
+# ``authenticate``; axes' backend refuses it while the account or the client
+# address has failed SIGN_IN_FAILURE_LIMIT times within the lockout, and a
+# success clears the account's count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGN_IN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+# The same client address as the API's throttles (TRUSTED_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "config.authentication.client_address"
+AXES_USERNAME_CALLABLE = "config.authentication.sign_in_name"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = None
