@@ -107,7 +107,7 @@ class MyOffersView(APIView):
 
 class SurgeOutput(serializers.Serializer):
     multiplier = serializers.CharField()
-    waiting = serializers.IntegerField()
+    waiting = serializers.IntegerField(help_text="Customers with a ticket waiting.")
     free_capacity = serializers.IntegerField()
 
 

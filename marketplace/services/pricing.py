@@ -37,7 +37,7 @@ def _surge_counts_sql() -> str:
 
     present = rules.eligible(rules.VALUES, rules=rules.ELIGIBILITY[:2])  # E1, E2
     return (
-        f"SELECT (SELECT COUNT(*) FROM {rules.TICKET}"  # noqa: S608 (table names, constants)
+        f"SELECT (SELECT COUNT(DISTINCT customer_id) FROM {rules.TICKET}"  # noqa: S608 (names)
         f" WHERE status = '{TicketStatus.QUEUED.value}'),"
         f" (SELECT COALESCE(SUM(a.capacity - a.active_tickets), 0) FROM {rules.AGENT} a"
         f" WHERE {present})"
@@ -45,7 +45,10 @@ def _surge_counts_sql() -> str:
 
 
 def surge_now() -> Surge:
-    """The multiplier from the waiting tickets and the free seats of online agents.
+    """The multiplier from the customers waiting and the free seats of online agents.
+
+    Customers, not tickets: one customer's several tickets are one demand, so
+    opening more of them cannot raise every offer's pay.
 
     One statement: every offer made reads it.
     """

@@ -14,7 +14,7 @@ from agents.services import agent_suspend
 from marketplace.models import Offer, OfferStatus, RateCard
 from marketplace.services import dispatch
 from marketplace.services import pricing as pricing_services
-from tests.factories import AgentFactory
+from tests.factories import AgentFactory, UserFactory
 from tests.tickets.factories import TicketFactory
 from tickets import services as ticket_services
 from tickets.models import Ticket, TicketEvent, TicketStatus
@@ -150,6 +150,19 @@ def test_surge_raises_the_price_and_the_offer_keeps_it(paula):
     assert pricing_services.surge_now().multiplier == Decimal("1.00")
     offer.refresh_from_db()
     assert offer.amount == Decimal("4.50")
+
+
+def test_one_customers_many_tickets_do_not_raise_the_surge(paula):
+    # Four tickets from one customer, 2 free seats: were they counted as four,
+    # the ratio 2.0 would pay every offer 1.80 times; one customer is one demand.
+    customer = UserFactory(password=None)
+    for _ in range(4):
+        TicketFactory(category="payments", customer=customer)
+
+    surge = pricing_services.surge_now()
+
+    assert surge.waiting == 1
+    assert surge.multiplier == Decimal("1.00")
 
 
 def test_a_changed_rate_card_prices_new_offers_only(paula, staff):
