@@ -122,6 +122,8 @@ class MyApplicationView(APIView):
 class MyDocumentsView(APIView):
     permission_classes = [IsAgentUser]
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "upload"
 
     @extend_schema(
         request={"multipart/form-data": DocumentInput},

@@ -236,6 +236,11 @@ def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
                     f"Documents can be added while the application is open, not when "
                     f"{locked.status}."
                 )
+            # Counted under the agent's lock: concurrent uploads cannot pass it together.
+            most = settings.HUMANLINE["DOCUMENT_MAX_COUNT"]
+            if AgentDocument.objects.filter(agent=locked).count() >= most:
+                message = f"An application holds {most} documents at most."
+                raise InvalidInput(message, code="too_many_documents", fields={"file": [message]})
             document = AgentDocument.objects.create(
                 agent=locked,
                 storage_name=storage_name,

@@ -1,11 +1,14 @@
 """Pages about people: apply, the applicant's status, the staff review queue."""
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from rest_framework.throttling import SimpleRateThrottle
 
 from agents import selectors, services
 from agents.apis import document_response
@@ -24,9 +27,29 @@ def _apply_errors_to_form(form, exc: InvalidInput) -> None:
             form.add_error(target, problem)
 
 
+class _ApplyThrottle(SimpleRateThrottle):
+    """The API's ``sign_up`` rate, per client address, for the application page."""
+
+    scope = "sign_up"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 def apply(request):
     if request.user.is_authenticated and request.user.is_agent:
         return redirect("apply-status")
+    throttle = _ApplyThrottle()
+    if request.method == "POST" and not throttle.allow_request(request, None):
+        minutes = max(1, math.ceil((throttle.wait() or 60) / 60))
+        response = render(
+            request,
+            "agents/apply.html",
+            {"form": ApplyForm(), "retry_minutes": minutes},
+            status=429,
+        )
+        response["Retry-After"] = str(minutes * 60)
+        return response
     form = ApplyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -318,6 +318,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "sign_in": env.str("SIGN_IN_THROTTLE", default="10/min"),
         "sign_up": env.str("SIGN_UP_THROTTLE", default="30/hour"),
+        "upload": env.str("UPLOAD_THROTTLE", default="20/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -354,6 +355,7 @@ HUMANLINE = {
     "AGENT_CAPACITY_DEFAULT": env.int("AGENT_CAPACITY_DEFAULT", default=2),
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
+    "DOCUMENT_MAX_COUNT": env.int("DOCUMENT_MAX_COUNT", default=5),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),
     # Shifts.  The 30-minute grid itself is fixed by the product.

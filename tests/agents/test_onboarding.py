@@ -218,6 +218,24 @@ def test_a_second_document_keeps_the_application_in_review(api, applicant):
     assert applicant.review_events.filter(to_status="in_review").count() == 1
 
 
+def test_an_applicant_cannot_pile_up_documents(api, applicant, settings):
+    # Each may be 10 MB: without a cap one applicant fills the disk.
+    codes = [upload(api, applicant.user).status_code for _ in range(6)]
+
+    assert codes == [201] * 5 + [400]
+    assert AgentDocument.objects.filter(agent=applicant).count() == 5
+    stored = list((settings.PRIVATE_MEDIA_ROOT / "documents").iterdir())
+    assert len(stored) == 5  # the refused file was not left behind
+
+
+def test_uploads_are_throttled(api, applicant, settings):
+    settings.HUMANLINE = {**settings.HUMANLINE, "DOCUMENT_MAX_COUNT": 100}
+    codes = [upload(api, applicant.user).status_code for _ in range(21)]
+
+    assert codes[:20] == [201] * 20
+    assert codes[20] == 429
+
+
 def test_documents_cannot_be_added_once_decided(api, agent):
     response = upload(api, agent.user)
     assert response.status_code == 409

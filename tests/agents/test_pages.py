@@ -138,3 +138,15 @@ def test_a_decision_goes_back_to_the_page_it_came_from(client, staff):
     )
 
     assert response["Location"] == "/staff/review/?status=in_review"
+
+
+def test_the_apply_page_is_throttled_per_address(client):
+    # Each application creates an account: one address may not script thousands.
+    codes = [client.post("/apply/", apply_form(email="")).status_code for _ in range(31)]
+
+    assert set(codes[:30]) == {400}
+    assert codes[30] == 429
+    refused = client.post("/apply/", apply_form())
+    assert "Please try again in" in refused.content.decode()
+    assert int(refused["Retry-After"]) > 0
+    assert not Agent.objects.exists()
