@@ -31,7 +31,7 @@ from agents.serializers import (
     TokenInput,
     UserOutput,
 )
-from config import params
+from config import params, uploads
 from config.api import error_body
 from config.permissions import IsAgentUser, IsOperations
 
@@ -131,6 +131,9 @@ class MyDocumentsView(APIView):
         tags=["agents"],
     )
     def post(self, request):
+        request.data  # noqa: B018 (parsed first: the size limit may stop the upload)
+        if (refused := uploads.refusal(request)) is not None:
+            raise refused
         data = DocumentInput(data=request.data)
         data.is_valid(raise_exception=True)
         agent = selectors.agent_for_user(user=request.user)

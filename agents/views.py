@@ -14,7 +14,7 @@ from agents import selectors, services
 from agents.apis import document_response
 from agents.forms import ApplyForm, DecisionForm, DocumentForm
 from agents.models import AgentDocument, AgentStatus
-from config import pages
+from config import pages, uploads
 from config.errors import DomainError, InvalidInput
 
 staff_required = user_passes_test(lambda u: u.is_authenticated and u.is_operations)
@@ -85,7 +85,10 @@ def apply_status(request):
     form = DocumentForm()
     if request.method == "POST":
         form = DocumentForm(request.POST, request.FILES)
-        if form.is_valid():
+        if (refused := uploads.refusal(request)) is not None:
+            form.errors.clear()
+            form.add_error("file", refused.message)
+        elif form.is_valid():
             try:
                 services.agent_document_upload(agent=agent, upload=form.cleaned_data["file"])
             except DomainError as exc:

@@ -275,6 +275,12 @@ PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "
 MEDIA_ROOT = BASE_DIR / "var" / "media"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# First: stops an upload larger than DOCUMENT_MAX_BYTES while it streams in.
+FILE_UPLOAD_HANDLERS = [
+    "config.uploads.SizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- e-mail -----------------------------------------------------------------
 EMAIL_BACKEND = env.str(
