@@ -27,11 +27,28 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     per offer pushed and per answer received.
     """
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A frame that is not JSON text is answered with an ``error`` frame; the
+        socket stays open (channels' own ``receive`` would raise and drop it)."""
+        if text_data is None:
+            await self.send_json(_bad_frame("Send JSON text frames."))
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.send_json(_bad_frame("The frame is not valid JSON."))
+            return
+        await self.receive_json(content, **kwargs)
+
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+
+def _bad_frame(message: str) -> dict:
+    return {"type": "error", "error": {"code": "bad_frame", "message": message}}
 
 
 class RealtimeTicketMiddleware:

@@ -299,3 +299,25 @@ async def test_a_malformed_since_is_an_error_frame_and_the_socket_stays_open(
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from() == {"type": "pong"}
     await socket.disconnect()
+
+
+async def test_a_frame_that_is_not_json_is_an_error_frame_and_the_socket_stays_open(
+    customer, ticket, _flush_layer
+):
+    # Channels' JSON consumer raised on these and dropped the connection.
+    socket, connected, _ = await _open(customer, ticket.pk)
+    assert connected
+    await _drain(socket)
+
+    await socket.send_to(text_data="{not json")
+    first = await socket.receive_json_from()
+    await socket.send_to(bytes_data=b"\x00\x01")
+    second = await socket.receive_json_from()
+    await socket.send_json_to(["not", "an", "object"])
+    third = await socket.receive_json_from()
+
+    assert [first["error"]["code"], second["error"]["code"]] == ["bad_frame", "bad_frame"]
+    assert third["type"] == "error"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()
