@@ -35,6 +35,13 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class TooMany(DomainError):
+    """A limit on how much one person may hold at once (429)."""
+
+    code = "too_many"
+    status_code = 429
+
+
 class Forbidden(DomainError):
     code = "forbidden"
     status_code = 403

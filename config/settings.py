@@ -362,6 +362,7 @@ HUMANLINE = {
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "DOCUMENT_MAX_COUNT": env.int("DOCUMENT_MAX_COUNT", default=5),
+    "OPEN_TICKETS_PER_CUSTOMER": env.int("OPEN_TICKETS_PER_CUSTOMER", default=3),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),
     # Shifts.  The 30-minute grid itself is fixed by the product.

@@ -30,7 +30,7 @@ from django.utils.text import slugify
 from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
 from config import prepared
-from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition
+from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, TooMany
 from tickets import events, selectors, tasks
 from tickets.models import (
     BODY_MAX,
@@ -303,6 +303,7 @@ def ticket_open(
     if not idempotency_key and connection.vendor == "postgresql":
         # The common case: the ticket and its audit row in one statement.
         owner = _owner(caller, integration, customer, checked)
+        _refuse_over_open_cap(owner)
         ticket, event = _opened_rows(
             caller=caller, owner=owner, integration=integration, new=checked
         )
@@ -328,6 +329,7 @@ def ticket_open(
                     ticket=earlier.ticket, created=False, status_code=earlier.response_status
                 )
         owner = _owner(caller, integration, customer, checked)
+        _refuse_over_open_cap(owner)
         ticket, event = _opened_rows(
             caller=caller, owner=owner, integration=integration, new=checked
         )
@@ -339,6 +341,35 @@ def ticket_open(
             claim.save(update_fields=["ticket"])
         _on_commit_entered_queue(ticket, opened=True)
     return Opened(ticket=ticket, created=True)
+
+
+# The tickets a customer holds open: waiting or with an agent.
+OPEN = (TicketStatus.QUEUED, TicketStatus.OFFERED, TicketStatus.ASSIGNED)
+_OPEN_COUNT = prepared.Statement(
+    "humanline_open_tickets",
+    f"SELECT COUNT(*) FROM (SELECT 1 FROM {Ticket._meta.db_table}"  # noqa: S608 (names)
+    f" WHERE customer_id = %(customer)s AND status IN ({', '.join(repr(str(s)) for s in OPEN)})"
+    " LIMIT %(cap)s) held",
+)
+
+
+def _refuse_over_open_cap(owner) -> None:
+    """One customer holds ``OPEN_TICKETS_PER_CUSTOMER`` open tickets at most (a 429).
+
+    Checked before the insert, not under a lock: two requests of the same
+    customer at the same instant may both pass it; a flood may not.
+    """
+    cap = settings.HUMANLINE["OPEN_TICKETS_PER_CUSTOMER"]
+    with connection.cursor() as cursor:
+        _OPEN_COUNT.execute(connection, cursor, {"customer": owner.pk, "cap": cap})
+        (held,) = cursor.fetchone()
+    if held >= cap:
+        raise TooMany(
+            f"You already have {held} open tickets. Please wait for one of them to be"
+            " answered, or add to it, before opening another.",
+            code="too_many_open_tickets",
+            fields={"customer": [f"At most {cap} open tickets at once."]},
+        )
 
 
 def _owner(caller, integration: Integration | None, customer: CustomerRef | None, new: NewTicket):

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from agents import validators
 from agents.selectors import skill_catalog
-from config.errors import DomainError, InvalidInput
+from config.errors import DomainError, InvalidInput, TooMany
 from tickets import selectors, services
 from tickets.models import (
     BODY_MAX,
@@ -115,6 +115,8 @@ def help_centre(request):
                     subject=data["subject"], body=data["body"], category=data["category"]
                 ),
             )
+        except TooMany as exc:
+            form.add_error(None, exc.message)
         except InvalidInput as exc:
             for name, problems in exc.fields.items():
                 for problem in problems:

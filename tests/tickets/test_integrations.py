@@ -199,3 +199,14 @@ def test_an_integration_relays_its_customers_messages_and_reads_the_reply(bot, a
     assert sent.status_code == 201
     assert sent.json()["author"]["id"] == ticket.customer_id
     assert [m["author_role"] for m in read.json()["results"]] == ["agent", "customer"]
+
+
+def test_an_integrations_customer_holds_three_open_tickets_at_most(bot):
+    codes = [
+        bot.post("/api/v1/tickets/", new_ticket_body(customer={"external_id": "crm-7"})).status_code
+        for _ in range(4)
+    ]
+    other = bot.post("/api/v1/tickets/", new_ticket_body(customer={"external_id": "crm-8"}))
+
+    assert codes == [201, 201, 201, 429]
+    assert other.status_code == 201
