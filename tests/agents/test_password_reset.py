@@ -1,0 +1,37 @@
+"""Password reset from the sign-in page, through Django's own views."""
+
+import re
+
+import pytest
+from django.core import mail
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_customer_resets_a_forgotten_password_from_the_sign_in_page(client, customer):
+    assert "/password-reset/" in client.get("/login/").content.decode()
+
+    sent = client.post("/password-reset/", {"email": customer.email})
+    assert sent.status_code == 302
+    (message,) = mail.outbox
+    link = re.search(r"https?://[^/]+(/password-reset/[^\s]+/)", message.body).group(1)
+
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    done = client.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "a-brand-new-phrase-42", "new_password2": "a-brand-new-phrase-42"},
+    )
+    assert done.status_code == 302
+
+    customer.refresh_from_db()
+    assert customer.check_password("a-brand-new-phrase-42")
+    # The link works once.
+    assert "has been used or has expired" in client.get(link, follow=True).content.decode()
+
+
+def test_an_unknown_address_is_not_revealed(client):
+    response = client.post("/password-reset/", {"email": "nobody@example.org"})
+
+    assert response.status_code == 302  # the same answer as for a known one
+    assert mail.outbox == []
