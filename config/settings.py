@@ -25,10 +25,27 @@ DEBUG = env.bool("DEBUG", default=False)
 # only mode that creates demo users and tolerates a generated secret key.
 EMBEDDED = not env.str("DATABASE_URL", default="") and not env.str("REDIS_URL", default="")
 TESTING = env.bool("HUMANLINE_TESTING", default=False)
+# pytest defines PYTEST_VERSION for the length of its run, in its process and
+# in every process the suite starts (documented in pytest's reference).
+UNDER_TEST_RUNNER = "PYTEST_VERSION" in os.environ
+
+# The production guard.  Outside the embedded default a process serves real
+# people, so DEBUG (tracebacks and settings shown to anyone) and the testing
+# flag (a weak password hasher, the public key below) refuse to start there,
+# rather than quietly lowering its defences.  The suite's own processes, under
+# pytest, are the one exception.
+if not EMBEDDED and not UNDER_TEST_RUNNER:
+    for flag, on in (("DEBUG", DEBUG), ("HUMANLINE_TESTING", TESTING)):
+        if on:
+            raise environ.ImproperlyConfigured(
+                f"{flag} is on with DATABASE_URL or REDIS_URL set: a production process "
+                f"refuses to start with it. Unset {flag} (it is for the embedded default "
+                "and the test suite only)."
+            )
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not (EMBEDDED or DEBUG or TESTING):
+    if not (EMBEDDED or TESTING):
         raise environ.ImproperlyConfigured("SECRET_KEY must be set outside the embedded default.")
     SECRET_KEY = "embedded-insecure-key-do-not-use-in-production-0123456789abcdef"
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,6 +62,22 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run_manage("check", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["DEBUG", "HUMANLINE_TESTING"])
+def test_a_production_process_refuses_to_start_with_debug_or_the_testing_flag(flag):
+    """With either flag on, the public key and (testing) the weak hasher came back."""
+    without_key = {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, flag: "1"}
+    for env in (without_key, production(**{flag: "1"})):
+        result = run_manage("check", **env)
+        assert result.returncode != 0
+        assert f"{flag} is on with DATABASE_URL or REDIS_URL set" in result.stderr
+        assert "refuses to start" in result.stderr
+
+
+def test_the_embedded_default_may_run_with_debug():
+    result = run_manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_embedded_default_uses_sqlite_memory_layer_and_eager_tasks():
