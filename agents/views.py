@@ -1,20 +1,18 @@
 """Pages about people: apply, the applicant's status, the staff review queue."""
 
-import math
-
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.throttling import SimpleRateThrottle
 
 from agents import selectors, services
 from agents.apis import document_response
 from agents.forms import ApplyForm, DecisionForm, DocumentForm
 from agents.models import AgentDocument, AgentStatus
-from config import pages, uploads
+from config import pages, throttles, uploads
 from config.errors import DomainError, InvalidInput
 
 staff_required = user_passes_test(lambda u: u.is_authenticated and u.is_operations)
@@ -27,21 +25,10 @@ def _apply_errors_to_form(form, exc: InvalidInput) -> None:
             form.add_error(target, problem)
 
 
-class _ApplyThrottle(SimpleRateThrottle):
-    """The API's ``sign_up`` rate, per client address, for the application page."""
-
-    scope = "sign_up"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
 def apply(request):
     if request.user.is_authenticated and request.user.is_agent:
         return redirect("apply-status")
-    throttle = _ApplyThrottle()
-    if request.method == "POST" and not throttle.allow_request(request, None):
-        minutes = max(1, math.ceil((throttle.wait() or 60) / 60))
+    if request.method == "POST" and (minutes := throttles.refusal(request, "sign_up")):
         response = render(
             request,
             "agents/apply.html",
@@ -154,3 +141,18 @@ def staff_decide(request, agent_id: int, decision: str):
 def staff_document(request, document_id):
     document = get_object_or_404(AgentDocument, pk=document_id)
     return document_response(document)
+
+
+class PasswordReset(auth_views.PasswordResetView):
+    """Django's password reset, its e-mails limited per client address
+    (``PASSWORD_RESET_THROTTLE``): each request sends mail to whoever the address
+    names."""
+
+    def post(self, request, *args, **kwargs):
+        if minutes := throttles.refusal(request, "password_reset"):
+            response = self.render_to_response(
+                self.get_context_data(form=self.get_form(), retry_minutes=minutes), status=429
+            )
+            response["Retry-After"] = str(minutes * 60)
+            return response
+        return super().post(request, *args, **kwargs)

@@ -342,6 +342,7 @@ REST_FRAMEWORK = {
         "sign_in": env.str("SIGN_IN_THROTTLE", default="10/min"),
         "sign_up": env.str("SIGN_UP_THROTTLE", default="30/hour"),
         "upload": env.str("UPLOAD_THROTTLE", default="20/hour"),
+        "password_reset": env.str("PASSWORD_RESET_THROTTLE", default="10/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -35,3 +35,19 @@ def test_an_unknown_address_is_not_revealed(client):
 
     assert response.status_code == 302  # the same answer as for a known one
     assert mail.outbox == []
+
+
+def test_reset_requests_are_limited_per_address(client, customer, settings):
+    # Each request sends mail to whoever it names: one address may not mail-bomb.
+    codes = [
+        client.post("/password-reset/", {"email": customer.email}).status_code for _ in range(11)
+    ]
+
+    assert codes[:10] == [302] * 10
+    assert codes[10] == 429
+    assert len(mail.outbox) == 10
+    refused = client.post("/password-reset/", {"email": customer.email})
+    assert refused.status_code == 429
+    assert "Please try again in" in refused.content.decode()
+    assert int(refused["Retry-After"]) > 0
+    assert len(mail.outbox) == 10
