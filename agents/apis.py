@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.http import FileResponse, Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
@@ -30,10 +31,11 @@ from agents.serializers import (
     SkillOutput,
     TokenInput,
     UserOutput,
+    VerificationInput,
 )
 from config import params, uploads
 from config.api import error_body
-from config.permissions import IsAgentUser, IsOperations
+from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
 
 
 class TokenView(APIView):
@@ -79,7 +81,14 @@ class TokenView(APIView):
         return Response({"token": token.key})
 
 
+def verification_link(request):
+    """How a request names the page that verifies an address: absolute, on its host."""
+    return lambda token: request.build_absolute_uri(reverse("verify-email", args=[token]))
+
+
 class CustomerSignUpView(APIView):
+    """Create a customer account; a link to verify the address is mailed to it."""
+
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "sign_up"
@@ -88,8 +97,35 @@ class CustomerSignUpView(APIView):
     def post(self, request):
         data = CustomerSignUpInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.customer_sign_up(**data.validated_data)
+        user = services.customer_sign_up(**data.validated_data, link=verification_link(request))
         return Response(UserOutput(user).data, status=status.HTTP_201_CREATED)
+
+
+class VerifyEmailView(APIView):
+    """Verify a customer's address with the token from the mailed link."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=VerificationInput, responses={200: UserOutput}, tags=["customers"])
+    def post(self, request):
+        data = VerificationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.email_verify(token=data.validated_data["token"])
+        return Response(UserOutput(user).data)
+
+
+class MyVerificationView(APIView):
+    """Mail the signed-in customer a new verification link."""
+
+    permission_classes = [IsCustomerUser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "verification"
+
+    @extend_schema(request=None, responses={202: None}, tags=["customers"])
+    def post(self, request):
+        services.email_verification_send(user=request.user, link=verification_link(request))
+        return Response(status=status.HTTP_202_ACCEPTED)
 
 
 class ApplicationView(APIView):

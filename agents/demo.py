@@ -21,7 +21,13 @@ def load_demo() -> int:
     created = 0
     _, new = _user("ops@example.com", "Olivia Ops", Role.STAFF, is_staff=True, is_superuser=True)
     created += new
-    _, new = _user("customer@example.com", "Carla Customer", Role.CUSTOMER, language="en")
+    _, new = _user(
+        "customer@example.com",
+        "Carla Customer",
+        Role.CUSTOMER,
+        language="en",
+        email_verified_at=timezone.now(),
+    )
     created += new
     agent_user, new = _user("agent@example.com", "Aisha Agent", Role.AGENT, language="en")
     created += new

@@ -52,6 +52,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Access to the Django admin; true for operations staff.
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # When the person proved they read mail at ``email`` (a signed link); until
+    # then nothing an integration opened may be linked to the account.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -80,6 +83,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_customer(self) -> bool:
         return self.role == Role.CUSTOMER
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class Skill(models.Model):

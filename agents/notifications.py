@@ -1,8 +1,8 @@
-"""E-mails to agents about their application."""
+"""E-mails: to agents about their application, to customers to verify their address."""
 
 from django.core.mail import send_mail
 
-from agents.models import AgentReviewEvent, AgentStatus
+from agents.models import AgentReviewEvent, AgentStatus, User
 
 SUBJECTS = {
     AgentStatus.APPROVED: "You're approved: welcome to Humanline",
@@ -39,6 +39,21 @@ def send_decision_email(*, event_id: int) -> None:
     send_mail(
         subject,
         body.format(name=user.first_name or user.name, reason=event.reason or "-"),
+        None,
+        [user.email],
+    )
+
+
+def send_verification_email(*, user_id: int, url: str) -> None:
+    user = User.objects.filter(pk=user_id, email_verified_at__isnull=True).first()
+    if user is None:  # verified meanwhile, or gone
+        return
+    send_mail(
+        "Confirm your e-mail address for Humanline",
+        f"Hello {user.first_name or user.name},\n\n"
+        "Confirm that this is your address, so that conversations our partners started "
+        f"with you can be linked to your account:\n\n{url}\n\n"
+        "If you did not sign up, ignore this e-mail.\n",
         None,
         [user.email],
     )

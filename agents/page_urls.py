@@ -26,6 +26,8 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("verify-email/<str:token>/", views.verify_email, name="verify-email"),
+    path("account/verification/", views.resend_verification, name="resend-verification"),
     path("agent/", console.console, name="agent-console"),
     path("agent/console/presence/", console.console_presence, name="agent-console-presence"),
     path(

@@ -53,7 +53,11 @@ class SkillInput(serializers.Serializer):
 class UserOutput(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["id", "email", "name", "role", "language"]
+        fields = ["id", "email", "name", "role", "language", "email_verified"]
+
+
+class VerificationInput(serializers.Serializer):
+    token = serializers.CharField(max_length=500, help_text="From the link mailed at sign-up.")
 
 
 class SkillOutput(serializers.ModelSerializer):

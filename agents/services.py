@@ -8,17 +8,19 @@ and schedule e-mails and pushes after commit.
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents import events, validators
+from agents import events, tasks, validators
 from agents.models import (
     Agent,
     AgentDocument,
@@ -83,13 +85,70 @@ def _create_user(**fields) -> User:
         ) from exc
 
 
+# --- e-mail verification ----------------------------------------------------
+
+VERIFICATION_SALT = "humanline.email-verification"
+
+
+def email_verification_token(user: User) -> str:
+    """A signed, expiring proof of reading mail at ``user.email``: good for that
+    account and that address only (a changed address voids it)."""
+    return signing.dumps({"user": user.pk, "email": user.email.lower()}, salt=VERIFICATION_SALT)
+
+
+def email_verification_send(*, user: User, link: Callable[[str], str]) -> None:
+    """Mail the customer the link ``link(token)``, after the transaction commits."""
+    if not user.is_customer:
+        raise InvalidTransition("Only customers' addresses are verified.", code="not_a_customer")
+    if user.email_verified:
+        raise InvalidTransition("This e-mail address is already verified.", code="already_verified")
+    url = link(email_verification_token(user))
+    transaction.on_commit(lambda: tasks.send_verification_email.delay(user.pk, url))
+
+
+def email_verify(*, token: str) -> User:
+    """Mark the address verified; a second use of the same link changes nothing."""
+    hours = settings.HUMANLINE["EMAIL_VERIFICATION_HOURS"]
+    try:
+        claim = signing.loads(token, salt=VERIFICATION_SALT, max_age=timedelta(hours=hours))
+    except signing.SignatureExpired as exc:
+        message = "This link has expired: ask for a new one from the help centre."
+        raise InvalidInput(message, code="token_expired", fields={"token": [message]}) from exc
+    except signing.BadSignature as exc:
+        raise _bad_verification_token() from exc
+    if not isinstance(claim, dict):
+        raise _bad_verification_token()
+    with transaction.atomic():
+        user = (
+            User.objects.select_for_update()
+            .filter(pk=claim.get("user"), email__iexact=claim.get("email"), is_active=True)
+            .first()
+        )
+        if user is None:
+            raise _bad_verification_token()
+        if not user.email_verified:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+    return user
+
+
+def _bad_verification_token() -> InvalidInput:
+    message = "This link is not valid: use the latest one we sent, or ask for a new one."
+    return InvalidInput(message, code="invalid_token", fields={"token": [message]})
+
+
 @transaction.atomic
-def customer_sign_up(*, email: str, password: str, name: str, language: str = "en") -> User:
+def customer_sign_up(
+    *, email: str, password: str, name: str, language: str = "en", link: Callable[[str], str]
+) -> User:
+    """A customer account, unverified: ``link(token)`` is the verification link mailed."""
     email = _check_new_account(email=email, password=password, name=name)
     language = _check_language(language)
-    return _create_user(
+    user = _create_user(
         email=email, password=password, name=name.strip(), language=language, role=Role.CUSTOMER
     )
+    email_verification_send(user=user, link=link)
+    return user
 
 
 # --- applications -----------------------------------------------------------

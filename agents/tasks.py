@@ -22,3 +22,10 @@ def sweep_presence() -> None:
     from agents.presence import presence_sweep
 
     presence_sweep()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_verification_email(user_id: int, url: str) -> None:
+    from agents.notifications import send_verification_email as send
+
+    send(user_id=user_id, url=url)

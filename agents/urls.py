@@ -6,6 +6,12 @@ from config import params  # noqa: F401 (registers the <id:…> converter)
 api_urlpatterns = [
     path("auth/token/", apis.TokenView.as_view(), name="api-token"),
     path("customers/", apis.CustomerSignUpView.as_view(), name="api-customer-sign-up"),
+    path("customers/verify/", apis.VerifyEmailView.as_view(), name="api-customer-verify"),
+    path(
+        "customers/me/verification/",
+        apis.MyVerificationView.as_view(),
+        name="api-customer-verification",
+    ),
     path("skills/", apis.SkillsView.as_view(), name="api-skills"),
     path("agents/applications/", apis.ApplicationView.as_view(), name="api-agent-apply"),
     path("agents/me/", apis.MyApplicationView.as_view(), name="api-agent-me"),

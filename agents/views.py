@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from agents import selectors, services
-from agents.apis import document_response
+from agents.apis import document_response, verification_link
 from agents.forms import ApplyForm, DecisionForm, DocumentForm
 from agents.models import AgentDocument, AgentStatus
 from config import pages, throttles, uploads
@@ -156,3 +156,35 @@ class PasswordReset(auth_views.PasswordResetView):
             response["Retry-After"] = str(minutes * 60)
             return response
         return super().post(request, *args, **kwargs)
+
+
+def verify_email(request, token: str):
+    """The mailed link: a page that asks for a click, so that a mail scanner
+    fetching the link verifies nothing; the POST verifies."""
+    if request.method != "POST":
+        return render(request, "agents/verify_email.html", {"token": token})
+    try:
+        services.email_verify(token=token)
+    except InvalidInput as exc:
+        return render(
+            request, "agents/verify_email.html", {"token": token, "error": exc.message}, status=400
+        )
+    messages.success(request, "Your e-mail address is verified.")
+    return redirect("help" if request.user.is_authenticated else "login")
+
+
+@login_required
+@require_POST
+def resend_verification(request):
+    if minutes := throttles.refusal(request, "verification"):
+        messages.error(request, f"Too many requests just now. Try again in {minutes} minutes.")
+    else:
+        try:
+            services.email_verification_send(
+                user=request.user, link=verification_link(request)
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"We sent a new link to {request.user.email}.")
+    return pages.back_to(request, "help")

@@ -45,3 +45,10 @@ class TooMany(DomainError):
 class Forbidden(DomainError):
     code = "forbidden"
     status_code = 403
+
+
+class NotFound(DomainError):
+    """Nothing the caller may see has this id."""
+
+    code = "not_found"
+    status_code = 404

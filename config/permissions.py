@@ -16,3 +16,11 @@ class IsAgentUser(BasePermission):
     def has_permission(self, request, view):
         user = request.user
         return bool(user and user.is_authenticated and user.is_agent and hasattr(user, "agent"))
+
+
+class IsCustomerUser(BasePermission):
+    message = "Only customers may do this."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_customer)

@@ -342,7 +342,9 @@ REST_FRAMEWORK = {
         "sign_in": env.str("SIGN_IN_THROTTLE", default="10/min"),
         "sign_up": env.str("SIGN_UP_THROTTLE", default="30/hour"),
         "upload": env.str("UPLOAD_THROTTLE", default="20/hour"),
+        # Both send mail to an address the request names.
         "password_reset": env.str("PASSWORD_RESET_THROTTLE", default="10/hour"),
+        "verification": env.str("VERIFICATION_THROTTLE", default="10/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -380,6 +382,8 @@ HUMANLINE = {
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "DOCUMENT_MAX_COUNT": env.int("DOCUMENT_MAX_COUNT", default=5),
+    # How long the link that verifies a customer's e-mail address stays good.
+    "EMAIL_VERIFICATION_HOURS": env.int("EMAIL_VERIFICATION_HOURS", default=72),
     "OPEN_TICKETS_PER_CUSTOMER": env.int("OPEN_TICKETS_PER_CUSTOMER", default=3),
     "REALTIME_TICKET_TTL_SECONDS": env.int("REALTIME_TICKET_TTL_SECONDS", default=60),
     "CURRENCY": env.str("CURRENCY", default="EUR"),

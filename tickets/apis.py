@@ -18,13 +18,14 @@ from agents.models import Agent
 from config import params
 from config.api import Pagination
 from config.authentication import TokenAuthentication
-from config.permissions import IsAgentUser, IsOperations
+from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
 from tickets import selectors, services
 from tickets.authentication import ApiKeyAuthentication
 from tickets.models import FeedbackKind, Rating, Ticket, TicketStatus
 from tickets.serializers import (
     FeedbackInput,
     FeedbackOutput,
+    IdentityOutput,
     IntegrationKeyCreatedOutput,
     IntegrationKeyInput,
     IntegrationKeyOutput,
@@ -358,3 +359,29 @@ class AgentQualityView(APIView):
         if agent is None:
             raise Http404
         return Response(_quality_body(agent))
+
+
+class MyIdentitiesView(APIView):
+    """What integrations know of the signed-in customer: identities linked to
+    the account and, once the address is verified, those claiming it."""
+
+    permission_classes = [IsCustomerUser]
+
+    @extend_schema(responses={200: IdentityOutput(many=True)}, tags=["customers"])
+    def get(self, request):
+        paginator = Pagination()
+        identities = selectors.customer_identities(user=request.user)
+        page = paginator.paginate_queryset(identities, request, view=self)
+        return paginator.get_paginated_response(IdentityOutput(page, many=True).data)
+
+
+class IdentityLinkView(APIView):
+    """Link an integration's identity, and its conversations, to this account."""
+
+    permission_classes = [IsCustomerUser]
+
+    @extend_schema(request=None, responses={200: IdentityOutput}, tags=["customers"])
+    def post(self, request, identity_id: int):
+        services.customer_link(caller=request.user, link_id=identity_id)
+        identity = selectors.customer_identities(user=request.user).get(pk=identity_id)
+        return Response(IdentityOutput(identity).data)

@@ -160,10 +160,14 @@ class IntegrationApiKey(models.Model):
 
 
 class IntegrationCustomer(models.Model):
-    """Which customer account an integration's own customer id stands for.
+    """Who an integration's own customer id stands for.
 
-    Kept here rather than on the user so that each integration has its own
-    namespace of ids.
+    An integration's customers are known by ``(integration, external_id)``
+    alone, each integration in a namespace of its own, and each gets an account
+    of its own that cannot sign in.  The ``email`` an integration gives is what
+    it claims, never a key: a person who verified that address may link the
+    identity to their own account (``tickets.services.customer_link``), which
+    moves its tickets there; ``previous_customer`` keeps the account it had.
     """
 
     integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="customers")
@@ -171,7 +175,13 @@ class IntegrationCustomer(models.Model):
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="external_ids"
     )
+    # Lower case; empty when the integration gave none.
+    email = models.EmailField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+    linked_at = models.DateTimeField(null=True, blank=True)
+    previous_customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -179,9 +189,20 @@ class IntegrationCustomer(models.Model):
                 fields=["integration", "external_id"], name="integration_customer_unique"
             )
         ]
+        indexes = [
+            models.Index(
+                fields=["email"],
+                name="integration_customer_email",
+                condition=~models.Q(email=""),
+            )
+        ]
 
     def __str__(self):
         return f"{self.integration_id}:{self.external_id}"
+
+    @property
+    def is_linked(self) -> bool:
+        return self.linked_at is not None
 
 
 class Ticket(models.Model):

@@ -29,9 +29,15 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
+    BooleanField,
     Count,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
     QuerySet,
+    Subquery,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent
@@ -40,6 +46,7 @@ from tickets.models import (
     WAITING,
     Feedback,
     IntegrationApiKey,
+    IntegrationCustomer,
     Message,
     Rating,
     Ticket,
@@ -426,3 +433,29 @@ def feedback_for_staff(
 
 def integration_keys() -> QuerySet[IntegrationApiKey]:
     return IntegrationApiKey.objects.select_related("integration").order_by("-created_at", "-id")
+
+
+def customer_identities(*, user) -> QuerySet[IntegrationCustomer]:
+    """What integrations know of this customer: the identities linked to the
+    account, and, once its address is verified, those that claim the address
+    and may be linked.  Each with ``tickets``, how many it holds, and ``linked``,
+    whether it is this account's."""
+    mine = Q(customer=user)
+    if user.email_verified:
+        mine |= Q(email=user.email.lower())
+    opened = (
+        Ticket.objects.filter(customer=OuterRef("customer"), integration=OuterRef("integration"))
+        .order_by()
+        .values("integration")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return (
+        IntegrationCustomer.objects.filter(mine)
+        .select_related("integration")
+        .annotate(
+            tickets=Coalesce(Subquery(opened), 0),
+            linked=ExpressionWrapper(Q(customer=user), output_field=BooleanField()),
+        )
+        .order_by("-created_at", "-id")
+    )

@@ -309,3 +309,15 @@ class QualityOutput(serializers.Serializer):
 
 
 TICKET_STATUSES = TicketStatus.values
+
+
+class IdentityOutput(serializers.Serializer):
+    """One of an integration's customers, as the person it stands for sees it."""
+
+    id = serializers.IntegerField()
+    integration = serializers.CharField(source="integration.name")
+    email = serializers.EmailField(help_text="The address the integration gave.")
+    created_at = serializers.DateTimeField()
+    linked = serializers.BooleanField(help_text="Its conversations are this account's.")
+    linked_at = serializers.DateTimeField(allow_null=True)
+    tickets = serializers.IntegerField(help_text="Tickets the integration opened for it.")

@@ -30,7 +30,15 @@ from django.utils.text import slugify
 from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
 from config import prepared
-from config.errors import Conflict, DomainError, Forbidden, InvalidInput, InvalidTransition, TooMany
+from config.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    TooMany,
+)
 from tickets import events, selectors, tasks
 from tickets.models import (
     BODY_MAX,
@@ -241,43 +249,82 @@ def _create_customer(*, email: str, name: str, language: str) -> User:
 
 
 def _integration_customer(*, integration: Integration, ref: CustomerRef, language: str) -> User:
-    """The customer an integration names, created when new."""
+    """The customer an integration names, known by ``(integration, external_id)``.
+
+    Never found by e-mail: an address is only what the integration claims, and
+    anyone may sign up with anyone's address.  A new identity gets an account of
+    its own that cannot sign in; the person who verifies the claimed address may
+    link it to theirs (``customer_link``).  A reference by e-mail alone uses the
+    address as the id, in this integration's namespace only.
+    """
     email = (ref.email or "").strip().lower()
-    external_id = (ref.external_id or "").strip()
+    external_id = (ref.external_id or "").strip() or (f"mailto:{email}" if email else "")
     name = (ref.name or "").strip()[:150]
-    if not email and not external_id:
+    if not external_id:
         raise _invalid("customer", "Name the customer by e-mail or external_id.")
-    if external_id:
+    link = (
+        IntegrationCustomer.objects.select_related("customer")
+        .filter(integration=integration, external_id=external_id)
+        .first()
+    )
+    if link:
+        return link.customer
+    user = _create_customer(
+        email=_synthetic_email(integration, external_id),
+        name=name or (email.split("@")[0] if email else "Customer"),
+        language=language,
+    )
+    try:
+        with transaction.atomic():
+            IntegrationCustomer.objects.create(
+                integration=integration, external_id=external_id, customer=user, email=email
+            )
+    except IntegrityError:
+        # Another request named this customer first.
+        return IntegrationCustomer.objects.get(
+            integration=integration, external_id=external_id
+        ).customer
+    return user
+
+
+def customer_link(*, caller, link_id: int) -> IntegrationCustomer:
+    """Link an integration's customer to the caller's own account, explicitly.
+
+    Only a customer who verified their address, and only an identity the
+    integration gave that same address.  Its tickets (and the customer's
+    messages on them) move to the caller's account, so the help centre shows
+    them; the integration's later tickets for it open there too.  Linking again
+    is harmless.
+    """
+    if not (caller.is_authenticated and caller.is_customer):
+        raise Forbidden("Only customers link their conversations.")
+    if not caller.email_verified:
+        raise Forbidden(
+            "Verify your e-mail address first: we sent you a link.", code="email_not_verified"
+        )
+    with transaction.atomic():
         link = (
-            IntegrationCustomer.objects.select_related("customer")
-            .filter(integration=integration, external_id=external_id)
+            IntegrationCustomer.objects.select_for_update()
+            .select_related("integration")
+            .filter(pk=link_id, email=caller.email.lower())
             .first()
         )
-        if link:
-            return link.customer
-    user = User.objects.filter(email__iexact=email).first() if email else None
-    if user is not None and not user.is_customer:
-        raise _invalid(
-            "customer.email", "This e-mail address belongs to an account that is not a customer."
-        )
-    if user is None:
-        fallback_name = email.split("@")[0] if email else "Customer"
-        user = _create_customer(
-            email=email or _synthetic_email(integration, external_id),
-            name=name or fallback_name,
-            language=language,
-        )
-    if external_id:
-        try:
-            with transaction.atomic():
-                IntegrationCustomer.objects.create(
-                    integration=integration, external_id=external_id, customer=user
-                )
-        except IntegrityError:
-            return IntegrationCustomer.objects.get(
-                integration=integration, external_id=external_id
-            ).customer
-    return user
+        if link is None:
+            raise NotFound("No conversation of yours has this id.")
+        if link.customer_id == caller.pk:
+            return link
+        if link.is_linked:
+            raise Conflict("These conversations are linked to another account.", code="linked")
+        shadow = link.customer_id
+        Ticket.objects.filter(customer_id=shadow).update(customer=caller)
+        Message.objects.filter(ticket__customer=caller, author_id=shadow).update(author=caller)
+        link.previous_customer_id = shadow
+        link.customer = caller
+        link.linked_at = timezone.now()
+        link.save(update_fields=["previous_customer", "customer", "linked_at"])
+        # The account stood for this identity alone; nobody signs in as it.
+        User.objects.filter(pk=shadow).update(is_active=False)
+    return link
 
 
 def ticket_open(

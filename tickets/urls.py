@@ -25,6 +25,12 @@ api_urlpatterns = [
         apis.TicketFeedbackView.as_view(),
         name="api-ticket-feedback",
     ),
+    path("customers/me/identities/", apis.MyIdentitiesView.as_view(), name="api-my-identities"),
+    path(
+        "customers/me/identities/<id:identity_id>/link/",
+        apis.IdentityLinkView.as_view(),
+        name="api-identity-link",
+    ),
     path("agents/me/quality/", apis.MyQualityView.as_view(), name="api-my-quality"),
     path(
         "admin/agents/<id:agent_id>/quality/",
@@ -47,6 +53,9 @@ api_urlpatterns = [
 page_urlpatterns = [
     path("help/", views.help_centre, name="help"),
     path("help/tickets/<id:ticket_id>/", views.ticket_page, name="help-ticket"),
+    path(
+        "help/identities/<id:identity_id>/link/", views.link_identity, name="help-identity-link"
+    ),
     path(
         "help/tickets/<id:ticket_id>/<slug:action>/",
         views.ticket_action,

@@ -125,12 +125,31 @@ def help_centre(request):
             messages.success(request, "Your ticket is open. A person will be with you soon.")
             return redirect("help-ticket", ticket_id=opened.ticket.pk)
     tickets = selectors.tickets_visible_to(caller=user).order_by("-created_at", "-id")[:50]
+    identities = (
+        [i for i in selectors.customer_identities(user=user)[:20] if not i.linked]
+        if user.is_customer
+        else []
+    )
     return render(
         request,
         "tickets/help.html",
-        {"form": form, "tickets": tickets},
+        {"form": form, "tickets": tickets, "identities": identities},
         status=400 if form is not None and form.errors else 200,
     )
+
+
+@login_required
+@require_POST
+def link_identity(request, identity_id: int):
+    try:
+        identity = services.customer_link(caller=request.user, link_id=identity_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Your conversations with {identity.integration.name} are now here."
+        )
+    return redirect("help")
 
 
 @login_required
