@@ -9,14 +9,9 @@ recovery path, so a failed push is logged, never raised into the caller.
 import logging
 from datetime import datetime
 
-from agents import tasks
 from config import channel_send
 
 logger = logging.getLogger(__name__)
-
-
-def decision_made(*, event_id: int) -> None:
-    tasks.send_decision_email.delay(event_id)
 
 
 # --- the agent socket --------------------------------------------------------

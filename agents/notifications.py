@@ -1,8 +1,7 @@
 """E-mails: to agents about their application, to customers to verify their address."""
 
-from django.core.mail import send_mail
-
 from agents.models import AgentReviewEvent, AgentStatus, User
+from outbox.services import mail
 
 SUBJECTS = {
     AgentStatus.APPROVED: "You're approved: welcome to Humanline",
@@ -25,8 +24,8 @@ BODIES = {
 }
 
 
-def send_decision_email(*, event_id: int) -> None:
-    event = AgentReviewEvent.objects.select_related("agent__user").get(pk=event_id)
+def mail_decision(*, event: AgentReviewEvent) -> None:
+    """Owe the applicant an e-mail about a decision (``outbox``), if it is one they hear of."""
     status = event.to_status
     if event.from_status == AgentStatus.SUSPENDED and status == AgentStatus.APPROVED:
         subject = "Your Humanline account is active again"
@@ -36,24 +35,22 @@ def send_decision_email(*, event_id: int) -> None:
     else:
         return
     user = event.agent.user
-    send_mail(
-        subject,
-        body.format(name=user.first_name or user.name, reason=event.reason or "-"),
-        None,
-        [user.email],
+    mail(
+        to=user.email,
+        subject=subject,
+        body=body.format(name=user.first_name or user.name, reason=event.reason or "-"),
     )
 
 
-def send_verification_email(*, user_id: int, url: str) -> None:
-    user = User.objects.filter(pk=user_id, email_verified_at__isnull=True).first()
-    if user is None:  # verified meanwhile, or gone
-        return
-    send_mail(
-        "Confirm your e-mail address for Humanline",
-        f"Hello {user.first_name or user.name},\n\n"
-        "Confirm that this is your address, so that conversations our partners started "
-        f"with you can be linked to your account:\n\n{url}\n\n"
-        "If you did not sign up, ignore this e-mail.\n",
-        None,
-        [user.email],
+def mail_verification(*, user: User, url: str) -> None:
+    """Owe the customer the link that verifies their address."""
+    mail(
+        to=user.email,
+        subject="Confirm your e-mail address for Humanline",
+        body=(
+            f"Hello {user.first_name or user.name},\n\n"
+            "Confirm that this is your address, so that conversations our partners started "
+            f"with you can be linked to your account:\n\n{url}\n\n"
+            "If you did not sign up, ignore this e-mail.\n"
+        ),
     )

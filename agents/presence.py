@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from agents import events, selectors
 from agents.models import Agent, AgentConnection, AgentStatus, Presence, PresenceInterval
+from config import effects
 from config.errors import Forbidden, InvalidInput
 
 # Called after commit with ``agent_id=`` whenever an agent becomes available
@@ -46,17 +47,17 @@ def _change(*, agent: Agent, to: str, reason: str, now: datetime) -> bool:
     agent.presence = to
     agent.presence_changed_at = now
     agent.save(update_fields=["presence", "presence_changed_at"])
-    transaction.on_commit(
+    effects.after_commit(
         lambda agent_id=agent.pk, to=to, reason=reason, now=now: events.presence_changed(
             agent_id=agent_id, presence=to, reason=reason, changed_at=now
         )
     )
     if to == Presence.ONLINE:
         for hook in AVAILABILITY_HOOKS:
-            transaction.on_commit(lambda hook=hook, agent_id=agent.pk: hook(agent_id=agent_id))
+            effects.after_commit(lambda hook=hook, agent_id=agent.pk: hook(agent_id=agent_id))
     else:
         for hook in UNAVAILABILITY_HOOKS:
-            transaction.on_commit(
+            effects.after_commit(
                 lambda hook=hook, agent_id=agent.pk, to=to: hook(agent_id=agent_id, presence=to)
             )
     return True

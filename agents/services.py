@@ -20,7 +20,7 @@ from django.core.files.storage import FileSystemStorage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents import events, tasks, validators
+from agents import notifications, validators
 from agents.models import (
     Agent,
     AgentDocument,
@@ -97,13 +97,12 @@ def email_verification_token(user: User) -> str:
 
 
 def email_verification_send(*, user: User, link: Callable[[str], str]) -> None:
-    """Mail the customer the link ``link(token)``, after the transaction commits."""
+    """Mail the customer the link ``link(token)`` (through the outbox)."""
     if not user.is_customer:
         raise InvalidTransition("Only customers' addresses are verified.", code="not_a_customer")
     if user.email_verified:
         raise InvalidTransition("This e-mail address is already verified.", code="already_verified")
-    url = link(email_verification_token(user))
-    transaction.on_commit(lambda: tasks.send_verification_email.delay(user.pk, url))
+    notifications.mail_verification(user=user, url=link(email_verification_token(user)))
 
 
 def email_verify(*, token: str) -> User:
@@ -394,7 +393,7 @@ def _decide(
         if to == AgentStatus.SUSPENDED:
             for hook in SUSPENSION_HOOKS:
                 hook(agent=agent, actor=actor)
-        transaction.on_commit(lambda event_id=event.pk: events.decision_made(event_id=event_id))
+        notifications.mail_decision(event=event)
     return agent
 
 

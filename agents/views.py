@@ -180,9 +180,7 @@ def resend_verification(request):
         messages.error(request, f"Too many requests just now. Try again in {minutes} minutes.")
     else:
         try:
-            services.email_verification_send(
-                user=request.user, link=verification_link(request)
-            )
+            services.email_verification_send(user=request.user, link=verification_link(request))
         except DomainError as exc:
             messages.error(request, exc.message)
         else:

@@ -24,6 +24,11 @@ app.conf.beat_schedule = {
         "schedule": 1.0,
         "options": {"expires": 5},
     },
+    # Mail whose send task a broker refused or a dead worker lost.
+    "outbox-sweep": {
+        "task": "outbox.tasks.sweep_outbox",
+        "schedule": 30.0,
+    },
     "agents-sweep-presence": {
         "task": "agents.tasks.sweep_presence",
         "schedule": 15.0,

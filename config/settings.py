@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "agents",
     "tickets",
     "marketplace",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -194,6 +195,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Every Redis client (cache, channel layer, broker) gives up on an unreachable
+# server after these: a request's side effects fail fast and are logged
+# (config.effects), rather than hold its thread.  Redis answers in well under
+# a millisecond on a LAN; a connect that takes a second is a server gone.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=1.0)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -211,6 +218,7 @@ if REDIS_URL:
                         # channels-redis's blocking pop: under load the read loses the
                         # race and the socket dies with 1011.  Give the read room.
                         "socket_timeout": env.float("CHANNELS_REDIS_SOCKET_TIMEOUT", default=15.0),
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="hl"),
@@ -229,6 +237,10 @@ if REDIS_URL:
             "BACKEND": "config.cache.SharedRedisCache",  # one pool per process
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "hl",
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            },
         }
     }
 else:
@@ -242,6 +254,31 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker process died (kill -9, out of memory) goes back on the
+# queue at once rather than being acknowledged as done; every task is safe to
+# run twice (tests/test_task_redelivery.py).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# The longest task (a payroll job) is stopped after CELERY_TASK_TIME_LIMIT,
+# and Redis hands a task nobody acknowledged to another worker after the
+# visibility timeout, which must be longer, or a long task would run twice
+# at once.  Redis's default is an hour: a task held by a worker that vanished
+# waited that long.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=20 * 60),
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    # Well above the 1 s that a worker's BRPOP waits for a task.
+    "socket_timeout": max(REDIS_SOCKET_TIMEOUT, 5.0),
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+# Publishing a task: one quick retry for a blip, then the failure is the
+# caller's to log (config.effects); the database keeps what must still happen.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Dispatch is latency-critical: it gets its own queue so that pushes, sweeps and
 # e-mails never hold it up.  Workers consume both unless scaled apart
@@ -382,6 +419,8 @@ HUMANLINE = {
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "DOCUMENT_MAX_COUNT": env.int("DOCUMENT_MAX_COUNT", default=5),
+    # Mail whose send task was lost is sent by the sweeper after this long.
+    "OUTBOX_GRACE_SECONDS": env.int("OUTBOX_GRACE_SECONDS", default=60),
     # How long the link that verifies a customer's e-mail address stays good.
     "EMAIL_VERIFICATION_HOURS": env.int("EMAIL_VERIFICATION_HOURS", default=72),
     "OPEN_TICKETS_PER_CUSTOMER": env.int("OPEN_TICKETS_PER_CUSTOMER", default=3),

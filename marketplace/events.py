@@ -65,14 +65,13 @@ def booking_changed(*, booking_id: int) -> None:
 
 
 def slot_cancelled(*, slot_id: int, booking_ids: list[int]) -> None:
-    """Tell every released agent at once on their socket, and by e-mail."""
+    """Tell every released agent at once on their socket (the e-mail is in the outbox)."""
     from marketplace.models import ShiftBooking
 
     for booking in ShiftBooking.objects.select_related("slot").filter(pk__in=booking_ids):
         agent_events.push_to_agent(
             agent_id=booking.agent_id, message=slot_cancelled_message(booking=booking)
         )
-        tasks.send_slot_cancelled_email.delay(booking.pk)
 
 
 # --- dispatch: what runs on which event ---------------------------------------------------

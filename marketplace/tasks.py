@@ -10,13 +10,6 @@ def settle_shift_attendance() -> None:
     shift_attendance_settle()
 
 
-@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_slot_cancelled_email(booking_id: int) -> None:
-    from marketplace.notifications import send_slot_cancelled_email as send
-
-    send(booking_id=booking_id)
-
-
 @shared_task(ignore_result=True)
 def dispatch() -> None:
     from marketplace.services.dispatch import dispatch_single_flight

@@ -42,6 +42,18 @@ def _default_skills(request):
 
 
 @pytest.fixture(autouse=True)
+def _side_effects_succeed(request):
+    """A side effect that fails after a commit is only logged in service
+    (``config.effects``); here it fails the test, unless the test is about that."""
+    from config import effects
+
+    before = effects.failures()
+    yield
+    if request.node.get_closest_marker("side_effects_fail") is None:
+        assert effects.failures() == before, "a side effect failed after a commit (see the log)"
+
+
+@pytest.fixture(autouse=True)
 def _no_throttle_state():
     from django.core.cache import cache
 

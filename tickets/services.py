@@ -29,7 +29,7 @@ from django.utils.text import slugify
 
 from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
-from config import prepared
+from config import effects, prepared
 from config.errors import (
     Conflict,
     DomainError,
@@ -622,13 +622,13 @@ def _write_status(
 
 
 def _on_commit_status(ticket: Ticket, *, reason: str = "") -> None:
-    transaction.on_commit(
+    effects.after_commit(
         lambda ticket_id=ticket.pk, reason=reason: events.status_changed(ticket_id, reason=reason)
     )
 
 
 def _on_commit_lane(ticket: Ticket) -> None:
-    transaction.on_commit(
+    effects.after_commit(
         lambda language=ticket.language, category=ticket.category: events.lane_changed(
             language=language, category=category
         )
@@ -637,7 +637,7 @@ def _on_commit_lane(ticket: Ticket) -> None:
 
 def _on_commit_entered_queue(ticket: Ticket, *, opened: bool = False) -> None:
     """``opened``: the ticket was just created and nothing changes it before the commit."""
-    transaction.on_commit(
+    effects.after_commit(
         lambda ticket_id=ticket.pk, opened=ticket if opened else None: events.ticket_queued(
             ticket_id, opened=opened
         )
@@ -672,7 +672,7 @@ def _release_agent(agent_id: int) -> None:
     )
     Agent.objects.filter(pk=agent_id, active_tickets=0).update(idle_since=now)
     for hook in CAPACITY_FREED_HOOKS:
-        transaction.on_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
+        effects.after_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
 
 
 # Called after commit with ``agent_id=`` when a ticket leaves an agent's hands
@@ -699,7 +699,7 @@ def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> Non
                 fields={"status": [ticket.status]},
             )
     _write_status(tickets, to=TicketStatus.OFFERED, reasons=reasons)
-    transaction.on_commit(lambda tickets=list(tickets): events.statuses_pushed(tickets))
+    effects.after_commit(lambda tickets=list(tickets): events.statuses_pushed(tickets))
 
 
 @transaction.atomic
@@ -795,7 +795,7 @@ def ticket_assign_within(
         assigned_at=timezone.now(),
     )
     # Pushed from the ticket as written here (agent and user loaded): no re-read.
-    transaction.on_commit(lambda ticket=ticket: events.assignment_pushed(ticket))
+    effects.after_commit(lambda ticket=ticket: events.assignment_pushed(ticket))
     _on_commit_lane(ticket)
     return ticket
 
@@ -857,7 +857,7 @@ def ticket_escalate(
     ticket.escalation = to
     ticket.save(update_fields=["escalation"])
     if told and notice is not None:
-        transaction.on_commit(
+        effects.after_commit(
             lambda ticket_id=ticket.pk, notice=notice: events.waiting_pushed(ticket_id, notice)
         )
     return ticket
@@ -897,7 +897,7 @@ def ticket_language_change(*, ticket_id: int, caller, language: str) -> Ticket:
     )
     ticket.language = language
     ticket.save(update_fields=["language"])
-    transaction.on_commit(
+    effects.after_commit(
         lambda language=before, category=ticket.category: events.lane_changed(
             language=language, category=category
         )
@@ -919,7 +919,7 @@ def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     _on_commit_status(ticket)
     _on_commit_lane(ticket)
     for hook in CANCELLED_HOOKS:
-        transaction.on_commit(lambda hook=hook, ticket_id=ticket.pk: hook(ticket_id=ticket_id))
+        effects.after_commit(lambda hook=hook, ticket_id=ticket.pk: hook(ticket_id=ticket_id))
     return ticket
 
 
@@ -1049,7 +1049,7 @@ def message_post(*, ticket_id: int, caller, body: str) -> Message:
             fields={"status": [ticket.status]},
         )
     message = Message.objects.create(ticket=ticket, author=author, author_role=role, body=body)
-    transaction.on_commit(lambda message_id=message.pk: events.message_posted(message_id))
+    effects.after_commit(lambda message_id=message.pk: events.message_posted(message_id))
     return message
 
 
@@ -1140,7 +1140,7 @@ def agents_quality_store(*, now: datetime | None = None) -> int:
 
 
 def _on_commit_quality(agent_id: int) -> None:
-    transaction.on_commit(lambda agent_id=agent_id: tasks.store_agent_quality.delay(agent_id))
+    effects.after_commit(lambda agent_id=agent_id: tasks.store_agent_quality.delay(agent_id))
 
 
 # --- integrations and their keys --------------------------------------------

@@ -53,9 +53,7 @@ api_urlpatterns = [
 page_urlpatterns = [
     path("help/", views.help_centre, name="help"),
     path("help/tickets/<id:ticket_id>/", views.ticket_page, name="help-ticket"),
-    path(
-        "help/identities/<id:identity_id>/link/", views.link_identity, name="help-identity-link"
-    ),
+    path("help/identities/<id:identity_id>/link/", views.link_identity, name="help-identity-link"),
     path(
         "help/tickets/<id:ticket_id>/<slug:action>/",
         views.ticket_action,

@@ -6,6 +6,7 @@ ticket's socket (``tickets/static/tickets/ticket.js``); every form also works
 without JavaScript.
 """
 
+import uuid
 from functools import cache
 
 from django import forms
@@ -34,6 +35,9 @@ from tickets.models import (
 
 
 class TicketForm(forms.Form):
+    # One per rendered form: a second submit of the same form (a double click,
+    # a retry after a lost answer) finds the first ticket instead of a twin.
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
     subject = forms.CharField(max_length=SUBJECT_MAX, label="What do you need help with?")
     category = forms.ChoiceField(label="Topic")
     body = forms.CharField(
@@ -114,8 +118,11 @@ def help_centre(request):
                 new=services.NewTicket(
                     subject=data["subject"], body=data["body"], category=data["category"]
                 ),
+                idempotency_key=(
+                    f"help-centre:{data['idempotency_key']}" if data["idempotency_key"] else None
+                ),
             )
-        except TooMany as exc:
+        except (TooMany, services.IdempotencyKeyReused) as exc:
             form.add_error(None, exc.message)
         except InvalidInput as exc:
             for name, problems in exc.fields.items():

@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from agents import presence as agent_presence
 from agents.models import Agent, AgentConnection, Presence, User
+from config import effects
 from config.errors import InvalidInput, InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
@@ -168,7 +169,7 @@ def offers_make(
                     reasons={o.ticket_id: f"Offered to agent {o.agent_id}." for o in offers},
                 )
                 # The pushes are built from the rows written here: no re-read.
-                transaction.on_commit(lambda offers=offers: events.offers_made(offers=offers))
+                effects.after_commit(lambda offers=offers: events.offers_made(offers=offers))
     except IntegrityError:
         # Only possible if a row changed hands outside these locks (the unique
         # indexes refused a second pending offer); the next pass decides again.
@@ -436,7 +437,7 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
     if offer.agent.expired_streak:  # read with the offer's lock (select_related)
         Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     # The push is built from the offer and the ticket as written here: no re-read.
-    transaction.on_commit(lambda offer=offer: events.offer_accepted(offer=offer))
+    effects.after_commit(lambda offer=offer: events.offer_accepted(offer=offer))
     return offer
 
 
@@ -527,7 +528,7 @@ def offers_expire_overdue(*, now: datetime | None = None) -> int:
             if offer is None:
                 continue
             expired += 1
-            transaction.on_commit(lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id))
+            effects.after_commit(lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id))
             if offer.seen_at is None:
                 continue
             Agent.objects.filter(pk=offer.agent_id).update(expired_streak=F("expired_streak") + 1)
@@ -550,7 +551,7 @@ def _withdraw(offers, *, reason: str) -> int:
             )
             if offer is not None:
                 withdrawn += 1
-                transaction.on_commit(
+                effects.after_commit(
                     lambda offer_id=offer.pk: events.offer_ended(offer_id=offer_id)
                 )
     return withdrawn
@@ -579,7 +580,7 @@ def _requeue_assigned(*, ticket_id: int, agent_id: int, reason: str) -> bool:
         if ticket is None:
             return False
         ticket_services.ticket_requeue(ticket_id=ticket.pk, reason=reason)
-        transaction.on_commit(
+        effects.after_commit(
             lambda ticket_id=ticket.pk, agent_id=agent_id, reason=reason: events.assignment_lost(
                 ticket_id=ticket_id, agent_id=agent_id, reason=reason
             )
@@ -668,7 +669,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
 
 def on_suspension(*, agent: Agent, actor) -> None:
     """SUSPENSION_HOOKS: after the suspension commits, return the agent's work."""
-    transaction.on_commit(
+    effects.after_commit(
         lambda agent_id=agent.pk: assignments_return_for_agent(
             agent_id=agent_id, reason="The agent is no longer available; finding you another."
         )

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import User
+from config import effects
 from config.errors import DomainError, InvalidInput, InvalidTransition
 from marketplace.models import (
     ACTIVE_JOB,
@@ -115,7 +116,7 @@ def payroll_job_start(
 
         tasks.run_payroll_job.delay(job_id)
 
-    transaction.on_commit(enqueue)
+    effects.after_commit(enqueue)
     return job
 
 
@@ -205,7 +206,7 @@ def _run_export(job: PayrollJob) -> None:
             export=export,
         )
         if not done:  # marked stalled meanwhile: keep the audit row, drop the orphan file
-            transaction.on_commit(lambda: storage.delete(name))
+            effects.after_commit(lambda: storage.delete(name))
             return
         _forget_older_files(job, storage)
 
@@ -221,7 +222,7 @@ def _forget_older_files(job: PayrollJob, storage: FileSystemStorage) -> None:
     )
     names = list(older.values_list("file_name", flat=True))
     older.update(file_name="")
-    transaction.on_commit(lambda: [storage.delete(n) for n in names])
+    effects.after_commit(lambda: [storage.delete(n) for n in names])
 
 
 def payroll_job_file(*, job: PayrollJob):

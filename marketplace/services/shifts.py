@@ -27,8 +27,9 @@ from django.utils import timezone
 from agents import selectors as agent_selectors
 from agents import validators
 from agents.models import Agent, AgentStatus, Skill, User
+from config import effects
 from config.errors import Conflict, Forbidden, InvalidInput, InvalidTransition
-from marketplace import events
+from marketplace import events, notifications
 from marketplace.models import (
     HOLDING,
     BookingStatus,
@@ -361,7 +362,11 @@ def shift_slot_cancel(*, actor: User, slot_id: int, reason: str) -> ShiftSlot:
     slot.booked_count = slot.bookings.filter(status__in=HOLDING).count()
     slot.save(update_fields=["status", "cancelled_at", "cancel_reason", "booked_count"])
     booking_ids = [booking.pk for booking in released]
-    transaction.on_commit(
+    for booking in ShiftBooking.objects.select_related("slot", "agent__user").filter(
+        pk__in=booking_ids
+    ):
+        notifications.mail_slot_cancelled(booking=booking)
+    effects.after_commit(
         lambda slot_id=slot.pk, booking_ids=booking_ids: events.slot_cancelled(
             slot_id=slot_id, booking_ids=booking_ids
         )
@@ -444,7 +449,7 @@ def shift_book(*, agent_id: int, slot_id: int) -> ShiftBooking:
     ShiftEvent.objects.create(
         kind=ShiftEventKind.BOOKED, slot=slot, booking=booking, actor=agent.user, created_at=now
     )
-    transaction.on_commit(
+    effects.after_commit(
         lambda booking_id=booking.pk: events.booking_changed(booking_id=booking_id)
     )
     return booking
@@ -479,7 +484,7 @@ def shift_booking_cancel(*, agent_id: int, slot_id: int) -> ShiftBooking:
         actor=agent.user,
         created_at=now,
     )
-    transaction.on_commit(
+    effects.after_commit(
         lambda booking_id=booking.pk: events.booking_changed(booking_id=booking_id)
     )
     return booking
@@ -527,7 +532,7 @@ def shift_attendance_settle(*, now: datetime | None = None, limit: int = 500) ->
             booking.status, booking.online_seconds, booking.settled_at = to, seconds, now
             for hook in SETTLED_HOOKS:
                 hook(booking=booking, now=now)
-            transaction.on_commit(
+            effects.after_commit(
                 lambda booking_id=booking.pk: events.booking_changed(booking_id=booking_id)
             )
             settled += 1
