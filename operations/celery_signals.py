@@ -32,7 +32,7 @@ def _logging_from_django(loglevel=None, **kwargs) -> None:
         logging.getLogger().setLevel(loglevel)
 
 
-def _beat_sent(sender=None, **kwargs) -> None:
+def beat_sent(sender=None, **kwargs) -> None:
     if sender != HEARTBEAT:
         return
     from operations.health import heartbeat_write
@@ -46,4 +46,4 @@ def _beat_sent(sender=None, **kwargs) -> None:
 
 @signals.beat_init.connect(weak=False)
 def _beat_started(sender=None, **kwargs) -> None:
-    signals.before_task_publish.connect(_beat_sent, weak=False)
+    signals.before_task_publish.connect(beat_sent, weak=False)
