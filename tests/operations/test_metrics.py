@@ -192,7 +192,7 @@ def test_surge_shows_when_customers_wait_for_few_free_seats(client, db):
 
 
 def test_a_reassigned_ticket_counts_once_from_its_opening(client, floor):
-    paula, gil = floor
+    paula, _ = floor
     ticket = TicketFactory(category="payments")
     dispatch.dispatch_pass()
     dispatch.offer_accept(offer_id=offer_for(ticket).pk, user=paula.user)
