@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from pythonjsonlogger.core import RESERVED_ATTRS as json_log_reserved_attrs
 
 from config import pgpool
 
@@ -490,6 +491,8 @@ LOGGING = {
             "format": "%(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": "time",  # ISO 8601, UTC
+            # uvicorn adds its message again with terminal colours: not for a log store.
+            "reserved_attrs": [*json_log_reserved_attrs, "color_message"],
         },
     },
     "handlers": {

@@ -1,9 +1,13 @@
 """What leaves no row behind, counted in process: pushes that failed, the sweep's repairs."""
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -17,6 +21,8 @@ from marketplace.services import dispatch
 from tests.factories import AgentFactory
 from tests.marketplace.test_dispatch import go_online
 from tests.tickets.factories import TicketFactory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def counted(name: str, **labels) -> float:
@@ -73,3 +79,20 @@ def test_each_sweep_counts_its_repairs_by_kind(client):
     assert result["expired"] == 1
     assert counted("humanline_sweeper_repairs_total", kind="expired") - before == 1
     assert "humanline_sweeper_repairs_total" in client.get("/metrics").content.decode()
+
+
+@pytest.mark.django_db
+def test_with_a_multiprocess_directory_the_scrape_adds_up_every_process(
+    client, tmp_path, monkeypatch
+):
+    """Web processes and workers of one host share PROMETHEUS_MULTIPROC_DIR: whichever
+    process serves the scrape, it reports every process's counts."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    count = "from operations import counters; counters.pushes_failed(3, reason='error')"
+    for _ in range(2):  # two other processes, each failing three pushes
+        subprocess.run([sys.executable, "-c", count], cwd=ROOT, env=os.environ, check=True)
+
+    samples = client.get("/metrics").content.decode()
+
+    assert 'humanline_pushes_failed_total{reason="error"} 6.0' in samples
+    assert "humanline_queue_depth" in samples  # the domain's figures still read from the database
