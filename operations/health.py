@@ -45,9 +45,9 @@ class Check:
     detail: str = ""
     ms: float | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self, *, detail: bool = True) -> dict:
         out = {"status": self.status}
-        if self.detail:
+        if detail and self.detail:
             out["detail"] = self.detail
         if self.ms is not None:
             out["ms"] = round(self.ms, 1)

@@ -42,14 +42,19 @@ def healthz(request):
 @require_GET
 def readyz(request):
     """Readiness: 200 when every component is ok or not configured, else 503 naming
-    the failing ones (``failing``), with each component's check."""
+    the failing ones (``failing``), with each component's check.
+
+    The checks' details (error messages with host names and ports) go only to
+    those who may read the metrics; a probe from elsewhere gets the statuses.
+    """
     ready, checks = health.readiness()
     failing = [name for name, check in checks.items() if check.status == health.FAILING]
+    detail = metrics_allowed(request)
     return JsonResponse(
         {
             "status": "ready" if ready else "not_ready",
             "failing": failing,
-            "checks": {name: check.as_dict() for name, check in checks.items()},
+            "checks": {name: check.as_dict(detail=detail) for name, check in checks.items()},
         },
         status=200 if ready else 503,
     )

@@ -83,6 +83,17 @@ def test_unreachable_redis_is_a_503_naming_redis_and_answers_fast(client, settin
     assert took < 2 * settings.OPERATIONS["READINESS_TIMEOUT_SECONDS"]
 
 
+def test_a_probe_from_outside_the_metrics_networks_gets_statuses_without_details(client, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+
+    outside = client.get("/readyz", REMOTE_ADDR="203.0.113.9").json()
+    inside = client.get("/readyz").json()
+
+    assert outside["failing"] == inside["failing"] == ["redis"]
+    assert "127.0.0.1" in inside["checks"]["redis"]["detail"]
+    assert "detail" not in outside["checks"]["redis"]
+
+
 def test_a_redis_that_never_answers_is_given_up_on_within_the_timeout(client, settings):
     """A listener that accepts and says nothing: the read times out, the probe answers."""
     with socket.socket() as silent:
