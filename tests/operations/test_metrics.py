@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from marketplace.models import Offer, OfferStatus
 from marketplace.services import dispatch
+from operations import metrics
 from operations.tally import SETTLE_SECONDS
 from tests.factories import AgentFactory
 from tests.marketplace.test_dispatch import go_online, offer_for
@@ -237,3 +238,23 @@ def test_counters_read_the_same_after_rows_settle_as_a_full_count(client, floor)
         == value(settled, "humanline_offers_ended_total", outcome="expired") + 1
     )
     assert value(expired, "humanline_offers_ended_total", outcome="accepted") == 3
+
+
+def test_a_process_settles_rows_older_than_a_minute_on_its_first_scrape(client, floor):
+    paula, _ = floor
+    with time_machine.travel(timezone.now() - timedelta(minutes=5)):
+        ticket = TicketFactory(category="payments")
+        dispatch.dispatch_pass()
+        dispatch.offer_accept(offer_id=offer_for(ticket).pk, user=paula.user)
+    TicketFactory(category="payments")
+    dispatch.dispatch_pass()  # a fresh offer, pending
+
+    samples = scrape(client)
+
+    old, _pending = Offer.objects.order_by("id")
+    assert metrics.offers_tally.settled_to == old.pk  # read once, never again
+    assert value(samples, "humanline_offers_made_total") == 2
+    assert value(samples, "humanline_offers_ended_total", outcome="accepted") == 1
+    assert value(samples, "humanline_offers_pending") == 1
+    assert metrics.time_to_human_tally.settled_to > 0
+    assert value(samples, "humanline_time_to_human_seconds_count") == 1
