@@ -39,7 +39,9 @@ serve: install
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make serve needs DATABASE_URL and REDIS_URL (see README)"; exit 2; }
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py collectstatic --noinput -v0
-	@PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	@# Every process counts into this directory, emptied at each start; /metrics adds them up.
+	@rm -rf var/prometheus && mkdir -p var/prometheus
+	@PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(VENV)/bin/honcho start -f Procfile
 
 ## make test: the whole suite twice, on the real PostgreSQL and Redis, then on the
 ## embedded default (SQLite); both passes run, and it fails if either does

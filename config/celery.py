@@ -3,6 +3,12 @@
 import os
 
 from celery import Celery
+from django.conf import settings
+
+# Logging through Django's LOGGING, the request id carried into tasks, beat's
+# heartbeat (operations/celery_signals.py).
+from operations import celery_signals  # noqa: F401
+from operations.health import heartbeat_queues
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -53,5 +59,16 @@ app.conf.beat_schedule = {
     "tickets-purge-idempotency-keys": {
         "task": "tickets.tasks.purge_idempotency_keys",
         "schedule": 3600.0,
+    },
+    # Liveness for /readyz: beat records each send of these, and the worker that
+    # runs one records that its queue is served (operations/health.py).
+    **{
+        f"operations-heartbeat-{queue}": {
+            "task": "operations.tasks.heartbeat",
+            "schedule": settings.OPERATIONS["HEARTBEAT_SECONDS"],
+            "args": (queue,),
+            "options": {"queue": queue, "expires": settings.OPERATIONS["HEARTBEAT_SECONDS"]},
+        }
+        for queue in heartbeat_queues()
     },
 }

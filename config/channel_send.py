@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
+from operations import counters
+
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -86,6 +88,7 @@ class _Outbox:
             with self._lock:
                 dropped, self._items, self._draining = len(self._items), [], False
             logger.warning("the server loop has closed; %d push(es) not sent", dropped)
+            counters.pushes_failed(dropped, reason="error")
 
     def _start(self) -> None:
         self._task = self.loop.create_task(self._drain())
@@ -98,10 +101,13 @@ class _Outbox:
                     self._draining = False
                     return
             try:
-                await self.layer.group_send_many(items)
+                refused = await self.layer.group_send_many(items)
             except Exception:
                 # As the pushes' own senders do: the facts are committed, clients resync.
                 logger.exception("sending %d pushes failed; clients resync", len(items))
+                counters.pushes_failed(len(items), reason="error")
+            else:
+                counters.pushes_failed(refused or 0, reason="capacity")
 
 
 _outbox: _Outbox | None = None
@@ -165,18 +171,27 @@ def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> 
     async def send_all(on):
         if hasattr(on, "group_send_many"):
             # config.channel_layer: the whole batch in two round trips to Redis.
-            await on.group_send_many(items)
+            refused = await on.group_send_many(items)
+            counters.pushes_failed(refused or 0, reason="capacity")
             return
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(on.group_send(group, message) for group, message in items),
             return_exceptions=True,
+        )
+        counters.pushes_failed(
+            sum(isinstance(result, Exception) for result in results), reason="error"
         )
 
     if _server_loop_running() and hasattr(layer, "group_send_many"):
         _server_outbox(layer).put(items)
         return
-    if _server_loop_running() or not _is_redis(layer):
-        async_to_sync(send_all)(layer)
-        return
-    loop, own = sender()
-    asyncio.run_coroutine_threadsafe(send_all(own), loop).result(timeout)
+    try:
+        if _server_loop_running() or not _is_redis(layer):
+            async_to_sync(send_all)(layer)
+            return
+        loop, own = sender()
+        asyncio.run_coroutine_threadsafe(send_all(own), loop).result(timeout)
+    except Exception:
+        # The caller logs it (the facts are committed; clients resync).
+        counters.pushes_failed(len(items), reason="error")
+        raise

@@ -1,5 +1,3 @@
-from django.db import connection
-from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -25,9 +23,3 @@ def home(request):
             approved = agent is not None and agent.status == "approved"
             return redirect("agent-console" if approved else "apply-status")
     return render(request, "home.html")
-
-
-def healthz(request):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})

@@ -6,12 +6,14 @@ so that ``make run`` needs no server.  Setting ``DATABASE_URL`` and
 ``REDIS_URL`` switches to PostgreSQL, channels-redis and Celery on Redis.
 """
 
+import ipaddress
 import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from pythonjsonlogger.core import RESERVED_ATTRS as json_log_reserved_attrs
 
 from config import pgpool
 
@@ -67,13 +69,19 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "axes",
+    "django_prometheus",
     "agents",
     "tickets",
     "marketplace",
     "outbox",
+    "operations",
 ]
 
 MIDDLEWARE = [
+    # First: every response, and every log record of the request, has its id.
+    "operations.requestid.RequestIdMiddleware",
+    # Request metrics (django-prometheus): this pair wraps everything between.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -85,6 +93,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Last: turns a sign-in refused for too many failures into a 429 page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # --- sign-in lockout (django-axes) ------------------------------------------
@@ -356,6 +365,8 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if SECUR
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes and Prometheus ask over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -502,10 +513,60 @@ HUMANLINE = {
     ),
 }
 
+# --- operations: health, metrics, logs (operations/, README "Operations") ---
+OPERATIONS = {
+    # Each /readyz check gives up after this long (database, Redis).
+    "READINESS_TIMEOUT_SECONDS": env.float("READINESS_TIMEOUT_SECONDS", default=1.0),
+    # Beat sends a heartbeat task to each queue this often; /readyz wants beat's
+    # and each queue's worker's last heartbeat at most HEARTBEAT_MAX_AGE_SECONDS old.
+    "HEARTBEAT_SECONDS": env.float("HEARTBEAT_SECONDS", default=10.0),
+    "HEARTBEAT_MAX_AGE_SECONDS": env.float("HEARTBEAT_MAX_AGE_SECONDS", default=30.0),
+}
+# /metrics answers a request with `Authorization: Bearer METRICS_TOKEN`, or one
+# from an address in METRICS_ALLOWED_NETWORKS (CIDR; the client address as the
+# throttles see it, TRUSTED_PROXY_COUNT); anyone else gets a 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network.strip(), strict=False)
+    except ValueError:
+        raise environ.ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR, e.g. 10.0.0.0/8)."
+        ) from None
+
+# Human-readable lines by default; one JSON object per line with LOG_FORMAT=json
+# (python-json-logger).  Every record carries the request id (operations.requestid),
+# in the web processes and in the tasks a request enqueued.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "operations.requestid.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, UTC
+            # uvicorn adds its message again with terminal colours: not for a log store.
+            "reserved_attrs": [*json_log_reserved_attrs, "color_message"],
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines (errors, start and stop) through the same handler.
+    for _name in ("uvicorn", "uvicorn.error"):
+        LOGGING["loggers"][_name] = {"handlers": ["console"], "propagate": False}

@@ -18,7 +18,7 @@ api_v1 = [*tickets_api, *marketplace_api, *agents_api]
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", pages.home, name="home"),
-    path("healthz", pages.healthz, name="healthz"),
+    path("", include("operations.urls")),
     path("", include("agents.page_urls")),
     path("", include("marketplace.page_urls")),
     path("", include(tickets_pages)),

@@ -243,6 +243,15 @@ def feedback_themes(*, now: datetime, limit: int = 8) -> list[Theme]:
     return themes
 
 
+def agents_now() -> dict[str, int]:
+    """Approved agents ``online``, ``busy`` (online with a ticket) and ``away``: one read."""
+    return Agent.objects.filter(status=AgentStatus.APPROVED).aggregate(
+        online=Count("id", filter=Q(presence=Presence.ONLINE)),
+        busy=Count("id", filter=Q(presence=Presence.ONLINE, active_tickets__gt=0)),
+        away=Count("id", filter=Q(presence=Presence.AWAY)),
+    )
+
+
 def floor_now(*, now: datetime | None = None, target_seconds: int | None = None) -> Floor:
     from marketplace.services.pricing import surge_now
 
@@ -279,11 +288,7 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
     late = Ticket.objects.filter(_waiting_past(targets, now)).count()
     past_target = Ticket.objects.filter(escalation.past_target(now=now)).count()
 
-    agents = Agent.objects.filter(status=AgentStatus.APPROVED).aggregate(
-        online=Count("id", filter=Q(presence=Presence.ONLINE)),
-        busy=Count("id", filter=Q(presence=Presence.ONLINE, active_tickets__gt=0)),
-        away=Count("id", filter=Q(presence=Presence.AWAY)),
-    )
+    agents = agents_now()
     free = sum(
         max(0, capacity - active)
         for capacity, active in Agent.objects.filter(

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
 from agents import presence as agent_presence
@@ -256,6 +257,18 @@ def _lanes() -> list[tuple[str, str, bool]]:
         .order_by()
         .values_list("language", "category", "wide")
         .distinct()
+    )
+
+
+def lanes_depth() -> list[tuple[str, str, bool, int]]:
+    """(language, category, wide, queued tickets) of every lane with a queued ticket:
+    the lanes a pass serves, counted in one statement (the operators' metrics)."""
+    return list(
+        Ticket.objects.filter(status=TicketStatus.QUEUED)
+        .annotate(wide=ExpressionWrapper(_wide(), output_field=BooleanField()))
+        .order_by()
+        .values_list("language", "category", "wide")
+        .annotate(n=Count("id"))
     )
 
 
@@ -661,7 +674,14 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     result.update(assignments_reclaim(now=now))
     result["escalated"] = escalation.escalate_overdue(now=now)
     result["offered"] = dispatch_pass(now=now)
+    for hook in SWEPT_HOOKS:
+        hook(result)
     return result
+
+
+# Called with each sweep's result (what it repaired, by kind): the operators'
+# metrics count them (operations.counters).
+SWEPT_HOOKS: list[Callable[[dict[str, int]], None]] = []
 
 
 # --- hooks from other apps ------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""What operators run the platform with: health checks, metrics and structured logs."""

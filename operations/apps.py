@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    name = "operations"
+
+    def ready(self):
+        from marketplace.services import dispatch
+        from operations import counters
+
+        # Each sweep's repairs, counted in the process that ran it.
+        if counters.sweep_counted not in dispatch.SWEPT_HOOKS:
+            dispatch.SWEPT_HOOKS.append(counters.sweep_counted)

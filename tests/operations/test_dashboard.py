@@ -1,0 +1,44 @@
+"""The Grafana dashboard in docs/ asks only for metrics that /metrics serves."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "humanline-operations.json"
+SUFFIXES = ("_bucket", "_count", "_sum")
+
+
+def expressions() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_dashboard_has_a_panel_for_each_domain_metric():
+    asked = " ".join(expressions())
+    for metric in (
+        "humanline_queue_depth",
+        "humanline_time_to_human_seconds_bucket",
+        "humanline_offers_made_total",
+        "humanline_offers_ended_total",
+        "humanline_agents_online",
+        "humanline_agents_busy",
+        "humanline_surge_multiplier",
+        "humanline_pushes_failed_total",
+        "humanline_sweeper_repairs_total",
+    ):
+        assert metric in asked, metric
+
+
+@pytest.mark.django_db
+def test_every_metric_the_dashboard_asks_for_is_served(client):
+    client.get("/healthz")  # a response, for the request metrics
+    served = client.get("/metrics").content.decode()
+
+    asked = set(re.findall(r"\b((?:humanline|django_http)_\w+)", " ".join(expressions())))
+    assert asked
+    for name in sorted(asked):
+        family = next((name[: -len(s)] for s in SUFFIXES if name.endswith(s)), name)
+        base = re.escape(family.removesuffix("_total"))
+        assert re.search(rf"^# TYPE {base}(_total)? ", served, re.M), name
