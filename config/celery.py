@@ -30,6 +30,12 @@ app.conf.beat_schedule = {
         "schedule": 1.0,
         "options": {"expires": 5},
     },
+    # Webhook deliveries due: retries, and new ones whose task was lost.
+    "webhooks-sweep": {
+        "task": "webhooks.tasks.sweep_webhooks",
+        "schedule": 10.0,
+        "options": {"expires": 30},
+    },
     # Mail whose send task a broker refused or a dead worker lost.
     "outbox-sweep": {
         "task": "outbox.tasks.sweep_outbox",

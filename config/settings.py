@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "tickets",
     "marketplace",
     "outbox",
+    "webhooks",
     "operations",
 ]
 
@@ -430,6 +431,17 @@ HUMANLINE = {
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
     "DOCUMENT_MAX_COUNT": env.int("DOCUMENT_MAX_COUNT", default=5),
+    # Webhooks: https only where cookies are secure (production); private,
+    # loopback and link-local destinations only where allowed (tests, the demo).
+    "WEBHOOK_REQUIRE_HTTPS": env.bool("WEBHOOK_REQUIRE_HTTPS", default=SECURE),
+    "WEBHOOK_ALLOW_PRIVATE": env.bool("WEBHOOK_ALLOW_PRIVATE", default=EMBEDDED or TESTING),
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0),
+    # The waits before each retry: about a day in all, then the delivery fails.
+    "WEBHOOK_RETRY_SECONDS": env.str(
+        "WEBHOOK_RETRY_SECONDS", default="30,120,600,1800,3600,7200,14400,28800,28800"
+    ),
+    # Failed attempts in a row after which an endpoint is switched off.
+    "WEBHOOK_DISABLE_AFTER": env.int("WEBHOOK_DISABLE_AFTER", default=15),
     # Mail whose send task was lost is sent by the sweeper after this long.
     "OUTBOX_GRACE_SECONDS": env.int("OUTBOX_GRACE_SECONDS", default=60),
     # How long the link that verifies a customer's e-mail address stays good.

@@ -7,13 +7,14 @@ from config import pages
 from marketplace.urls import api_urlpatterns as marketplace_api
 from tickets.urls import api_urlpatterns as tickets_api
 from tickets.urls import page_urlpatterns as tickets_pages
+from webhooks.urls import api_urlpatterns as webhooks_api
 
 # Django tries the patterns in order and, on every miss inside an include,
 # records what it tried: the API, which takes nearly all the traffic (opening
 # a ticket most), is matched first: behind every page's pattern, resolving
 # /api/v1/tickets/ took 50 µs, first 19 µs.  No two patterns match the same
 # path, so the order changes nothing else (tests/agents/test_urls.py checks it).
-api_v1 = [*tickets_api, *marketplace_api, *agents_api]
+api_v1 = [*tickets_api, *marketplace_api, *agents_api, *webhooks_api]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),

@@ -275,6 +275,7 @@ class FeedbackOutput(serializers.ModelSerializer):
 
 class IntegrationKeyOutput(serializers.ModelSerializer):
     integration = serializers.CharField(source="integration.name")
+    integration_id = serializers.IntegerField(help_text="For its webhooks' endpoints.")
     active = serializers.BooleanField(source="is_active")
 
     class Meta:
@@ -282,6 +283,7 @@ class IntegrationKeyOutput(serializers.ModelSerializer):
         fields = [
             "id",
             "integration",
+            "integration_id",
             "name",
             "prefix",
             "active",

@@ -597,6 +597,7 @@ def _write_status(
             at,
         )
     ]
+    was = {ticket.pk: ticket.status for ticket in tickets}
     for ticket in tickets:
         for name, value in {"status": to, "status_changed_at": now, **changes}.items():
             setattr(ticket, name, value)
@@ -619,6 +620,9 @@ def _write_status(
             f" WHERE id IN ({', '.join(['%s'] * len(ids))})",
             [*values, *ids],
         )
+    for hook in STATUS_HOOKS:
+        for ticket in tickets:
+            hook(ticket=ticket, from_status=was[ticket.pk], agent=agent)
 
 
 def _on_commit_status(ticket: Ticket, *, reason: str = "") -> None:
@@ -681,6 +685,15 @@ CAPACITY_FREED_HOOKS: list[Callable[..., None]] = []
 # Called after commit with ``ticket_id=`` when a waiting ticket is cancelled:
 # dispatch withdraws the offer that may be pending on it.
 CANCELLED_HOOKS: list[Callable[..., None]] = []
+# Called inside the transaction, for every ticket whose status is written, with
+# ``ticket=`` (its new status set), ``from_status=`` and ``agent=`` (the agent
+# the change concerns, or None): webhooks tell the integration.
+STATUS_HOOKS: list[Callable[..., None]] = []
+# Called inside the transaction with ``message=`` for every message posted.
+MESSAGE_HOOKS: list[Callable[..., None]] = []
+# Called inside the transaction with ``ticket=`` and ``notice=`` (what the
+# customer is told) when a waiting ticket reaches the rung where they are told.
+WAITING_HOOKS: list[Callable[..., None]] = []
 
 
 def tickets_offer_many(*, tickets: list[Ticket], reasons: dict[int, str]) -> None:
@@ -857,6 +870,8 @@ def ticket_escalate(
     ticket.escalation = to
     ticket.save(update_fields=["escalation"])
     if told and notice is not None:
+        for hook in WAITING_HOOKS:
+            hook(ticket=ticket, notice=notice)
         effects.after_commit(
             lambda ticket_id=ticket.pk, notice=notice: events.waiting_pushed(ticket_id, notice)
         )
@@ -1049,6 +1064,8 @@ def message_post(*, ticket_id: int, caller, body: str) -> Message:
             fields={"status": [ticket.status]},
         )
     message = Message.objects.create(ticket=ticket, author=author, author_role=role, body=body)
+    for hook in MESSAGE_HOOKS:
+        hook(message=message)
     effects.after_commit(lambda message_id=message.pk: events.message_posted(message_id))
     return message
 
