@@ -442,6 +442,9 @@ HUMANLINE = {
     ),
     # Failed attempts in a row after which an endpoint is switched off.
     "WEBHOOK_DISABLE_AFTER": env.int("WEBHOOK_DISABLE_AFTER", default=15),
+    # How old a process's view of a lane's order may grow before it reads it
+    # again; places lag other processes' changes by this much at most.
+    "QUEUE_ORDER_SECONDS": env.float("QUEUE_ORDER_SECONDS", default=2.0),
     # Mail whose send task was lost is sent by the sweeper after this long.
     "OUTBOX_GRACE_SECONDS": env.int("OUTBOX_GRACE_SECONDS", default=60),
     # How long the link that verifies a customer's e-mail address stays good.

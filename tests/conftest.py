@@ -59,12 +59,13 @@ def _no_throttle_state():
 
     from marketplace.events import expiry_memo_clear
     from tickets.events import lane_memo_clear
-    from tickets.selectors import rate_cache_clear
+    from tickets.selectors import lane_orders_clear, rate_cache_clear
 
     cache.clear()
     lane_memo_clear()  # what each process remembers of the pushes and expiries scheduled
     expiry_memo_clear()
     rate_cache_clear()  # and each lane with a fresh service rate
+    lane_orders_clear()  # and with each lane's order read afresh
     yield
 
 

@@ -17,10 +17,33 @@ served one ticket every ``(now - earliest) / n`` seconds, ``earliest`` being
 the oldest of those ``n`` assignments.  ``eta_seconds = ceil(position *
 seconds_per_ticket)``.  Each process keeps a lane's rate for
 ``QUEUE_ETA_CACHE_SECONDS`` (default 5).
+
+Places without counting the queue
+---------------------------------
+Counting the tickets ahead costs as much as the line is long: a new ticket at
+the back of a lane of 100,000 counted them all, and a list page counted once
+per row.  Instead each process keeps each lane's *order*: the sort keys
+``(-priority rank, queued_at, id)`` of its waiting tickets, read in one
+statement and sorted as ``queue_order`` sorts.  A place is a binary search in
+it, ``O(log n)``, however long the line and however many rows a page shows.
+
+The order is this process's view of the lane: read at most
+``QUEUE_ORDER_SECONDS`` ago (default 2), with every change this process
+wrote since applied to it as it was written (``lane_entered``,
+``lane_left``, from the services that move tickets in and out of line).  So
+a place is exact for what this process did, and lags what other processes
+did by ``QUEUE_ORDER_SECONDS`` at most: it may still count a ticket another
+process served or cancelled that long ago, or not yet count an urgent one
+that entered ahead in that time.  A customer's number moves every second or
+so anyway (pushes are coalesced over ``QUEUE_PUSH_INTERVAL_SECONDS``); a
+number a second or two behind is not something they can tell, and the next
+push or refresh corrects it.  A change that rolls back after being applied
+is corrected by the next read, the same way.
 """
 
 import math
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
@@ -43,6 +66,7 @@ from django.utils import timezone
 from agents.models import Agent
 from config import prepared
 from tickets.models import (
+    PRIORITY_RANK,
     WAITING,
     Feedback,
     IntegrationApiKey,
@@ -216,27 +240,6 @@ def _ahead_in_lane_sql(*, priority: str, queued_at: str, ticket: str, lane: str)
     )
 
 
-# A waiting ticket's place: the count ahead of it in its lane (every response
-# shows one for each waiting ticket).
-_AHEAD = _ahead_in_lane_sql(
-    priority="%(priority)s",
-    queued_at="%(queued_at)s",
-    ticket="%(id)s",
-    lane="x.language = %(language)s AND x.category = %(category)s",
-)
-# A ticket just written: its status now and, while it waits, the count ahead of it.
-_STANDING = (
-    f"SELECT t.status, CASE WHEN t.status IN ({_WAITING_SQL}) THEN ("  # noqa: S608
-    + _ahead_in_lane_sql(
-        priority="t.priority",
-        queued_at="t.queued_at",
-        ticket="t.id",
-        lane="x.language = t.language AND x.category = t.category",
-    )
-    + f") END FROM {_TICKET} t WHERE t.id = %(id)s"
-)
-
-
 # Whether a ticket that entered the queue before a moment still waits, queued,
 # ahead of a ticket in its lane (dispatch: a new ticket must not jump it).
 _QUEUED_AHEAD = (
@@ -248,10 +251,8 @@ _QUEUED_AHEAD = (
 )
 
 
-# Run for every ticket opened or shown, so prepared once per PostgreSQL
-# connection: planning them cost PostgreSQL more than running them.
-_AHEAD_STATEMENT = prepared.Statement("humanline_ahead", _AHEAD)
-_STANDING_STATEMENT = prepared.Statement("humanline_standing", _STANDING)
+# Run for every ticket opened, so prepared once per PostgreSQL connection:
+# planning it cost PostgreSQL more than running it.
 _QUEUED_AHEAD_STATEMENT = prepared.Statement("humanline_queued_ahead", _QUEUED_AHEAD)
 
 
@@ -267,24 +268,102 @@ def _place(ahead: int, *, language: str, category: str) -> QueuePlace:
     return QueuePlace(position=position, eta_seconds=_eta(position, per_ticket))
 
 
+# --- the lanes' order, kept per process ---------------------------------------
+
+
+def _order_key(priority: str, queued_at: datetime, ticket_id: int) -> tuple:
+    """A waiting ticket's place in ``queue_order`` as a sortable key."""
+    return (-PRIORITY_RANK[priority], queued_at, ticket_id)
+
+
+class _LaneOrder:
+    __slots__ = ("keys", "read_at")
+
+    def __init__(self, keys: list, read_at: float):
+        self.keys = keys
+        self.read_at = read_at
+
+
+_orders: dict[tuple[str, str], _LaneOrder] = {}
+# Guards the dict and each kept list while a change is applied to it.
+_orders_lock = threading.Lock()
+# One read of a lane at a time per process; meanwhile the others use the order kept.
+_orders_reading = threading.Lock()
+
+
+def lane_orders_clear() -> None:
+    with _orders_lock:
+        _orders.clear()
+
+
+def _read_lane(language: str, category: str) -> list:
+    rows = (
+        _lane(language=language, category=category)
+        .order_by(*queue_order())
+        .values_list("priority", "queued_at", "id")
+    )
+    keys = [_order_key(*row) for row in rows]
+    keys.sort()  # already the database's order; sorted here so the search may rely on it
+    return keys
+
+
+def _lane_keys(language: str, category: str) -> list:
+    """The lane's order as this process knows it, read again when it is too old."""
+    lane, clock = (language, category), monotonic()
+    kept = _orders.get(lane)
+    if kept is not None:
+        if clock - kept.read_at < settings.HUMANLINE["QUEUE_ORDER_SECONDS"]:
+            return kept.keys
+        if not _orders_reading.acquire(blocking=False):
+            return kept.keys  # another thread is reading it again
+    else:
+        _orders_reading.acquire()
+    try:
+        keys = _read_lane(language, category)
+        with _orders_lock:
+            _orders[lane] = _LaneOrder(keys, clock)
+        return keys
+    finally:
+        _orders_reading.release()
+
+
+def lane_entered(ticket: Ticket) -> None:
+    """This process wrote ``ticket`` into its lane's line (opened, requeued, moved)."""
+    key = _order_key(ticket.priority, ticket.queued_at, ticket.pk)
+    with _orders_lock:
+        kept = _orders.get((ticket.language, ticket.category))
+        if kept is not None:
+            at = bisect_left(kept.keys, key)
+            if at == len(kept.keys) or kept.keys[at] != key:
+                kept.keys.insert(at, key)
+
+
+def lane_left(ticket: Ticket, *, language: str | None = None) -> None:
+    """This process took ``ticket`` out of its lane's line (``language``: the lane
+    it left, when the ticket has just moved to another)."""
+    key = _order_key(ticket.priority, ticket.queued_at, ticket.pk)
+    with _orders_lock:
+        kept = _orders.get((language or ticket.language, ticket.category))
+        if kept is not None:
+            at = bisect_left(kept.keys, key)
+            if at < len(kept.keys) and kept.keys[at] == key:
+                del kept.keys[at]
+
+
+def _ahead(ticket: Ticket) -> int:
+    keys = _lane_keys(ticket.language, ticket.category)
+    return bisect_left(keys, _order_key(ticket.priority, ticket.queued_at, ticket.pk))
+
+
 def queue_place(*, ticket: Ticket) -> QueuePlace | None:
     """Where a waiting ticket stands in its lane; None once it is not waiting.
 
-    One statement: every response shows one for each waiting ticket.
+    A binary search in the lane's order (see "Places without counting the
+    queue" above): no statement while the kept order is fresh.
     """
     if ticket.status not in WAITING or ticket.queued_at is None:
         return None
-    (ahead,) = _one_row(
-        _AHEAD_STATEMENT,
-        {
-            "language": ticket.language,
-            "category": ticket.category,
-            "priority": ticket.priority,
-            "queued_at": connection.ops.adapt_datetimefield_value(ticket.queued_at),
-            "id": ticket.pk,
-        },
-    )
-    return _place(ahead, language=ticket.language, category=ticket.category)
+    return _place(_ahead(ticket), language=ticket.language, category=ticket.category)
 
 
 def queued_ahead(*, ticket: Ticket, since_before: datetime, at_most: int) -> int:
@@ -307,29 +386,28 @@ def queued_ahead(*, ticket: Ticket, since_before: datetime, at_most: int) -> int
 
 
 def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
-    """The ticket's status as committed now, and its place if it waits: one statement.
+    """The ticket's status as committed now, and its place if it waits.
 
     For a ticket just written, whose status others (dispatch) may have moved
     since; its lane is the one in memory (a ticket's lane does not change
     while a request holds it).
     """
-    row = _one_row(_STANDING_STATEMENT, {"id": ticket.pk})
-    if row is None:
+    status = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
+    if status is None:
         raise Ticket.DoesNotExist(ticket.pk)
-    status, ahead = row
-    if ahead is None:
+    if status not in WAITING:
         return status, None
-    return status, _place(ahead, language=ticket.language, category=ticket.category)
+    return status, _place(_ahead(ticket), language=ticket.language, category=ticket.category)
 
 
 def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:
-    """Every waiting ticket of a lane with its place, first in line first."""
+    """Every waiting ticket of a lane with its place, first in line first, read now
+    (the push of a lane's places; it renews this process's order too)."""
     per_ticket = seconds_per_ticket(language=language, category=category)
-    ids = (
-        _lane(language=language, category=category)
-        .order_by(*queue_order())
-        .values_list("id", flat=True)
-    )
+    keys = _read_lane(language, category)
+    with _orders_lock:
+        _orders[(language, category)] = _LaneOrder(keys, monotonic())
+        ids = [key[2] for key in keys]
     return [
         (ticket_id, QueuePlace(position=n, eta_seconds=_eta(n, per_ticket)))
         for n, ticket_id in enumerate(ids, start=1)

@@ -355,6 +355,7 @@ def ticket_open(
             caller=caller, owner=owner, integration=integration, new=checked
         )
         _insert_opened(ticket, event)
+        selectors.lane_entered(ticket)
         # Autocommit: the hooks run at once (or at the commit of a caller's transaction).
         _on_commit_entered_queue(ticket, opened=True)
         return Opened(ticket=ticket, created=True)
@@ -383,6 +384,7 @@ def ticket_open(
         ticket.save(force_insert=True)
         event.ticket = ticket
         event.save(force_insert=True)
+        selectors.lane_entered(ticket)
         if claim is not None:
             claim.ticket = ticket
             claim.save(update_fields=["ticket"])
@@ -598,9 +600,14 @@ def _write_status(
         )
     ]
     was = {ticket.pk: ticket.status for ticket in tickets}
+    waits = to in WAITING
     for ticket in tickets:
+        if ticket.status in WAITING and not waits:
+            selectors.lane_left(ticket)
         for name, value in {"status": to, "status_changed_at": now, **changes}.items():
             setattr(ticket, name, value)
+        if waits and was[ticket.pk] not in WAITING:
+            selectors.lane_entered(ticket)
     fields = [Ticket._meta.get_field(name) for name in ("status", "status_changed_at", *changes)]
     values = [
         field.get_db_prep_save(getattr(tickets[0], field.attname), connection) for field in fields
@@ -912,6 +919,8 @@ def ticket_language_change(*, ticket_id: int, caller, language: str) -> Ticket:
     )
     ticket.language = language
     ticket.save(update_fields=["language"])
+    selectors.lane_left(ticket, language=before)
+    selectors.lane_entered(ticket)
     effects.after_commit(
         lambda language=before, category=ticket.category: events.lane_changed(
             language=language, category=category
