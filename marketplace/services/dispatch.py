@@ -571,8 +571,15 @@ def _withdraw(offers, *, reason: str) -> int:
 
 
 def offers_withdraw_for_agent(*, agent_id: int, reason: str) -> int:
-    """The agent left (away, offline, suspended, sockets gone): their offers go back."""
-    return _withdraw(Offer.objects.filter(agent_id=agent_id), reason=reason)
+    """The agent left (away, offline, suspended, sockets gone): their offers go back.
+
+    Only while they are still gone.  The task may run again long after they
+    left (a redelivery once its worker died), when they may be back online with
+    a new offer, which is theirs to answer.  Offers go only to online agents,
+    so the ones pending while the agent is not online were made before they left.
+    """
+    offers = Offer.objects.filter(agent_id=agent_id).exclude(agent__presence=Presence.ONLINE)
+    return _withdraw(offers, reason=reason)
 
 
 def offers_withdraw_for_ticket(*, ticket_id: int, reason: str) -> int:

@@ -61,7 +61,11 @@ class TestOffersOverHttp:
 
     def test_accepting_a_withdrawn_offer_is_a_409(self, api, offered):
         agent, offer = offered
+        # The agent goes offline, then their offers are withdrawn (as the task does).
+        presence.agent_presence_set(agent_id=agent.pk, status=Presence.OFFLINE)
         dispatch.offers_withdraw_for_agent(agent_id=agent.pk, reason="agent_offline")
+        offer.refresh_from_db()
+        assert offer.status == OfferStatus.WITHDRAWN
         response = api.as_(agent.user).post(f"/api/v1/offers/{offer.pk}/accept/")
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "offer_withdrawn"
