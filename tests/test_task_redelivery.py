@@ -15,11 +15,13 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
+from django.conf import settings
 from django.core import mail
 
 from agents import presence
@@ -38,19 +40,31 @@ from marketplace.models import (
     PayrollJobStatus,
 )
 from marketplace.services import dispatch, payroll, payroll_jobs
+from operations import tasks as operations_tasks
 from outbox import services as outbox_services
 from outbox import tasks as outbox_tasks
 from outbox.models import Mail
 from tests.marketplace.factories import ShiftBookingFactory, ShiftSlotFactory
 from tests.pay.helpers import accepted_and_resolved, online, rate
 from tests.tickets.factories import TicketFactory, new_ticket_body
+from tests.webhooks.receiver import Receiver
 from tickets import services as ticket_services
 from tickets import tasks as ticket_tasks
 from tickets.models import IdempotencyKey, Ticket, TicketStatus
+from webhooks import services as webhook_services
+from webhooks import tasks as webhook_tasks
+from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = ("agents", "tickets", "marketplace", "outbox")
+# The apps of this repository (not the installed packages'): a new app's tasks
+# are held to a redelivery test as soon as it is installed.
+PROJECT_APPS = tuple(
+    config.label
+    for config in apps.get_app_configs()
+    if Path(config.path).is_relative_to(settings.BASE_DIR)
+    and "site-packages" not in Path(config.path).parts
+)
 MONDAY_9 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # the ``clock`` fixture's standing moment
 
 # Task name -> the test that redelivers it (filled by ``redelivers``).
@@ -518,6 +532,74 @@ def test_sweep_outbox_twice_sends_each_owed_email_once(db, deliver, clock):
 
     deliver(outbox_tasks.sweep_outbox)
     assert state() == after_first
+
+
+# --- webhooks and operations --------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def listening(staff, receiver):
+    """An integration's endpoint on a real loopback receiver, and a cancellation it hears of."""
+    _, key = ticket_services.integration_key_create(actor=staff, integration_name="Acme")
+    webhook_services.endpoint_create(
+        actor=staff, integration_id=key.integration_id, url=receiver.url, events=["ticket.status"]
+    )
+    ticket = TicketFactory(integration=key.integration)
+    ticket_services.ticket_cancel(ticket_id=ticket.pk, caller=staff)
+    return Delivery.objects.get()
+
+
+@redelivers(webhook_tasks.deliver)
+def test_deliver_twice_posts_once(db, deliver, listening, receiver):
+    deliver(webhook_tasks.deliver, listening.pk)
+    assert len(receiver.requests) == 1
+    listening.refresh_from_db()
+    assert listening.status == "succeeded"
+    after_first = state(len(receiver.requests))
+
+    deliver(webhook_tasks.deliver, listening.pk)
+    assert state(len(receiver.requests)) == after_first
+
+
+@redelivers(webhook_tasks.sweep_webhooks)
+def test_sweep_webhooks_twice_posts_each_due_delivery_once(db, deliver, listening, receiver):
+    # Where tasks run in-process the sweep's hand-off runs each delivery at once.
+    deliver(webhook_tasks.sweep_webhooks)
+    assert len(receiver.requests) == 1
+    after_first = state(len(receiver.requests))
+
+    deliver(webhook_tasks.sweep_webhooks)
+    assert state(len(receiver.requests)) == after_first
+
+
+@redelivers(operations_tasks.heartbeat)
+@pytest.mark.redis("the heartbeat is a key in Redis")
+def test_heartbeat_twice_still_says_the_queue_is_served(db, deliver):
+    from operations import health
+
+    def stamp():
+        client = health.redis_client()
+        try:
+            return client.get(health.KEY_PREFIX + "worker:celery")
+        finally:
+            client.close()
+
+    before = state()
+    deliver(operations_tasks.heartbeat, "celery")
+    first = stamp()
+    assert first is not None
+
+    deliver(operations_tasks.heartbeat, "celery")
+    # A newer time in the same key, and nothing in the database.
+    assert float(stamp()) >= float(first)
+    assert state() == before
 
 
 # --- every task has its test --------------------------------------------------------------

@@ -4,10 +4,8 @@ retried, logged, switched off when they keep failing, and sent again on demand."
 import json
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ from django.utils import timezone
 from outbox.models import Mail
 from tests.conftest import _free_port
 from tests.tickets.factories import new_ticket_body
+from tests.webhooks.receiver import Receiver
 from tickets import services as tickets
 from tickets.models import Ticket
 from webhooks import services, signing
@@ -27,50 +26,6 @@ from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event
 pytestmark = pytest.mark.django_db
 
 ALL = ["ticket.assigned", "ticket.message", "ticket.status", "ticket.rating", "ticket.waiting"]
-
-
-class Receiver:
-    """An HTTP server on a loopback port, in a thread, answering as told."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.answers: list[tuple[int, dict, bytes]] = []  # taken in order; then 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                receiver.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": self.rfile.read(length),
-                    }
-                )
-                status, headers, body = (
-                    receiver.answers.pop(0) if receiver.answers else (200, {}, b"ok")
-                )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def events(self) -> list[dict]:
-        return [json.loads(r["body"]) for r in self.requests]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
