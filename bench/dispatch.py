@@ -464,12 +464,13 @@ async def agent_loop(
 
 
 class HttpPool:
-    """A small HTTP/1.1 client for the load generator: keep-alive connections, JSON POSTs.
+    """A small HTTP/1.1 client for the load generator: keep-alive connections, JSON bodies.
 
     httpx cost the load generator about 8 ms of CPU per ticket, on the same two
     cores as the stack it measures; writing the request and reading the
     response by hand costs a fraction of that.  It knows only what this
-    benchmark needs: POST with a JSON body, a response with Content-Length.
+    benchmarks need: a GET, or a POST with a JSON body, and a response with
+    Content-Length.
 
     Idle connections are reused oldest first, in turn, as requests from many
     customers arrive on many connections: reusing the last one sent nearly
@@ -490,9 +491,17 @@ class HttpPool:
             self.idle.append(await asyncio.open_connection(self.host, self.port))
 
     async def post(self, path: str, body: dict, token: str) -> tuple[int, bytes]:
-        payload = json.dumps(body).encode()
+        return await self.request("POST", path, token, body)
+
+    async def get(self, path: str, token: str) -> tuple[int, bytes]:
+        return await self.request("GET", path, token)
+
+    async def request(
+        self, method: str, path: str, token: str, body: dict | None = None
+    ) -> tuple[int, bytes]:
+        payload = b"" if body is None else json.dumps(body).encode()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Authorization: Token {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()
