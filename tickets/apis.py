@@ -18,6 +18,7 @@ from agents.models import Agent
 from config import params
 from config.api import Pagination
 from config.authentication import TokenAuthentication
+from config.errors import Forbidden
 from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
 from tickets import selectors, services
 from tickets.authentication import ApiKeyAuthentication
@@ -201,15 +202,23 @@ def _transition_view(service, summary: str):
             request=ReasonInput, responses={200: TicketOutput}, tags=["tickets"], summary=summary
         )
         def post(self, request, ticket_id: int):
-            _visible(request, ticket_id)
             data = ReasonInput(data=request.data)
             data.is_valid(raise_exception=True)
-            service(
-                ticket_id=ticket_id,
-                caller=request.user,
-                reason=data.validated_data.get("reason", ""),
-            )
-            return _ticket_response(request, ticket_id)
+            try:
+                ticket = service(
+                    ticket_id=ticket_id,
+                    caller=request.user,
+                    reason=data.validated_data.get("reason", ""),
+                )
+            except (Forbidden, Ticket.DoesNotExist):
+                _visible(request, ticket_id)  # a 404 for a ticket the caller may not see
+                raise
+            # The ticket as written, read with its lock: its status again only if it
+            # waits, since dispatch may have offered it right after the commit.
+            place = None
+            if ticket.is_waiting:
+                ticket.status, place = selectors.ticket_standing(ticket=ticket)
+            return Response(TicketOutput(ticket, context={"places": {ticket.pk: place}}).data)
 
     TransitionView.__name__ = f"{service.__name__.title().replace('_', '')}View"
     return TransitionView

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -545,7 +546,12 @@ def _actor_fields(caller) -> dict:
 
 
 def _lock(ticket_id: int) -> Ticket:
-    return Ticket.objects.select_for_update().get(pk=ticket_id)
+    """The ticket, row-locked, with what its checks and its answer read (one statement)."""
+    return (
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("customer", "assigned_agent__user", "integration", "rating")
+        .get(pk=ticket_id)
+    )
 
 
 def _transition(
@@ -678,10 +684,10 @@ def _release_agent(agent_id: int) -> None:
     Capacity freed is a dispatch trigger, run after commit.
     """
     now = timezone.now()
-    Agent.objects.filter(pk=agent_id, active_tickets__gt=0).update(
-        active_tickets=F("active_tickets") - 1
+    Agent.objects.filter(pk=agent_id).update(
+        active_tickets=Greatest(F("active_tickets") - 1, 0),
+        idle_since=Case(When(active_tickets__lte=1, then=Value(now)), default=F("idle_since")),
     )
-    Agent.objects.filter(pk=agent_id, active_tickets=0).update(idle_since=now)
     for hook in CAPACITY_FREED_HOOKS:
         effects.after_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
 

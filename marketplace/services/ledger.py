@@ -87,6 +87,24 @@ def period_get_or_create(moment: datetime) -> PayPeriod:
     return period
 
 
+def _current_under_share_lock(moment: datetime) -> PayPeriod | None:
+    """The week holding ``moment``, share-locked, in one statement, when it exists and
+    is open (every entry of the week finds it so); None sends the caller the long way."""
+    start, end = period_bounds(moment)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM marketplace_payperiod WHERE starts_at = %s AND status = %s"
+                " FOR SHARE",
+                [start, PayPeriodStatus.OPEN],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return PayPeriod(pk=row[0], starts_at=start, ends_at=end, status=PayPeriodStatus.OPEN)
+    return PayPeriod.objects.filter(starts_at=start, status=PayPeriodStatus.OPEN).first()
+
+
 def _status_under_share_lock(period_id: int) -> str:
     """Re-read a period's status holding a share lock until the transaction ends.
 
@@ -111,6 +129,9 @@ def period_for_entry(now: datetime | None = None) -> PayPeriod:
     """
     assert transaction.get_connection().in_atomic_block, "lock the period inside a transaction"
     moment = now or timezone.now()
+    current = _current_under_share_lock(moment)
+    if current is not None:
+        return current
     while True:
         period = period_get_or_create(moment)
         if _status_under_share_lock(period.pk) == PayPeriodStatus.OPEN:
