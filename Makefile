@@ -7,7 +7,7 @@ PORT ?= 8000
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/humanline
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
 
-.PHONY: install run serve test test-postgres test-sqlite lint format bench browser clean
+.PHONY: install run serve test test-postgres test-sqlite lint format bench chaos browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -82,6 +82,11 @@ format: install
 bench: install
 	@test ! -d bench || ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
 	@for b in bench/[!_]*.py; do echo "== $$b"; DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) $$b || exit 1; done
+
+## make chaos: the production-like stack under load while its processes die (about 4 minutes);
+## it restarts the machine's PostgreSQL once: CHAOS_ARGS=--no-postgres-restart to skip that
+chaos: install
+	@DATABASE_URL=$(DATABASE_URL_TEST) $(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

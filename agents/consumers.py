@@ -63,6 +63,7 @@ class AgentConsumer(JsonConsumer):
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
+            await self.rejoin(self.group)
             await database_sync_to_async(presence.agent_connection_seen)(
                 channel_name=self.channel_name
             )
@@ -74,6 +75,7 @@ class AgentConsumer(JsonConsumer):
             if problem is not None:
                 await self.send_json(problem)
         elif kind == "resync":
+            await self.rejoin(self.group)
             snapshot = await database_sync_to_async(selectors.agent_snapshot)(
                 agent_id=self.agent_id
             )

@@ -6,6 +6,7 @@ with their token and connect with ``?ticket=<value>``: a ticket is valid for
 60 seconds and usable once, so a URL that leaks into a log is worthless.
 """
 
+import logging
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
@@ -13,6 +14,8 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
+
+logger = logging.getLogger(__name__)
 
 
 class JsonConsumer(AsyncJsonWebsocketConsumer):
@@ -39,6 +42,23 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(_bad_frame("The frame is not valid JSON."))
             return
         await self.receive_json(content, **kwargs)
+
+    async def rejoin(self, group: str) -> None:
+        """Join ``group`` again: Redis may have forgotten this socket's membership.
+
+        Group members live in Redis only.  A Redis restarted without
+        persistence (or a membership older than the layer's group expiry)
+        leaves an open socket deaf to every push of its group, with nothing
+        to tell it so; the client's regular ``ping`` and its ``resync`` call
+        this, so a socket hears again within one ping interval.  Adding a
+        member already there only refreshes it.  While Redis is unreachable
+        the socket stays open (its pushes pause anyway) and the next ping
+        tries again.
+        """
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:  # the layer's client errors (connection refused, timeout)
+            logger.warning("Could not rejoin %s; the next ping tries again", group, exc_info=True)
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)

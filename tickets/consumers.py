@@ -54,6 +54,7 @@ class TicketConsumer(JsonConsumer):
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
+            await self.rejoin(self.group)
             await self.send_json({"type": "pong"})
         elif kind == "ticket.message":
             try:

@@ -13,13 +13,15 @@ psycopg2 connection, rolled back to idle, to a pool shared by the process's
 threads; the next thread that needs one takes it from there.  At most
 ``POOL_SIZE`` idle connections are kept (more may be open while busy; those
 are closed when returned), and one idle longer than ``POOL_MAX_IDLE_SECONDS``
-is closed rather than reused.  Settings: ``ENGINE = "config.pgpool"`` and
+is closed rather than reused, as is one whose server ended its session while
+it waited (a restart).  Settings: ``ENGINE = "config.pgpool"`` and
 ``OPTIONS`` untouched; the sizes come from the database's ``POOL`` dict.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 
@@ -44,7 +46,7 @@ class ConnectionPool:
                 if not stack:
                     return None
                 connection, returned_at = stack.pop()
-            if connection.closed or now - returned_at > max_idle:
+            if connection.closed or now - returned_at > max_idle or _has_word(connection):
                 _close_quietly(connection)
                 continue
             return connection
@@ -79,6 +81,28 @@ class ConnectionPool:
         for stack in stacks:
             for connection, _ in stack:
                 _close_quietly(connection)
+
+
+def _has_word(connection) -> bool:
+    """Has the server said something to a connection that sat idle in the pool?
+
+    An idle session's server speaks only to end it: a restart, a shutdown or
+    ``pg_terminate_backend`` sends a FATAL notice and closes the socket, which
+    psycopg2 notices only at the next query (a 500 for that request, once per
+    pooled connection).  Readable means the session is over, or at least not
+    idle; either way the pool drops it.  One ``poll`` without waiting, no
+    round trip (Go's database/sql checks its idle connections the same way).
+    """
+    try:
+        descriptor = connection.fileno()
+    except Exception:  # closed under us
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([descriptor], [], [], 0)
+    return bool(readable)
 
 
 def _close_quietly(connection) -> None:

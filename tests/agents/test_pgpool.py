@@ -106,3 +106,34 @@ def test_a_connection_idle_too_long_is_closed_not_reused(wrapper_factory):
     second = wrapper_factory(MAX_IDLE_SECONDS=-1)
     assert backend_pid(second) != pid
     assert raw.closed
+
+
+def test_a_connection_whose_server_session_ended_while_idle_is_not_handed_out(wrapper_factory):
+    # A PostgreSQL restart (or an administrator's pg_terminate_backend) ends the
+    # sessions of the pool's idle connections; the next request used to take one
+    # and fail with a 500, once for every connection the pool held.
+    first = wrapper_factory()
+    dead_pid = backend_pid(first)
+    first.close()
+    with default_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dead_pid])
+    _wait_until_gone(dead_pid)
+
+    second = wrapper_factory()
+    pid = backend_pid(second)  # before: OperationalError, "terminating connection"
+
+    assert pid != dead_pid
+    assert pgpool.POOL.idle_count() == 0
+
+
+def _wait_until_gone(pid: int) -> None:
+    """pg_terminate_backend signals the backend; its exit follows a moment later."""
+    import time
+
+    for _ in range(100):
+        with default_connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)  # waiting for another process to exit
+    raise AssertionError(f"backend {pid} did not exit")

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from agents import presence, services
+from agents import events, presence, services
 from agents.models import AgentConnection, Presence
 from config.asgi import application
 
@@ -74,6 +75,45 @@ async def test_ping_answers_pong_and_marks_the_socket_alive(agent):
     assert await socket.receive_json_from() == {"type": "pong"}
     connection = await database_sync_to_async(AgentConnection.objects.get)(agent=agent)
     assert connection.last_seen_at > long_ago
+    await socket.disconnect()
+
+
+async def _forget_membership(agent) -> None:
+    """What a Redis restarted without persistence does: the socket's group is gone."""
+    row = await database_sync_to_async(AgentConnection.objects.get)(agent=agent)
+    await get_channel_layer().group_discard(events.agent_group(agent.pk), row.channel_name)
+
+
+async def _push_probe(agent) -> None:
+    await get_channel_layer().group_send(
+        events.agent_group(agent.pk), {"type": "agent.event", "message": {"type": "probe"}}
+    )
+
+
+async def test_a_ping_rejoins_the_group_that_a_restarted_redis_forgot(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    await _forget_membership(agent)
+
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await _push_probe(agent)
+
+    # Before, the socket stayed open and deaf: every offer after the restart was lost.
+    assert await socket.receive_json_from() == {"type": "probe"}
+    await socket.disconnect()
+
+
+async def test_a_resync_rejoins_the_group_too(agent):
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+    await _forget_membership(agent)
+
+    await socket.send_json_to({"type": "resync"})
+    assert (await socket.receive_json_from())["type"] == "agent.snapshot"
+    await _push_probe(agent)
+
+    assert await socket.receive_json_from() == {"type": "probe"}
     await socket.disconnect()
 
 
