@@ -130,8 +130,11 @@ def _wait_until_gone(pid: int) -> None:
     """pg_terminate_backend signals the backend; its exit follows a moment later."""
     import time
 
-    for _ in range(100):
+    for _ in range(200):
         with default_connection.cursor() as cursor:
+            # The statistics views are read once per transaction, and the test's
+            # transaction lasts: drop that snapshot so each look is a new one.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
             if cursor.fetchone()[0] == 0:
                 return
