@@ -1,13 +1,15 @@
-"""The Redis cache: one client and connection pool per process, whatever the context."""
+"""The Redis cache: one connection pool per process, whatever the context."""
 
 import contextvars
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import caches
 
-from config.cache import SharedRedisCache
+from config import cache as shared
 
-pytestmark = pytest.mark.redis("the Redis cache's one client per process (config.cache)")
+pytestmark = pytest.mark.redis("the Redis cache's one pool per process (config.cache)")
 
 
 def _in_a_fresh_context(work):
@@ -15,27 +17,43 @@ def _in_a_fresh_context(work):
     return contextvars.Context().run(work)
 
 
-def test_every_context_gets_its_own_cache_object_but_one_connection_pool():
+def _cache_connections(name: str) -> int:
+    """The connections Redis holds open under this client name."""
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return sum(1 for client in admin.client_list() if client["name"] == name)
+    finally:
+        admin.close()
+
+
+def test_caches_in_fresh_contexts_share_one_pool_and_one_connection(settings):
+    name = "humanline-cache-probe"
+    options = settings.CACHES["default"].get("OPTIONS", {})
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "OPTIONS": {**options, "client_name": name},
+        }
+    }
+    made = shared.pools_made()
+
     def use_the_cache():
         cache = caches["default"]
         cache.set("probe", "yes", timeout=10)
         assert cache.get("probe") == "yes"
-        return cache, cache._cache.get_client(write=True).connection_pool
+        return cache
 
-    first, first_pool = _in_a_fresh_context(use_the_cache)
-    second, second_pool = _in_a_fresh_context(use_the_cache)
+    seen = [_in_a_fresh_context(use_the_cache) for _ in range(20)]
 
-    assert isinstance(first, SharedRedisCache), "the suite runs on Redis"
-    assert first is not second  # Django's per-context instances...
-    assert first_pool is second_pool  # ...share the process's pool
+    assert len({id(cache) for cache in seen}) > 1  # Django's per-context instances...
+    assert shared.pools_made() == made + 1  # ...share one pool for this configuration
+    assert _cache_connections(name) == 1  # ...and so one connection, used in turn
 
 
-def test_one_redis_client_object_serves_every_operation():
-    cache = caches["default"]
+def test_a_pool_is_made_per_url_and_options():
+    first = shared.SharedConnectionPool.from_url("redis://127.0.0.1:6379/3", socket_timeout=1.0)
+    again = shared.SharedConnectionPool.from_url("redis://127.0.0.1:6379/3", socket_timeout=1.0)
+    other = shared.SharedConnectionPool.from_url("redis://127.0.0.1:6379/3", socket_timeout=2.0)
 
-    first = cache._cache.get_client(write=True)
-    cache.set("probe", 1, timeout=10)
-    assert cache.get("probe") == 1
-
-    assert cache._cache.get_client(write=True) is first
-    assert cache._cache.get_client(write=False) is first  # one server: reads go there too
+    assert first is again
+    assert other is not first
