@@ -10,8 +10,9 @@ dispatch sweeper offers whatever waits, the outbox (``config.outbox``) sends
 mail that a broker refused.
 
 Django's own ``on_commit(robust=True)`` also logs and goes on; this wraps it
-to count, for the operators' metrics, and so that the suite can fail a test
-whose side effects failed unnoticed (``tests/conftest.py``).
+to count, for the operators' metrics (``humanline_side_effects_failed``, by
+``FAILED_HOOKS``), and so that the suite can fail a test whose side effects
+failed unnoticed (``tests/conftest.py``).
 """
 
 import logging
@@ -24,6 +25,8 @@ from django.db import transaction
 logger = logging.getLogger("humanline.effects")
 
 _failures: Counter[str] = Counter()
+# Called with a failed side effect's name: the operators' metrics count it.
+FAILED_HOOKS: list[Callable[[str], None]] = []
 _lock = threading.Lock()
 
 
@@ -41,6 +44,8 @@ def run_guarded(func: Callable[[], object]) -> bool:
         logger.exception("Side effect %s failed; the committed write stands.", name)
         with _lock:
             _failures[name] += 1
+        for hook in FAILED_HOOKS:
+            hook(name)
         return False
     return True
 

@@ -30,6 +30,19 @@ SWEEPER_REPAIRS = Counter(
 )
 
 
+SIDE_EFFECTS_FAILED = Counter(
+    "humanline_side_effects_failed",
+    "Side effects of committed writes that failed (a push, a task enqueue, a cache touch),"
+    " by hook; the write stands, and the sweeps recover what must still happen.",
+    ["hook"],
+)
+
+
+def side_effect_failed(hook: str) -> None:
+    """``config.effects.FAILED_HOOKS``: one guarded side effect raised."""
+    SIDE_EFFECTS_FAILED.labels(hook=hook).inc()
+
+
 def pushes_failed(count: int, *, reason: str) -> None:
     if count > 0:
         PUSHES_FAILED.labels(reason=reason).inc(count)

@@ -132,3 +132,20 @@ def test_a_failed_send_stays_owed_and_says_why(settings):
     assert owed.sent_at is None
     assert owed.attempts == 1
     assert "Connection" in owed.last_error or "refused" in owed.last_error.lower()
+
+
+@pytest.mark.side_effects_fail
+def test_a_failed_side_effect_is_counted_for_the_operators(django_capture_on_commit_callbacks):
+    from prometheus_client import REGISTRY
+
+    def lost_push():
+        raise ConnectionError("redis is down")
+
+    name = "test_a_failed_side_effect_is_counted_for_the_operators.<locals>.lost_push"
+    sample = "humanline_side_effects_failed_total"
+    before = REGISTRY.get_sample_value(sample, {"hook": name}) or 0.0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        effects.after_commit(lost_push)
+
+    assert REGISTRY.get_sample_value(sample, {"hook": name}) == before + 1
