@@ -27,15 +27,19 @@ from agents.serializers import (
     DocumentOutput,
     PresenceInput,
     PresenceOutput,
+    RealtimeTicketOutput,
     SkillInput,
     SkillOutput,
     TokenInput,
+    TokenOutput,
     UserOutput,
     VerificationInput,
 )
+from agents.validators import ALLOWED_DOCUMENT_TYPES
 from config import params, uploads
-from config.api import error_body
+from config.api import PaginatedAPIView, error_body
 from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
+from config.schema import error
 
 
 class TokenView(APIView):
@@ -46,7 +50,22 @@ class TokenView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "sign_in"
 
-    @extend_schema(request=TokenInput, responses={200: dict}, tags=["auth"])
+    @extend_schema(
+        request=TokenInput,
+        responses={
+            200: TokenOutput,
+            400: error(
+                "An input is missing (`invalid`), or no account has this e-mail address and"
+                " password (`invalid_credentials`)."
+            ),
+            429: error(
+                "Too many sign-ins from this client (`throttled`), or too many failed ones for"
+                " this account or address (`sign_in_locked`); `Retry-After` says how many"
+                " seconds to wait."
+            ),
+        },
+        tags=["auth"],
+    )
     def post(self, request):
         from django.contrib.auth import authenticate
 
@@ -163,7 +182,10 @@ class MyDocumentsView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": DocumentInput},
-        responses={201: DocumentOutput},
+        responses={
+            201: DocumentOutput,
+            409: error("The application's status takes no more documents."),
+        },
         tags=["agents"],
     )
     def post(self, request):
@@ -177,7 +199,7 @@ class MyDocumentsView(APIView):
         return Response(DocumentOutput(document).data, status=status.HTTP_201_CREATED)
 
 
-class ReviewQueueView(APIView):
+class ReviewQueueView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(
@@ -187,13 +209,10 @@ class ReviewQueueView(APIView):
     )
     def get(self, request):
         wanted = params.choice(request.query_params, "status", AgentStatus.values)
-        from config.api import Pagination
-
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.agent_review_queue(status=wanted), request, view=self
+        return self.paginated(
+            selectors.agent_review_queue(status=wanted),
+            lambda page: AgentReviewOutput(page, many=True).data,
         )
-        return paginator.get_paginated_response(AgentReviewOutput(page, many=True).data)
 
 
 class ReviewDetailView(APIView):
@@ -211,7 +230,10 @@ def _decision_view(action, summary: str):
 
         @extend_schema(
             request=DecisionInput,
-            responses={200: AgentReviewOutput},
+            responses={
+                200: AgentReviewOutput,
+                409: error("The agent's status does not allow this decision."),
+            },
             tags=["admin"],
             summary=summary,
         )
@@ -235,12 +257,19 @@ SuspendView = _decision_view(services.agent_suspend, "Suspend an approved agent 
 ReinstateView = _decision_view(services.agent_reinstate, "Reinstate a suspended agent")
 
 
+# What an identity document can be: the upload's content is judged on the way in.
+DOCUMENT_MEDIA_TYPES = tuple(ALLOWED_DOCUMENT_TYPES)
+
+
 class DocumentDownloadView(APIView):
     """Staff read an identity document; there is no other way to reach the file."""
 
     permission_classes = [IsOperations]
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["admin"])
+    @extend_schema(
+        responses={(200, media_type): bytes for media_type in DOCUMENT_MEDIA_TYPES},
+        tags=["admin"],
+    )
     def get(self, request, document_id):
         try:
             document = selectors.document_for_staff(document_id=document_id)
@@ -286,7 +315,7 @@ class RealtimeTicketView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={201: dict}, tags=["realtime"])
+    @extend_schema(request=None, responses={201: RealtimeTicketOutput}, tags=["realtime"])
     def post(self, request):
         value, ticket = services.realtime_ticket_issue(user=request.user)
         return Response(

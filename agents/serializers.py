@@ -50,6 +50,17 @@ class SkillInput(serializers.Serializer):
 # --- output -----------------------------------------------------------------
 
 
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+
+
+class RealtimeTicketOutput(serializers.Serializer):
+    ticket = serializers.CharField(
+        help_text="For one WebSocket connect: `/ws/...?ticket=<ticket>`."
+    )
+    expires_at = serializers.DateTimeField()
+
+
 class UserOutput(serializers.ModelSerializer):
     class Meta:
         model = User

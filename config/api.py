@@ -1,23 +1,99 @@
 """API plumbing shared by every app: error bodies and pagination.
 
 Every error answers ``{"error": {"code", "message", "fields"}}`` so that a
-client can branch on ``code`` and show ``fields`` next to its inputs.
+client can branch on ``code`` and show ``fields`` next to its inputs; the
+OpenAPI schema describes that body once (``config.schema``).
 """
+
+from datetime import date, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config import params
 from config.errors import DomainError
 
 
 class Pagination(PageNumberPagination):
+    """``?page=`` (from 1) and ``?page_size=`` (1 to 200, 50 by default), parsed strictly.
+
+    A page or size that is not a whole number in range is a 400 naming it
+    (``config.params``), as every other query parameter; a page past the last
+    is DRF's 404.  Lists answer ``{count, next, previous, results}``.
+    """
+
     page_size_query_param = "page_size"
     max_page_size = 200
+    last_page_strings = ()  # a page is a number
+
+    def paginate_queryset(self, queryset, request, view=None):
+        params.integer(request.query_params, self.page_query_param)
+        params.integer(request.query_params, self.page_size_query_param, maximum=self.max_page_size)
+        return super().paginate_queryset(queryset, request, view=view)
+
+    def get_paginated_response_schema(self, schema):
+        envelope = super().get_paginated_response_schema(schema)
+        envelope["required"] = ["count", "next", "previous", "results"]  # every page has all four
+        return envelope
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.page_query_param: {"minimum": 1, "maximum": params.MAX_ID},
+            self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
+        }
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
+
+
+class DayField(serializers.DateField):
+    """A calendar day, in input: 0001-01-02 to 9999-12-24.
+
+    A day's hours in any time zone, and the week that starts on it, must fit
+    in the calendar a datetime holds (years 1 to 9999): 9999-12-31 has no
+    next day to end it.  Outside, a 400 names the field, not an overflow (500).
+    """
+
+    FIRST = date.min + timedelta(days=1)
+    LAST = date.max - timedelta(days=7)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "")
+        kwargs["help_text"] = (
+            f"{kwargs['help_text']} From {self.FIRST.isoformat()} to {self.LAST.isoformat()}."
+        ).strip()
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not self.FIRST <= day <= self.LAST:
+            raise serializers.ValidationError(
+                f"Give a day from {self.FIRST.isoformat()} to {self.LAST.isoformat()}."
+            )
+        return day
+
+
+class PaginatedAPIView(APIView):
+    """A view that answers a list a page at a time.
+
+    ``pagination_class`` is what the OpenAPI schema reads: the list is
+    described as the page envelope, with ``page`` and ``page_size``.
+    """
+
+    pagination_class = Pagination
+
+    def paginated(self, queryset, render) -> Response:
+        """The page the request asks for, each row turned into JSON by ``render(rows)``."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(render(page))
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:

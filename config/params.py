@@ -23,6 +23,9 @@ from config.errors import InvalidInput
 # larger number would overflow the database's integer before it could miss.
 MAX_ID = 10**18 - 1
 _DIGITS = re.compile(r"[0-9]{1,18}")
+# A slug as Django's SlugField holds it: ASCII letters, digits, hyphens and underscores.
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+SLUG_PATTERN = f"^{_SLUG.pattern}$"  # the same, for the OpenAPI schema
 
 
 class ParameterError(InvalidInput, BadRequest):
@@ -64,8 +67,21 @@ def choice(params: Mapping, name: str, choices: Iterable[str]) -> str | None:
     return raw
 
 
+def slug(params: Mapping, name: str, *, max_length: int) -> str | None:
+    """A slug of at most ``max_length`` characters, or None when absent."""
+    raw = _raw(params, name)
+    if raw is None:
+        return None
+    if len(raw) > max_length or not _SLUG.fullmatch(raw):
+        raise _refuse(
+            name,
+            f"Give a slug of up to {max_length} letters, digits, hyphens or underscores.",
+        )
+    return raw
+
+
 def moment(params: Mapping, name: str) -> datetime | None:
-    """An ISO 8601 time (UTC when it names no offset), or None when absent."""
+    """An ISO 8601 time, in UTC (taken as UTC when it names no offset), or None when absent."""
     raw = _raw(params, name)
     if raw is None:
         return None
@@ -76,8 +92,13 @@ def moment(params: Mapping, name: str) -> datetime | None:
     if value is None:
         raise _refuse(name, "Give an ISO 8601 time, such as 2026-01-31T09:30:00Z.")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
+        return value.replace(tzinfo=UTC)
+    try:
+        # In UTC, as the database compares it: 9999-12-31T23:00-05:00 is past the last
+        # year a datetime holds, and PostgreSQL refuses an offset of 16 hours or more.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise _refuse(name, "Give a time between the years 1 and 9999 in UTC.") from None
 
 
 def id_or_moment(params: Mapping, name: str) -> int | datetime | None:

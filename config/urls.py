@@ -16,6 +16,9 @@ from webhooks.urls import api_urlpatterns as webhooks_api
 # path, so the order changes nothing else (tests/agents/test_urls.py checks it).
 api_v1 = [*tickets_api, *marketplace_api, *agents_api, *webhooks_api]
 
+# An API path no pattern matches answers the API's JSON 404, a page path the 404 page.
+handler404 = "config.pages.not_found"
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", pages.home, name="home"),

@@ -7,9 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent, AgentStatus
-from config.api import Pagination
+from config.api import DayField, PaginatedAPIView
 from config.errors import Forbidden
 from config.permissions import IsAgentUser, IsOperations
+from config.schema import error
 from marketplace import selectors
 from marketplace.models import ShiftSlot, SlotStatus
 from marketplace.serializers import (
@@ -24,12 +25,6 @@ from marketplace.serializers import (
     WeekOutput,
 )
 from marketplace.services import shifts as services
-
-
-def _paginated(request, view, queryset, serializer):
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
 def _incentive(data) -> dict:
@@ -52,21 +47,21 @@ def _approved_agent(request) -> Agent:
 
 
 class _DateFilter(serializers.Serializer):
-    date = serializers.DateField(required=False)
+    date = DayField(required=False, help_text="A day in the agent's own time zone.")
     language = serializers.CharField(required=False, max_length=8)
     skill = serializers.CharField(required=False, max_length=40)
 
 
 class _StaffFilter(serializers.Serializer):
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
+    date_from = DayField(required=False, help_text="Slots starting on this day (UTC) or later.")
+    date_to = DayField(required=False, help_text="Slots starting on this day (UTC) or earlier.")
     status = serializers.ChoiceField(choices=SlotStatus.choices, required=False)
 
 
 # --- staff ---------------------------------------------------------------------
 
 
-class AdminShiftsView(APIView):
+class AdminShiftsView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(
@@ -76,7 +71,7 @@ class AdminShiftsView(APIView):
         query = _StaffFilter(data=request.query_params)
         query.is_valid(raise_exception=True)
         slots = selectors.staff_slots(**query.validated_data)
-        return _paginated(request, self, slots, StaffSlotOutput)
+        return self.paginated(slots, lambda page: StaffSlotOutput(page, many=True).data)
 
     @extend_schema(request=SlotInput, responses={201: StaffSlotOutput}, tags=["shifts"])
     def post(self, request):
@@ -138,7 +133,14 @@ class AdminShiftDetailView(APIView):
 class AdminShiftCancelView(APIView):
     permission_classes = [IsOperations]
 
-    @extend_schema(request=SlotCancelInput, responses={200: StaffSlotDetailOutput}, tags=["shifts"])
+    @extend_schema(
+        request=SlotCancelInput,
+        responses={
+            200: StaffSlotDetailOutput,
+            409: error("The slot is cancelled already, or has ended."),
+        },
+        tags=["shifts"],
+    )
     def post(self, request, slot_id: int):
         get_object_or_404(ShiftSlot, pk=slot_id)
         data = SlotCancelInput(data=request.data)
@@ -161,7 +163,7 @@ class AdminAgentAttendanceView(APIView):
 # --- agents --------------------------------------------------------------------
 
 
-class ShiftBoardView(APIView):
+class ShiftBoardView(PaginatedAPIView):
     """Open slots the agent could book, with free places; filter by date, language, skill."""
 
     permission_classes = [IsAgentUser]
@@ -180,22 +182,32 @@ class ShiftBoardView(APIView):
             language=values.get("language"),
             skill=values.get("skill"),
         )
-        return _paginated(request, self, slots, SlotOutput)
+        return self.paginated(slots, lambda page: SlotOutput(page, many=True).data)
 
 
-class MyShiftsView(APIView):
+class MyShiftsView(PaginatedAPIView):
     permission_classes = [IsAgentUser]
 
     @extend_schema(responses={200: BookingOutput(many=True)}, tags=["shifts"])
     def get(self, request):
         bookings = selectors.agent_bookings(agent=request.user.agent)
-        return _paginated(request, self, bookings, BookingOutput)
+        return self.paginated(bookings, lambda page: BookingOutput(page, many=True).data)
 
 
 class ShiftBookView(APIView):
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=None, responses={201: BookingOutput}, tags=["shifts"])
+    @extend_schema(
+        request=None,
+        responses={
+            201: BookingOutput,
+            409: error(
+                "The slot is cancelled, has started or is full, or the agent holds this or an"
+                " overlapping booking."
+            ),
+        },
+        tags=["shifts"],
+    )
     def post(self, request, slot_id: int):
         agent = _approved_agent(request)
         get_object_or_404(ShiftSlot, pk=slot_id)
@@ -206,7 +218,16 @@ class ShiftBookView(APIView):
 class ShiftCancelView(APIView):
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=None, responses={200: BookingOutput}, tags=["shifts"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: BookingOutput,
+            409: error(
+                "The agent holds no booking in this slot, or it can no longer be cancelled."
+            ),
+        },
+        tags=["shifts"],
+    )
     def post(self, request, slot_id: int):
         agent = request.user.agent
         get_object_or_404(ShiftSlot, pk=slot_id)

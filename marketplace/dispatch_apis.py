@@ -1,6 +1,6 @@
 """HTTP API for dispatch and pricing: answering offers, the rate card, the surge."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
@@ -9,8 +9,10 @@ from rest_framework.views import APIView
 
 from config import params
 from config.permissions import IsAgentUser, IsOperations
+from config.schema import error
 from marketplace import events
 from marketplace.models import DeclineReason, Offer, OfferStatus, RateCard
+from marketplace.pay_apis import MoneyField
 from marketplace.services import dispatch
 from marketplace.services import pricing as pricing_services
 
@@ -18,10 +20,10 @@ from marketplace.services import pricing as pricing_services
 class OfferOutput(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
-    pay = serializers.DictField()
-    base = serializers.DictField()
+    pay = MoneyField()
+    base = MoneyField()
     surge_multiplier = serializers.CharField()
-    waiting_bonus = serializers.DictField(
+    waiting_bonus = MoneyField(
         help_text="Added for a ticket that waited past its target; part of pay."
     )
     created_at = serializers.DateTimeField()
@@ -53,12 +55,29 @@ def _answer(action, request, offer_id: int, **kwargs) -> Response:
     return Response(events.offer_payload(offer))
 
 
+# An offer answered, expired or withdrawn takes no answer (`offer_<status>`, `offer_expired`).
+OFFER_ENDED = error(
+    "The offer was answered, has expired or was withdrawn (`offer_accepted`, `offer_declined`,"
+    " `offer_expired`, `offer_withdrawn`)."
+)
+
+
 class OfferAcceptView(APIView):
     """Take the offered ticket at the pay shown.  409 once answered, expired or withdrawn."""
 
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=None, responses={200: OfferOutput}, tags=["offers"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: OfferOutput,
+            409: error(
+                "The offer was answered, has expired or was withdrawn, or the agent is at"
+                " capacity (`agent_at_capacity`)."
+            ),
+        },
+        tags=["offers"],
+    )
     def post(self, request, offer_id: int):
         return _answer(dispatch.offer_accept, request, offer_id)
 
@@ -68,7 +87,9 @@ class OfferDeclineView(APIView):
 
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=DeclineInput, responses={200: OfferOutput}, tags=["offers"])
+    @extend_schema(
+        request=DeclineInput, responses={200: OfferOutput, 409: OFFER_ENDED}, tags=["offers"]
+    )
     def post(self, request, offer_id: int):
         data = DeclineInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -86,7 +107,7 @@ class OfferSeenView(APIView):
 
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=None, responses={200: OfferOutput}, tags=["offers"])
+    @extend_schema(request=None, responses={200: OfferOutput, 409: OFFER_ENDED}, tags=["offers"])
     def post(self, request, offer_id: int):
         return _answer(dispatch.offer_seen, request, offer_id)
 
@@ -96,7 +117,12 @@ class MyOffersView(APIView):
 
     permission_classes = [IsAgentUser]
 
-    @extend_schema(responses={200: OfferOutput(many=True)}, tags=["offers"])
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=OfferStatus.values, required=False)],
+        responses={200: OfferOutput(many=True)},
+        tags=["offers"],
+        description="The agent's 50 latest offers, newest first (not paginated).",
+    )
     def get(self, request):
         offers = Offer.objects.select_related("ticket").filter(agent__user=request.user)
         wanted = params.choice(request.query_params, "status", OfferStatus.values)
@@ -111,12 +137,19 @@ class SurgeOutput(serializers.Serializer):
     free_capacity = serializers.IntegerField()
 
 
+# Pricing is for the people paid by it: anyone else is told there is nothing here.
+NOT_FOR_CUSTOMERS = error("The caller is neither an agent nor staff (`not_found`).")
+
+
 class SurgeView(APIView):
     """The surge multiplier in force now, for agents and staff."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: SurgeOutput}, tags=["pricing"])
+    @extend_schema(
+        responses={200: SurgeOutput, 404: NOT_FOR_CUSTOMERS},
+        tags=["pricing"],
+    )
     def get(self, request):
         user = request.user
         if not (user.is_operations or user.is_agent):
@@ -150,7 +183,10 @@ class RateCardView(APIView):
     def get_permissions(self):
         return [IsAuthenticated()] if self.request.method == "GET" else [IsOperations()]
 
-    @extend_schema(responses={200: RateOutput(many=True)}, tags=["pricing"])
+    @extend_schema(
+        responses={200: RateOutput(many=True), 404: NOT_FOR_CUSTOMERS},
+        tags=["pricing"],
+    )
     def get(self, request):
         if not (request.user.is_operations or request.user.is_agent):
             raise NotFound()

@@ -87,7 +87,7 @@ class FloorView(APIView):
         parameters=[
             OpenApiParameter(
                 "target",
-                int,
+                {"type": "integer", "minimum": 1, "maximum": 3600},
                 description="One answer target in seconds for every priority (1-3600);"
                 " by default each priority's own (WAIT_TARGET_SECONDS).",
                 required=False,

@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from agents.models import Agent
 from config import params
-from config.api import Pagination
+from config.api import PaginatedAPIView
 from config.permissions import IsAgentUser, IsOperations
+from config.schema import error
 from marketplace import pay_selectors as selectors
 from marketplace.models import PayPeriod, PayrollJob, PayrollJobStatus
 from marketplace.pay_selectors import money
@@ -162,9 +163,13 @@ class MyEarningsView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("period", OpenApiTypes.INT, description="A past period's id.")
+            OpenApiParameter(
+                "period",
+                {"type": "integer", "minimum": 1, "maximum": params.MAX_ID},
+                description="A past period's id; by default the current one.",
+            )
         ],
-        responses={200: EarningsOutput},
+        responses={200: EarningsOutput, 404: error("No such pay period (`not_found`).")},
         tags=["pay"],
     )
     def get(self, request):
@@ -205,16 +210,15 @@ class AdminAdjustmentView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class AdminPayPeriodsView(APIView):
+class AdminPayPeriodsView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(responses={200: StaffPeriodOutput(many=True)}, tags=["pay"])
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.pay_periods().select_related("closed_by"), request, view=self
+        return self.paginated(
+            selectors.pay_periods().select_related("closed_by"),
+            lambda page: [staff_period_data(p) for p in page],
         )
-        return paginator.get_paginated_response([staff_period_data(p) for p in page])
 
 
 class AdminPayPeriodCloseView(APIView):
@@ -222,7 +226,14 @@ class AdminPayPeriodCloseView(APIView):
 
     permission_classes = [IsOperations]
 
-    @extend_schema(request=None, responses={200: StaffPeriodOutput}, tags=["pay"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: StaffPeriodOutput,
+            409: error("The week has not ended yet (`period_not_ended`)."),
+        },
+        tags=["pay"],
+    )
     def post(self, request, period_id: int):
         get_object_or_404(PayPeriod, pk=period_id)
         payroll.pay_period_close(period_id=period_id, actor=request.user)
@@ -247,7 +258,13 @@ class AdminPayPeriodExportView(APIView):
     permission_classes = [IsOperations]
     renderer_classes = [JSONRenderer, CSVRenderer]
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY}, tags=["pay"])
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            409: error("The period is open (`period_open`): close it first."),
+        },
+        tags=["pay"],
+    )
     def get(self, request, period_id: int):
         period = get_object_or_404(PayPeriod, pk=period_id)
         chunks = payroll.payroll_export(period_id=period.pk, actor=request.user, channel="api")
@@ -293,7 +310,17 @@ class AdminPayPeriodJobsView(APIView):
 
     permission_classes = [IsOperations]
 
-    @extend_schema(request=JobInput, responses={202: JobOutput}, tags=["pay"])
+    @extend_schema(
+        request=JobInput,
+        responses={
+            202: JobOutput,
+            409: error(
+                "The period's state does not allow this work: closed already, not ended yet,"
+                " or open when exporting."
+            ),
+        },
+        tags=["pay"],
+    )
     def post(self, request, period_id: int):
         period = get_object_or_404(PayPeriod, pk=period_id)
         data = JobInput(data=request.data)
@@ -319,7 +346,16 @@ class AdminPayrollJobDownloadView(APIView):
     permission_classes = [IsOperations]
     renderer_classes = [JSONRenderer, CSVRenderer]
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY}, tags=["pay"])
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            409: error(
+                "No file yet (`not_ready`: not an export, or not finished), or a newer export"
+                " replaced it (`file_replaced`)."
+            ),
+        },
+        tags=["pay"],
+    )
     def get(self, request, job_id: int):
         job = get_object_or_404(PayrollJob.objects.select_related("period"), pk=job_id)
         return job_file_response(job)

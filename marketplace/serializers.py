@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api import DayField
 from marketplace.models import IncentiveKind, ShiftBooking, ShiftSlot, SlotStatus
 
 # --- input ------------------------------------------------------------------
@@ -23,7 +24,7 @@ class SlotInput(serializers.Serializer):
 
 
 class WeekInput(serializers.Serializer):
-    week_start = serializers.DateField(help_text="The first day of the week to fill.")
+    week_start = DayField(help_text="The first day of the week to fill.")
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6),
         default=[0, 1, 2, 3, 4],
@@ -65,7 +66,7 @@ class IncentiveOutput(serializers.Serializer):
 
 
 class _SlotBase(serializers.ModelSerializer):
-    skill = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    skill = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     incentive = serializers.SerializerMethodField()
     free_places = serializers.IntegerField(read_only=True)
     duration_minutes = serializers.SerializerMethodField()

@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from agents.models import AgentStatus, Role
+from tests.api_fuzz import write_summary as write_fuzz_summary
 from tests.factories import PASSWORD, AgentFactory, StaffFactory, UserFactory
 
 
@@ -372,6 +373,7 @@ def _deselect_what_needs_a_missing_service(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    write_fuzz_summary(terminalreporter, config)
     counts = config.stash.get(_deselected, {})
     if not counts:
         return

@@ -108,3 +108,111 @@ def test_pages_answer_a_crafted_parameter_with_a_400(client, staff, agent, url):
     response = client.get(url)
 
     assert response.status_code == 400
+
+
+# --- pages, the ends of the calendar, NUL (found by the API fuzz run) ------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page", "abc"),
+        ("page", "0"),
+        ("page", "last"),
+        ("page", SUPERSCRIPT_TWO),
+        ("page_size", "0"),
+        ("page_size", "201"),
+        ("page_size", "ten"),
+    ],
+)
+def test_a_list_refuses_a_crafted_page(api, customer, name, value):
+    _refused(api.as_(customer).get("/api/v1/tickets/", {name: value}), name)
+
+
+def test_a_page_past_the_last_is_a_404(api, customer):
+    response = api.as_(customer).get("/api/v1/tickets/", {"page": "2"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_page_answers_count_next_previous_and_results(api, customer):
+    for _ in range(3):
+        TicketFactory(customer=customer)
+
+    body = api.as_(customer).get("/api/v1/tickets/", {"page_size": "2"}).json()
+
+    assert body["count"] == 3 and len(body["results"]) == 2
+    assert body["next"].endswith("page=2&page_size=2") and body["previous"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "persona", "name", "value"),
+    [
+        # The day after 9999-12-31, or an hour of 0001-01-01 in UTC, does not exist:
+        # an OverflowError (500) before.
+        ("/api/v1/admin/shifts/", "staff", "date_to", "9999-12-31"),
+        ("/api/v1/admin/shifts/", "staff", "date_from", "9999-12-31"),
+        ("/api/v1/shifts/", "agent", "date", "9999-12-31"),
+        ("/api/v1/shifts/", "agent", "date", "0001-01-01"),
+        # Past the years a datetime holds once in UTC; PostgreSQL refused the offset.
+        ("/api/v1/admin/feedback/", "staff", "since", "9999-12-31T23:59:59-23:00"),
+        ("/api/v1/admin/feedback/", "staff", "since", "0001-01-01T00:00:00+23:00"),
+        # A NUL: PostgreSQL stores none (a ValueError, 500, before).
+        ("/api/v1/admin/feedback/", "staff", "area", "billing\x00"),
+        ("/api/v1/admin/feedback/", "staff", "area", "card payments"),
+    ],
+)
+def test_lists_refuse_a_value_at_the_edge(api, request, path, persona, name, value):
+    response = api.as_(request.getfixturevalue(persona)).get(path, {name: value})
+
+    assert response.status_code == 400, response.content
+    assert name in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+05:00"])
+def test_messages_refuse_a_time_past_the_calendar(api, customer, since):
+    ticket = TicketFactory(customer=customer)
+
+    response = api.as_(customer).get(f"/api/v1/tickets/{ticket.pk}/messages/", {"since": since})
+
+    _refused(response, "since")
+
+
+def test_a_week_that_runs_past_the_calendar_is_refused(api, staff):
+    response = api.as_(staff).post(
+        "/api/v1/admin/shifts/week/",
+        {"week_start": "9999-12-27", "day_start": "08:00", "day_end": "20:00", "headcount": 1},
+    )
+
+    assert response.status_code == 400
+    assert "week_start" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("key", ["k\x00", "k\x1fey"])
+def test_an_idempotency_key_with_a_control_character_is_refused(api, customer, key):
+    response = api.as_(customer).post(
+        "/api/v1/tickets/",
+        {"subject": "Hi", "body": "Charged twice.", "category": "general"},
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]["fields"]
+    assert customer.tickets.count() == 0
+
+
+def test_an_api_path_no_pattern_matches_answers_the_api_error_body(api, customer):
+    response = api.as_(customer).get(f"/api/v1/tickets/{TOO_LARGE}/")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
+
+
+def test_a_page_path_no_pattern_matches_is_still_the_404_page(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -7,7 +7,8 @@ service and answer; domain errors become ``{"error": {...}}`` in ``config.api``.
 from dataclasses import asdict
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -16,13 +17,21 @@ from rest_framework.views import APIView
 
 from agents.models import Agent
 from config import params
-from config.api import Pagination
+from config.api import PaginatedAPIView
 from config.authentication import TokenAuthentication
 from config.errors import Forbidden
 from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
+from config.schema import error
 from tickets import selectors, services
 from tickets.authentication import ApiKeyAuthentication
-from tickets.models import FeedbackKind, Rating, Ticket, TicketStatus
+from tickets.models import (
+    FEEDBACK_AREA_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    FeedbackKind,
+    Rating,
+    Ticket,
+    TicketStatus,
+)
 from tickets.serializers import (
     FeedbackInput,
     FeedbackOutput,
@@ -35,6 +44,7 @@ from tickets.serializers import (
     MessageOutput,
     QualityOutput,
     RatingInput,
+    RatingOutput,
     ReasonInput,
     TicketOpenInput,
     TicketOutput,
@@ -98,7 +108,7 @@ def _new_ticket(data: dict) -> tuple[services.NewTicket, services.CustomerRef | 
     return new, services.CustomerRef(**customer) if customer else None
 
 
-class TicketsView(APIView):
+class TicketsView(PaginatedAPIView):
     """Customers and integrations open tickets; everyone lists the tickets they may see."""
 
     authentication_classes = TICKET_AUTHENTICATION
@@ -114,22 +124,46 @@ class TicketsView(APIView):
         wanted = params.choice(request.query_params, "status", TicketStatus.values)
         if wanted:
             queryset = queryset.filter(status=wanted)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(TicketOutput(page, many=True).data)
+        return self.paginated(queryset, lambda page: TicketOutput(page, many=True).data)
 
     @extend_schema(
         request=TicketOpenInput,
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
+                # Printable characters: no control character, a NUL least of all.
+                {
+                    "type": "string",
+                    "maxLength": IDEMPOTENCY_KEY_MAX,
+                    "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                },
                 location=OpenApiParameter.HEADER,
                 required=False,
                 description="Retries with the same key and body return the original "
                 "ticket; a different body is a 422.  Keys expire after 24 hours.",
-            )
+            ),
+            OpenApiParameter(
+                "Idempotent-Replayed",
+                {"type": "string", "enum": ["true"]},
+                location=OpenApiParameter.HEADER,
+                response=[201],
+                description="Present when the answer replays an earlier request's ticket.",
+            ),
         ],
-        responses={201: TicketOutput},
+        responses={
+            201: OpenApiResponse(
+                TicketOutput,
+                description="The ticket opened, or the one an earlier request with the same"
+                " Idempotency-Key and body opened (then `Idempotent-Replayed: true`).",
+            ),
+            422: error(
+                "This Idempotency-Key came with a different body before (`idempotency_key_reused`)."
+            ),
+            429: error(
+                "The customer holds as many open tickets as allowed (`too_many_open_tickets`);"
+                " nothing was written."
+            ),
+        },
         tags=["tickets"],
     )
     def post(self, request):
@@ -160,7 +194,7 @@ class TicketDetailView(APIView):
         return _ticket_response(request, ticket_id)
 
 
-class TicketMessagesView(APIView):
+class TicketMessagesView(PaginatedAPIView):
     """The conversation; ``GET ?since=<message id | time>`` resyncs after a reconnect."""
 
     authentication_classes = TICKET_AUTHENTICATION
@@ -168,7 +202,13 @@ class TicketMessagesView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", str, required=False, description="Message id or time.")
+            OpenApiParameter(
+                "since",
+                str,
+                required=False,
+                description="Messages after this one: a message id, or an ISO 8601 time (UTC"
+                " when it names no offset).",
+            )
         ],
         responses={200: MessageOutput(many=True)},
         tags=["tickets"],
@@ -178,11 +218,16 @@ class TicketMessagesView(APIView):
         messages = selectors.messages_since(
             ticket=ticket, since=params.id_or_moment(request.query_params, "since")
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(messages, request, view=self)
-        return paginator.get_paginated_response(MessageOutput(page, many=True).data)
+        return self.paginated(messages, lambda page: MessageOutput(page, many=True).data)
 
-    @extend_schema(request=MessageInput, responses={201: MessageOutput}, tags=["tickets"])
+    @extend_schema(
+        request=MessageInput,
+        responses={
+            201: MessageOutput,
+            409: error("The conversation is closed (`conversation_closed`)."),
+        },
+        tags=["tickets"],
+    )
     def post(self, request, ticket_id: int):
         _visible(request, ticket_id)
         data = MessageInput(data=request.data)
@@ -199,7 +244,16 @@ def _transition_view(service, summary: str):
         permission_classes = [IsAuthenticated]
 
         @extend_schema(
-            request=ReasonInput, responses={200: TicketOutput}, tags=["tickets"], summary=summary
+            request=ReasonInput,
+            responses={
+                200: TicketOutput,
+                409: error(
+                    "The ticket's status does not allow this (`invalid_transition`), or the"
+                    " reopen window has passed (`reopen_window_passed`)."
+                ),
+            },
+            tags=["tickets"],
+            summary=summary,
         )
         def post(self, request, ticket_id: int):
             data = ReasonInput(data=request.data)
@@ -238,7 +292,14 @@ class LanguageView(APIView):
     authentication_classes = TICKET_AUTHENTICATION
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=LanguageInput, responses={200: TicketOutput}, tags=["tickets"])
+    @extend_schema(
+        request=LanguageInput,
+        responses={
+            200: TicketOutput,
+            409: error("The ticket is not waiting in line (`not_queued`)."),
+        },
+        tags=["tickets"],
+    )
     def post(self, request, ticket_id: int):
         _visible(request, ticket_id)
         data = LanguageInput(data=request.data)
@@ -253,7 +314,17 @@ class RatingView(APIView):
     authentication_classes = TICKET_AUTHENTICATION
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=RatingInput, responses={201: dict}, tags=["tickets"])
+    @extend_schema(
+        request=RatingInput,
+        responses={
+            201: RatingOutput,
+            409: error(
+                "The ticket is not resolved (`not_resolved`), or was rated already"
+                " (`already_rated`)."
+            ),
+        },
+        tags=["tickets"],
+    )
     def post(self, request, ticket_id: int):
         _visible(request, ticket_id)
         data = RatingInput(data=request.data)
@@ -270,7 +341,14 @@ class RatingView(APIView):
 class TicketFeedbackView(APIView):
     permission_classes = [IsAgentUser]
 
-    @extend_schema(request=FeedbackInput, responses={201: FeedbackOutput}, tags=["tickets"])
+    @extend_schema(
+        request=FeedbackInput,
+        responses={
+            201: FeedbackOutput,
+            409: error("The ticket's status takes no feedback (`invalid_transition`)."),
+        },
+        tags=["tickets"],
+    )
     def post(self, request, ticket_id: int):
         _visible(request, ticket_id)
         data = FeedbackInput(data=request.data)
@@ -281,7 +359,7 @@ class TicketFeedbackView(APIView):
         return Response(FeedbackOutput(feedback).data, status=status.HTTP_201_CREATED)
 
 
-class FeedbackListView(APIView):
+class FeedbackListView(PaginatedAPIView):
     """Product feedback for staff, newest first, filtered by kind, area and time."""
 
     permission_classes = [IsOperations]
@@ -289,8 +367,18 @@ class FeedbackListView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", enum=FeedbackKind.values, required=False),
-            OpenApiParameter("area", str, required=False),
-            OpenApiParameter("since", str, required=False, description="ISO 8601 time."),
+            OpenApiParameter(
+                "area",
+                {"type": "string", "pattern": params.SLUG_PATTERN, "maxLength": FEEDBACK_AREA_MAX},
+                required=False,
+                description="The product area, as agents tag it: a slug such as `card-payments`.",
+            ),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATETIME,
+                required=False,
+                description="ISO 8601 time; UTC when it names no offset.",
+            ),
         ],
         responses={200: FeedbackOutput(many=True)},
         tags=["admin"],
@@ -298,22 +386,19 @@ class FeedbackListView(APIView):
     def get(self, request):
         kind = params.choice(request.query_params, "kind", FeedbackKind.values)
         since = params.moment(request.query_params, "since")
-        queryset = selectors.feedback_for_staff(
-            kind=kind, area=request.query_params.get("area") or None, since=since
-        )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(FeedbackOutput(page, many=True).data)
+        area = params.slug(request.query_params, "area", max_length=FEEDBACK_AREA_MAX)
+        queryset = selectors.feedback_for_staff(kind=kind, area=area, since=since)
+        return self.paginated(queryset, lambda page: FeedbackOutput(page, many=True).data)
 
 
-class IntegrationKeysView(APIView):
+class IntegrationKeysView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(responses={200: IntegrationKeyOutput(many=True)}, tags=["admin"])
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.integration_keys(), request, view=self)
-        return paginator.get_paginated_response(IntegrationKeyOutput(page, many=True).data)
+        return self.paginated(
+            selectors.integration_keys(), lambda page: IntegrationKeyOutput(page, many=True).data
+        )
 
     @extend_schema(
         request=IntegrationKeyInput, responses={201: IntegrationKeyCreatedOutput}, tags=["admin"]
@@ -335,7 +420,14 @@ class IntegrationKeysView(APIView):
 class IntegrationKeyRevokeView(APIView):
     permission_classes = [IsOperations]
 
-    @extend_schema(request=None, responses={200: IntegrationKeyOutput}, tags=["admin"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: IntegrationKeyOutput,
+            409: error("The key is revoked already (`already_revoked`)."),
+        },
+        tags=["admin"],
+    )
     def post(self, request, key_id: int):
         if not selectors.integration_keys().filter(pk=key_id).exists():
             raise Http404
@@ -370,7 +462,7 @@ class AgentQualityView(APIView):
         return Response(_quality_body(agent))
 
 
-class MyIdentitiesView(APIView):
+class MyIdentitiesView(PaginatedAPIView):
     """What integrations know of the signed-in customer: identities linked to
     the account and, once the address is verified, those claiming it."""
 
@@ -378,10 +470,10 @@ class MyIdentitiesView(APIView):
 
     @extend_schema(responses={200: IdentityOutput(many=True)}, tags=["customers"])
     def get(self, request):
-        paginator = Pagination()
-        identities = selectors.customer_identities(user=request.user)
-        page = paginator.paginate_queryset(identities, request, view=self)
-        return paginator.get_paginated_response(IdentityOutput(page, many=True).data)
+        return self.paginated(
+            selectors.customer_identities(user=request.user),
+            lambda page: IdentityOutput(page, many=True).data,
+        )
 
 
 class IdentityLinkView(APIView):

@@ -22,6 +22,7 @@ SUMMARY_MAX = 2_000
 INTENT_MAX = 100
 COMMENT_MAX = 2_000
 FEEDBACK_TEXT_MAX = 2_000
+FEEDBACK_AREA_MAX = 60
 
 
 class TicketStatus(models.TextChoices):
@@ -423,7 +424,7 @@ class Feedback(models.Model):
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="feedback")
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="feedback")
-    area = models.SlugField(max_length=60)
+    area = models.SlugField(max_length=FEEDBACK_AREA_MAX)
     kind = models.CharField(max_length=16, choices=FeedbackKind.choices)
     text = models.TextField(max_length=FEEDBACK_TEXT_MAX)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -436,6 +437,9 @@ class Feedback(models.Model):
         return f"{self.kind} in {self.area}"
 
 
+IDEMPOTENCY_KEY_MAX = 200
+
+
 class IdempotencyKey(models.Model):
     """A client's ``Idempotency-Key`` on ticket creation, kept for 24 hours.
 
@@ -446,7 +450,7 @@ class IdempotencyKey(models.Model):
     """
 
     scope = models.CharField(max_length=40)
-    key = models.CharField(max_length=200)
+    key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX)
     request_hash = models.CharField(max_length=64)
     ticket = models.ForeignKey(Ticket, null=True, on_delete=models.CASCADE, related_name="+")
     response_status = models.PositiveSmallIntegerField(default=201)

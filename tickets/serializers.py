@@ -5,6 +5,7 @@ from tickets import selectors
 from tickets.models import (
     BODY_MAX,
     COMMENT_MAX,
+    FEEDBACK_AREA_MAX,
     FEEDBACK_TEXT_MAX,
     INTENT_MAX,
     MESSAGE_MAX,
@@ -84,9 +85,17 @@ class RatingInput(serializers.Serializer):
 
 
 class FeedbackInput(serializers.Serializer):
-    area = serializers.CharField(max_length=60, help_text="The product area, e.g. `card-payments`.")
+    area = serializers.CharField(
+        max_length=FEEDBACK_AREA_MAX, help_text="The product area, e.g. `card-payments`."
+    )
     kind = serializers.ChoiceField(choices=FeedbackKind.choices)
     text = serializers.CharField(max_length=FEEDBACK_TEXT_MAX)
+
+
+class RatingOutput(serializers.Serializer):
+    ticket_id = serializers.IntegerField()
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
 
 
 class IntegrationKeyInput(serializers.Serializer):

@@ -45,6 +45,7 @@ from tickets.models import (
     BODY_MAX,
     COMMENT_MAX,
     FEEDBACK_TEXT_MAX,
+    IDEMPOTENCY_KEY_MAX,
     INTENT_MAX,
     MESSAGE_MAX,
     SUBJECT_MAX,
@@ -212,8 +213,13 @@ def _claim_idempotency_key(
     second INSERT blocks on the unique index until the first commits, then
     fails; READ COMMITTED lets the next statement see the committed row.
     """
-    if len(key) > 200:
-        raise _invalid("Idempotency-Key", "Keep the Idempotency-Key under 200 characters.")
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise _invalid(
+            "Idempotency-Key", f"Keep the Idempotency-Key under {IDEMPOTENCY_KEY_MAX} characters."
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        # A control character (a NUL: PostgreSQL stores none) is never part of a key.
+        raise _invalid("Idempotency-Key", "Use printable characters in the Idempotency-Key.")
     now = timezone.now()
     # An expired key is free again.
     IdempotencyKey.objects.filter(scope=scope, key=key, expires_at__lte=now).delete()

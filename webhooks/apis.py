@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Pagination
+from config.api import PaginatedAPIView
 from config.errors import NotFound
 from config.permissions import IsOperations
 from webhooks import services
@@ -31,7 +31,7 @@ def _endpoint(integration_id: int, endpoint_id: int) -> Endpoint:
     return endpoint
 
 
-class EndpointsView(APIView):
+class EndpointsView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(responses={200: EndpointOutput(many=True)}, tags=["webhooks"])
@@ -39,9 +39,7 @@ class EndpointsView(APIView):
         endpoints = Endpoint.objects.select_related("integration").filter(
             integration_id=integration_id
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(endpoints, request, view=self)
-        return paginator.get_paginated_response(EndpointOutput(page, many=True).data)
+        return self.paginated(endpoints, lambda page: EndpointOutput(page, many=True).data)
 
     @extend_schema(request=EndpointInput, responses={201: EndpointCreatedOutput}, tags=["webhooks"])
     def post(self, request, integration_id: int):
@@ -71,7 +69,7 @@ class EndpointView(APIView):
         return Response(EndpointOutput(endpoint).data)
 
 
-class DeliveriesView(APIView):
+class DeliveriesView(PaginatedAPIView):
     """An endpoint's delivery log, newest first, each with its attempts."""
 
     permission_classes = [IsOperations]
@@ -84,9 +82,7 @@ class DeliveriesView(APIView):
             .select_related("event")
             .prefetch_related(Prefetch("attempt_log", queryset=Attempt.objects.order_by("-id")))
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(deliveries, request, view=self)
-        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
+        return self.paginated(deliveries, lambda page: DeliveryOutput(page, many=True).data)
 
 
 class RedeliverView(APIView):

@@ -1,0 +1,172 @@
+"""The OpenAPI schema says what the API answers: pages, errors, parameters.
+
+``tests/test_api_fuzz.py`` holds every response to the schema; these tests pin
+the shapes a client generated from it depends on.
+"""
+
+import re
+
+import pytest
+from django.core.management import call_command
+from django.urls import resolve
+
+from config.api import PaginatedAPIView
+
+pytestmark = pytest.mark.django_db
+
+PAGE = {"count", "next", "previous", "results"}
+
+# The lists answered a page at a time: {count, next, previous, results}.
+PAGINATED = {
+    "/api/v1/admin/agents/",
+    "/api/v1/admin/feedback/",
+    "/api/v1/admin/integrations/keys/",
+    "/api/v1/admin/pay-periods/",
+    "/api/v1/admin/shifts/",
+    "/api/v1/shifts/",
+    "/api/v1/shifts/mine/",
+    "/api/v1/tickets/",
+    "/api/v1/tickets/{ticket_id}/messages/",
+}
+# The lists answered whole, as an array: the skills catalog and the rate card are
+# short by nature, and an agent's offers are the 50 latest.
+WHOLE = {"/api/v1/skills/", "/api/v1/pricing/rates/", "/api/v1/offers/"}
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def _resolve(schema, node):
+    while "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        node = schema["components"]["schemas"][name]
+    return node
+
+
+def _success_body(schema, operation):
+    code = min(code for code in operation["responses"] if code.startswith("2"))
+    content = operation["responses"][code].get("content", {})
+    body = content.get("application/json", {}).get("schema")
+    return _resolve(schema, body) if body else None
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def _view_class(path):
+    sample = re.sub(r"\{document_id\}", "00000000-0000-0000-0000-000000000000", path)
+    sample = re.sub(r"\{\w+\}", "1", sample)
+    return resolve(sample).func.view_class
+
+
+def test_each_paginated_list_is_described_as_its_page(schema):
+    for path in PAGINATED:
+        operation = schema["paths"][path]["get"]
+        page = _success_body(schema, operation)
+
+        assert page["type"] == "object", path
+        assert set(page["properties"]) == PAGE, path
+        assert set(page["required"]) == PAGE, path
+        assert page["properties"]["results"]["type"] == "array", path
+        assert page["properties"]["next"]["nullable"] is True, path
+        names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        assert {"page", "page_size"} <= names, path
+
+
+def test_the_lists_described_as_pages_are_those_whose_views_paginate(schema):
+    pages, arrays = set(), set()
+    for path, method, operation in _operations(schema):
+        if method != "get":
+            continue
+        body = _success_body(schema, operation)
+        if body is None:
+            continue
+        if body.get("type") == "array":
+            arrays.add(path)
+        elif set(body.get("properties", {})) == PAGE:
+            pages.add(path)
+            assert issubclass(_view_class(path), PaginatedAPIView), path
+
+    assert pages == PAGINATED
+    assert arrays == WHOLE
+
+
+def test_a_paginated_list_answers_the_page_its_schema_describes(api, customer):
+    body = api.as_(customer).get("/api/v1/tickets/").json()
+
+    assert set(body) == PAGE
+
+
+def test_every_error_is_described_by_the_one_error_body(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+    detail = _resolve(schema, error["properties"]["error"])
+    assert set(detail["required"]) == {"code", "message", "fields"}
+
+    for path, method, operation in _operations(schema):
+        for code, response in operation["responses"].items():
+            if not code.startswith("4"):
+                continue
+            assert response.get("description"), (method, path, code)
+            for media_type, content in response["content"].items():
+                assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (
+                    method,
+                    path,
+                    code,
+                    media_type,
+                )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "codes"),
+    [
+        # Sign-in reads a body and is throttled; it needs no credentials.
+        ("post", "/api/v1/auth/token/", {"200", "400", "415", "429"}),
+        # Open to all, but unknown credentials are refused.
+        ("get", "/api/v1/skills/", {"200", "403"}),
+        ("get", "/api/v1/tickets/", {"200", "400", "403", "404"}),
+        ("post", "/api/v1/tickets/", {"201", "400", "403", "415", "422", "429"}),
+        ("get", "/api/v1/tickets/{ticket_id}/", {"200", "403", "404"}),
+        ("post", "/api/v1/offers/{offer_id}/accept/", {"200", "403", "404", "409"}),
+        ("post", "/api/v1/offers/{offer_id}/decline/", {"200", "400", "403", "404", "409", "415"}),
+        ("get", "/api/v1/offers/", {"200", "400", "403"}),
+        ("get", "/api/v1/pricing/surge/", {"200", "403", "404"}),
+        ("get", "/api/v1/admin/floor/", {"200", "400", "403"}),
+        ("get", "/api/v1/agents/me/earnings/", {"200", "400", "403", "404"}),
+        ("post", "/api/v1/agents/me/documents/", {"201", "400", "403", "409", "415", "429"}),
+        ("post", "/api/v1/admin/pay-periods/{period_id}/close/", {"200", "403", "404", "409"}),
+        ("get", "/api/v1/admin/pay-periods/{period_id}/export.csv", {"200", "403", "404", "409"}),
+    ],
+)
+def test_an_operation_documents_the_statuses_it_can_answer(schema, method, path, codes):
+    assert set(schema["paths"][path][method]["responses"]) == codes
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "names"),
+    [
+        ("get", "/api/v1/offers/", {"status"}),
+        ("get", "/api/v1/admin/feedback/", {"kind", "area", "since", "page", "page_size"}),
+        ("get", "/api/v1/tickets/{ticket_id}/messages/", {"since", "page", "page_size"}),
+        ("get", "/api/v1/admin/floor/", {"target"}),
+        ("get", "/api/v1/agents/me/earnings/", {"period"}),
+        ("get", "/api/v1/shifts/", {"date", "language", "skill", "page", "page_size"}),
+    ],
+)
+def test_the_query_parameters_a_view_reads_are_in_the_schema(schema, method, path, names):
+    parameters = schema["paths"][path][method]["parameters"]
+
+    assert {p["name"] for p in parameters if p["in"] == "query"} == names
+
+
+def test_the_schema_validates_without_warnings(tmp_path):
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
+    )
