@@ -47,7 +47,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=150)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CUSTOMER)
-    language = models.CharField(max_length=8, default="en")
+    # The person's language, ISO 639-1; blank until they choose one.  Their pages
+    # and e-mails use it when it is one of settings.LANGUAGES, and their tickets
+    # are routed in it ("en" when blank).
+    language = models.CharField(max_length=8, blank=True, default="")
+    # IANA name the pages show times in; blank: an agent's ``Agent.time_zone``, else UTC.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
     is_active = models.BooleanField(default=True)
     # Access to the Django admin; true for operations staff.
     is_staff = models.BooleanField(default=False)
