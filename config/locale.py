@@ -65,3 +65,17 @@ def set_language(request: HttpRequest) -> HttpResponse:
             user=request.user, language=language, time_zone=request.POST.get("time_zone") or None
         )
     return response
+
+
+def language_name(code: str) -> str:
+    """An ISO 639-1 language's name in the active language ("fr" → "French",
+    "français", "franska", "Französisch"), from Babel's CLDR data; the code
+    when CLDR has no name for it."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        here = Locale.parse(translation.to_locale(translation.get_language() or "en"))
+    except (UnknownLocaleError, ValueError):
+        here = Locale("en")
+    name = here.languages.get(code)
+    return name[:1].upper() + name[1:] if name else code
