@@ -79,3 +79,8 @@ def language_name(code: str) -> str:
         here = Locale("en")
     name = here.languages.get(code)
     return name[:1].upper() + name[1:] if name else code
+
+
+def recipient_language(user) -> str:
+    """The language to write to ``user`` in: theirs if translated, else English."""
+    return ui_language(user.language) or settings.LANGUAGE_CODE
