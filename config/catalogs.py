@@ -25,8 +25,15 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE_DIR = ROOT / "locale"
-# Every language but the source one (settings.LANGUAGES less English).
-LANGUAGES = ("fr", "sv", "de")
+# Every language but the source one (settings.LANGUAGES less English), with the
+# plural rule Django's own catalogs use for it: CLDR's newer French rule has a
+# third form for millions, which no string here needs.
+PLURAL_FORMS = {
+    "fr": "nplurals=2; plural=(n > 1);",
+    "sv": "nplurals=2; plural=(n != 1);",
+    "de": "nplurals=2; plural=(n != 1);",
+}
+LANGUAGES = tuple(PLURAL_FORMS)
 
 PYTHON_KEYWORDS = {
     **DEFAULT_KEYWORDS,
@@ -41,7 +48,12 @@ COMMENT_TAGS = ["Translators:"]
 
 APPS = ("agents", "tickets", "marketplace", "config", "outbox", "webhooks", "operations")
 # The operations pages' scripts (floor.js, payroll.js) stay in English.
-SCRIPTS = ("tickets/static/tickets/*.js", "static/js/agent-console.js", "static/js/humanline.js")
+SCRIPTS = (
+    "tickets/static/tickets/*.js",
+    "static/js/agent-console.js",
+    "static/js/humanline.js",
+    "static/js/shift-board.js",
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,21 @@ def update() -> None:
                 catalog = read_catalog(language, domain)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                catalog = Catalog(locale=language, domain=domain, project="Humanline", fuzzy=False)
-            catalog.update(template, update_header_comment=False)
+                catalog = Catalog(
+                    locale=language,
+                    domain=domain,
+                    project="Humanline",
+                    version="1",
+                    copyright_holder="Humanline contributors",
+                    msgid_bugs_address="",
+                    fuzzy=False,
+                )
+                catalog.header_comment = (
+                    f"# {catalog.locale.english_name} translations of Humanline ({domain}).\n"
+                    "# This file is distributed under the same license as Humanline.\n#"
+                )
+            catalog.mime_headers = [("Plural-Forms", PLURAL_FORMS[language])]
+            catalog.update(template, update_header_comment=False, update_creation_date=False)
             with path.open("wb") as f:
                 write_po(f, catalog, width=100, ignore_obsolete=True, sort_output=False)
 
