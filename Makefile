@@ -7,7 +7,7 @@ PORT ?= 8000
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/humanline
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
 
-.PHONY: install run serve test test-postgres test-sqlite lint format bench chaos browser clean
+.PHONY: install messages run serve test test-postgres test-sqlite lint format bench chaos browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+## the translations (locale/*/LC_MESSAGES/*.po) compiled to .mo on every install, with Babel
 install: $(STAMP)
+	@$(PY) -m config.catalogs compile
+
+## make messages: after changing translatable strings, refresh the .po files (then translate)
+messages: install
+	@env -u DATABASE_URL -u REDIS_URL $(PY) -m config.catalogs update
+	@env -u DATABASE_URL -u REDIS_URL $(PY) -m config.catalogs check || true
 
 ## make run: the whole platform, embedded (SQLite, in-memory layer, in-process work, demo data)
 run: install
@@ -90,3 +97,4 @@ chaos: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	find locale -name '*.mo' -delete

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents import presence as presence_services
@@ -43,9 +44,9 @@ def decline_reasons() -> list[dict]:
     the dispatch rule they describe (``rules.passed``) stay in step.
     """
     cooldown = duration(settings.HUMANLINE["REOFFER_COOLDOWN_SECONDS"])
-    again = f"It may be offered to you again after {cooldown}."
+    again = _("It may be offered to you again after %(cooldown)s.") % {"cooldown": cooldown}
     hints = {
-        DeclineReason.NOT_MY_AREA: "You won't be offered this ticket again.",
+        DeclineReason.NOT_MY_AREA: _("You won't be offered this ticket again."),
         DeclineReason.BUSY: again,
         DeclineReason.OTHER: again,
     }
@@ -59,20 +60,20 @@ def _approved_agent_or_redirect(request) -> Agent | None:
     """The approved agent, or None after queueing a message explaining where they are sent."""
     user = request.user
     if user.is_operations:
-        messages.info(request, "The agent console is for agents; this is the operations floor.")
+        messages.info(request, _("The agent console is for agents; this is the operations floor."))
         return None
     agent = selectors.agent_for_user(user=user) if user.is_agent else None
     if agent is None:
         messages.info(
             request,
-            "The agent console is for Humanline agents. Need help? Talk to a person here.",
+            _("The agent console is for Humanline agents. Need help? Talk to a person here."),
         )
         return None
     if agent.status != AgentStatus.APPROVED:
         messages.info(
             request,
-            "The agent console opens once your application is approved "
-            f"(it is {agent.get_status_display().lower()}).",
+            _("The agent console opens once your application is approved (it is %(status)s).")
+            % {"status": agent.get_status_display().lower()},
         )
         return None
     return agent
@@ -220,9 +221,9 @@ def console_offer(request, offer_id: int, answer: str):
         messages.error(request, exc.message)
         return redirect("agent-console")
     if offer.status == OfferStatus.ACCEPTED:
-        messages.success(request, "Ticket accepted. The customer has been told you joined.")
+        messages.success(request, _("Ticket accepted. The customer has been told you joined."))
         return redirect(f"{reverse('agent-console')}?ticket={offer.ticket_id}")
-    messages.info(request, "Offer declined; it goes to the next agent.")
+    messages.info(request, _("Offer declined; it goes to the next agent."))
     return redirect("agent-console")
 
 
@@ -235,7 +236,7 @@ def _post_message(request, ticket: Ticket) -> str:
 
 def _resolve(request, ticket: Ticket) -> str:
     ticket_services.ticket_resolve(ticket_id=ticket.pk, caller=request.user)
-    return "Resolved. The customer can now rate the help."
+    return _("Resolved. The customer can now rate the help.")
 
 
 def _feedback(request, ticket: Ticket) -> str:
@@ -246,7 +247,7 @@ def _feedback(request, ticket: Ticket) -> str:
         kind=request.POST.get("kind", ""),
         text=request.POST.get("text", ""),
     )
-    return "Thanks: the product team will see it on the floor."
+    return _("Thanks: the product team will see it on the floor.")
 
 
 TICKET_ACTIONS = {"message": _post_message, "resolve": _resolve, "feedback": _feedback}

@@ -25,7 +25,8 @@ def load_demo() -> int:
         "customer@example.com",
         "Carla Customer",
         Role.CUSTOMER,
-        language="en",
+        # Never chose: the demo's help centre follows the browser's language.
+        language="",
         email_verified_at=timezone.now(),
     )
     created += new

@@ -1,31 +1,32 @@
 import zoneinfo
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from agents.models import Cohort
 from agents.selectors import skill_catalog
 
 
 class ApplyForm(forms.Form):
-    name = forms.CharField(max_length=150, label="Full name")
-    email = forms.EmailField(max_length=254, label="E-mail address")
-    password = forms.CharField(widget=forms.PasswordInput, label="Password", strip=False)
-    cohort = forms.ChoiceField(choices=Cohort.choices, label="Which describes you best?")
+    name = forms.CharField(max_length=150, label=_("Full name"))
+    email = forms.EmailField(max_length=254, label=_("E-mail address"))
+    password = forms.CharField(widget=forms.PasswordInput, label=_("Password"), strip=False)
+    cohort = forms.ChoiceField(choices=Cohort.choices, label=_("Which describes you best?"))
     languages = forms.CharField(
         max_length=100,
-        label="Languages you can support customers in",
-        help_text="ISO 639-1 codes separated by commas, for example: en, pt",
+        label=_("Languages you can support customers in"),
+        help_text=_("ISO 639-1 codes separated by commas, for example: en, pt"),
     )
     skills = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple, label="Skills", choices=()
+        widget=forms.CheckboxSelectMultiple, label=_("Skills"), choices=()
     )
     country = forms.CharField(
-        max_length=2, min_length=2, label="Country", help_text="Two letters, for example PT"
+        max_length=2, min_length=2, label=_("Country"), help_text=_("Two letters, for example PT")
     )
-    time_zone = forms.ChoiceField(label="Time zone", choices=())
-    capacity = forms.IntegerField(min_value=1, initial=2, label="Tickets you can handle at once")
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=())
+    capacity = forms.IntegerField(min_value=1, initial=2, label=_("Tickets you can handle at once"))
     motivation = forms.CharField(
-        widget=forms.Textarea, max_length=1000, required=False, label="Why Humanline?"
+        widget=forms.Textarea, max_length=1000, required=False, label=_("Why Humanline?")
     )
 
     def __init__(self, *args, **kwargs):
@@ -43,8 +44,8 @@ class ApplyForm(forms.Form):
 
 class DocumentForm(forms.Form):
     file = forms.FileField(
-        label="Identity document",
-        help_text="PDF, JPEG or PNG, up to 10 MB. Only Humanline staff can see it.",
+        label=_("Identity document"),
+        help_text=_("PDF, JPEG or PNG, up to 10 MB. Only Humanline staff can see it."),
     )
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
@@ -47,7 +48,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=150)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CUSTOMER)
-    language = models.CharField(max_length=8, default="en")
+    # The person's language, ISO 639-1; blank until they choose one.  Their pages
+    # and e-mails use it when it is one of settings.LANGUAGES, and their tickets
+    # are routed in it ("en" when blank).
+    language = models.CharField(max_length=8, blank=True, default="")
+    # IANA name the pages show times in; blank: an agent's ``Agent.time_zone``, else UTC.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
     is_active = models.BooleanField(default=True)
     # Access to the Django admin; true for operations staff.
     is_staff = models.BooleanField(default=False)
@@ -104,24 +110,24 @@ class Skill(models.Model):
 
 
 class AgentStatus(models.TextChoices):
-    APPLIED = "applied", "Applied"
-    IN_REVIEW = "in_review", "In review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    SUSPENDED = "suspended", "Suspended"
+    APPLIED = "applied", _("Applied")
+    IN_REVIEW = "in_review", _("In review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    SUSPENDED = "suspended", _("Suspended")
 
 
 class Cohort(models.TextChoices):
-    STUDENT = "student", "Student"
-    RURAL = "rural", "Rural"
-    POWER_USER = "power_user", "Power user"
-    OTHER = "other", "Other"
+    STUDENT = "student", _("Student")
+    RURAL = "rural", _("Rural")
+    POWER_USER = "power_user", _("Power user")
+    OTHER = "other", _("Other")
 
 
 class Presence(models.TextChoices):
-    ONLINE = "online", "Online"
-    AWAY = "away", "Away"
-    OFFLINE = "offline", "Offline"
+    ONLINE = "online", _("Online")
+    AWAY = "away", _("Away")
+    OFFLINE = "offline", _("Offline")
 
 
 class Agent(models.Model):

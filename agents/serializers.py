@@ -14,7 +14,7 @@ class CustomerSignUpInput(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(trim_whitespace=False, max_length=128)
     name = serializers.CharField(max_length=150)
-    language = serializers.CharField(max_length=8, default="en")
+    language = serializers.CharField(max_length=8, default="", allow_blank=True)
 
 
 class ApplicationInput(serializers.Serializer):

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents import notifications, validators
 from agents.models import (
@@ -48,11 +49,11 @@ def _check_new_account(*, email: str, password: str, name: str) -> str:
     email = (email or "").strip().lower()
     errors: dict[str, list[str]] = {}
     if not email:
-        errors["email"] = ["This field is required."]
+        errors["email"] = [_("This field is required.")]
     elif User.objects.filter(email__iexact=email).exists():
-        errors["email"] = ["An account with this e-mail address already exists."]
+        errors["email"] = [_("An account with this e-mail address already exists.")]
     if not (name or "").strip():
-        errors["name"] = ["This field is required."]
+        errors["name"] = [_("This field is required.")]
     try:
         validate_password(password or "", user=User(email=email, name=name or ""))
     except ValidationError as exc:
@@ -66,9 +67,9 @@ def _check_language(code: str, field: str = "language") -> str:
     code = (code or "").strip().lower()
     if code not in validators.language_codes():
         raise InvalidInput(
-            f"'{code}' is not an ISO 639-1 language code.",
+            _("'%(code)s' is not an ISO 639-1 language code.") % {"code": code},
             code="unknown_language",
-            fields={field: [f"'{code}' is not an ISO 639-1 language code."]},
+            fields={field: [_("'%(code)s' is not an ISO 639-1 language code.") % {"code": code}]},
         )
     return code
 
@@ -80,8 +81,8 @@ def _create_user(**fields) -> User:
     except IntegrityError as exc:
         # Two sign-ups with one address at once: the unique index decides.
         raise InvalidInput(
-            "An account with this e-mail address already exists.",
-            fields={"email": ["An account with this e-mail address already exists."]},
+            _("An account with this e-mail address already exists."),
+            fields={"email": [_("An account with this e-mail address already exists.")]},
         ) from exc
 
 
@@ -99,9 +100,11 @@ def email_verification_token(user: User) -> str:
 def email_verification_send(*, user: User, link: Callable[[str], str]) -> None:
     """Mail the customer the link ``link(token)`` (through the outbox)."""
     if not user.is_customer:
-        raise InvalidTransition("Only customers' addresses are verified.", code="not_a_customer")
+        raise InvalidTransition(_("Only customers' addresses are verified."), code="not_a_customer")
     if user.email_verified:
-        raise InvalidTransition("This e-mail address is already verified.", code="already_verified")
+        raise InvalidTransition(
+            _("This e-mail address is already verified."), code="already_verified"
+        )
     notifications.mail_verification(user=user, url=link(email_verification_token(user)))
 
 
@@ -111,7 +114,7 @@ def email_verify(*, token: str) -> User:
     try:
         claim = signing.loads(token, salt=VERIFICATION_SALT, max_age=timedelta(hours=hours))
     except signing.SignatureExpired as exc:
-        message = "This link has expired: ask for a new one from the help centre."
+        message = _("This link has expired: ask for a new one from the help centre.")
         raise InvalidInput(message, code="token_expired", fields={"token": [message]}) from exc
     except signing.BadSignature as exc:
         raise _bad_verification_token() from exc
@@ -138,11 +141,12 @@ def _bad_verification_token() -> InvalidInput:
 
 @transaction.atomic
 def customer_sign_up(
-    *, email: str, password: str, name: str, language: str = "en", link: Callable[[str], str]
+    *, email: str, password: str, name: str, language: str = "", link: Callable[[str], str]
 ) -> User:
-    """A customer account, unverified: ``link(token)`` is the verification link mailed."""
+    """A customer account, unverified: ``link(token)`` is the verification link mailed.
+    Without a language the pages follow the browser and tickets default to English."""
     email = _check_new_account(email=email, password=password, name=name)
-    language = _check_language(language)
+    language = _check_language(language) if (language or "").strip() else ""
     user = _create_user(
         email=email, password=password, name=name.strip(), language=language, role=Role.CUSTOMER
     )
@@ -170,40 +174,42 @@ class Application:
 def _check_application(app: Application) -> tuple[list[str], list[Skill], int]:
     errors: dict[str, list[str]] = {}
     if app.cohort not in Cohort.values:
-        errors["cohort"] = [f"Choose one of: {', '.join(Cohort.values)}."]
+        errors["cohort"] = [_("Choose one of: %(values)s.") % {"values": ", ".join(Cohort.values)}]
 
     languages = sorted({(code or "").strip().lower() for code in app.languages or []})
     if not languages:
-        errors["languages"] = ["Declare at least one language."]
+        errors["languages"] = [_("Declare at least one language.")]
     else:
         unknown = [code for code in languages if code not in validators.language_codes()]
         if unknown:
             errors["languages"] = [
-                f"Not ISO 639-1 language codes: {', '.join(repr(c) for c in unknown)}."
+                _("Not ISO 639-1 language codes: %(codes)s.")
+                % {"codes": ", ".join(repr(c) for c in unknown)}
             ]
 
     slugs = sorted({(slug or "").strip().lower() for slug in app.skills or []})
     skills = list(Skill.objects.filter(slug__in=slugs, is_active=True))
     if not slugs:
-        errors["skills"] = ["Declare at least one skill."]
+        errors["skills"] = [_("Declare at least one skill.")]
     elif len(skills) != len(slugs):
         known = {skill.slug for skill in skills}
         unknown = [slug for slug in slugs if slug not in known]
-        errors["skills"] = [f"Unknown skills: {', '.join(unknown)}."]
+        errors["skills"] = [_("Unknown skills: %(skills)s.") % {"skills": ", ".join(unknown)}]
 
     if (app.country or "").upper() not in validators.country_codes():
-        errors["country"] = ["Give an ISO 3166-1 alpha-2 country code, such as 'PT'."]
+        errors["country"] = [_("Give an ISO 3166-1 alpha-2 country code, such as 'PT'.")]
     if app.time_zone not in validators.time_zones():
-        errors["time_zone"] = ["Give an IANA time zone, such as 'Europe/Lisbon'."]
+        errors["time_zone"] = [_("Give an IANA time zone, such as 'Europe/Lisbon'.")]
 
     policy = settings.HUMANLINE
     capacity = app.capacity if app.capacity is not None else policy["AGENT_CAPACITY_DEFAULT"]
     if not 1 <= capacity <= policy["AGENT_CAPACITY_MAX"]:
         errors["capacity"] = [
-            f"Capacity must be between 1 and {policy['AGENT_CAPACITY_MAX']} tickets at once."
+            _("Capacity must be between 1 and %(max)d tickets at once.")
+            % {"max": policy["AGENT_CAPACITY_MAX"]}
         ]
     if len(app.motivation or "") > 1000:
-        errors["motivation"] = ["Keep the motivation under 1000 characters."]
+        errors["motivation"] = [_("Keep the motivation under 1000 characters.")]
     if errors:
         raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
     return languages, skills, capacity
@@ -261,16 +267,16 @@ def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
     """
     max_bytes = settings.HUMANLINE["DOCUMENT_MAX_BYTES"]
     if upload is None:
-        raise InvalidInput("Attach a file.", fields={"file": ["Attach a file."]})
+        raise InvalidInput(_("Attach a file."), fields={"file": [_("Attach a file.")]})
     if upload.size > max_bytes:
-        message = f"The file is larger than {max_bytes // (1024 * 1024)} MB."
+        message = _("The file is larger than %(mb)d MB.") % {"mb": max_bytes // (1024 * 1024)}
         raise InvalidInput(message, code="file_too_large", fields={"file": [message]})
     if upload.size == 0:
-        raise InvalidInput("The file is empty.", fields={"file": ["The file is empty."]})
+        raise InvalidInput(_("The file is empty."), fields={"file": [_("The file is empty.")]})
     upload.seek(0)
     mime = validators.sniff_document_type(upload.read(8192))
     if mime is None:
-        message = "Upload a PDF, JPEG or PNG document (judged by its content, not its name)."
+        message = _("Upload a PDF, JPEG or PNG document (judged by its content, not its name).")
         raise InvalidInput(message, code="unsupported_file_type", fields={"file": [message]})
     if agent.status not in (AgentStatus.APPLIED, AgentStatus.IN_REVIEW):
         raise InvalidTransition(
@@ -297,7 +303,7 @@ def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
             # Counted under the agent's lock: concurrent uploads cannot pass it together.
             most = settings.HUMANLINE["DOCUMENT_MAX_COUNT"]
             if AgentDocument.objects.filter(agent=locked).count() >= most:
-                message = f"An application holds {most} documents at most."
+                message = _("An application holds %(most)d documents at most.") % {"most": most}
                 raise InvalidInput(message, code="too_many_documents", fields={"file": [message]})
             document = AgentDocument.objects.create(
                 agent=locked,

@@ -6,6 +6,8 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from agents import selectors, services
@@ -59,7 +61,7 @@ def apply(request):
             _apply_errors_to_form(form, exc)
         else:
             login(request, agent.user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Application received. Next: upload an identity document.")
+            messages.success(request, _("Application received. Next: upload an identity document."))
             return redirect("apply-status")
     return render(request, "agents/apply.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -81,7 +83,7 @@ def apply_status(request):
             except DomainError as exc:
                 form.add_error("file", exc.message)
             else:
-                messages.success(request, "Document received. Our team will review it shortly.")
+                messages.success(request, _("Document received. Our team will review it shortly."))
                 return redirect("apply-status")
     agent = selectors.agent_for_user(user=request.user)
     return render(
@@ -169,7 +171,7 @@ def verify_email(request, token: str):
         return render(
             request, "agents/verify_email.html", {"token": token, "error": exc.message}, status=400
         )
-    messages.success(request, "Your e-mail address is verified.")
+    messages.success(request, _("Your e-mail address is verified."))
     return redirect("help" if request.user.is_authenticated else "login")
 
 
@@ -177,12 +179,22 @@ def verify_email(request, token: str):
 @require_POST
 def resend_verification(request):
     if minutes := throttles.refusal(request, "verification"):
-        messages.error(request, f"Too many requests just now. Try again in {minutes} minutes.")
+        messages.error(
+            request,
+            ngettext(
+                "Too many requests just now. Try again in %(minutes)d minute.",
+                "Too many requests just now. Try again in %(minutes)d minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
+        )
     else:
         try:
             services.email_verification_send(user=request.user, link=verification_link(request))
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"We sent a new link to {request.user.email}.")
+            messages.success(
+                request, _("We sent a new link to %(email)s.") % {"email": request.user.email}
+            )
     return pages.back_to(request, "help")

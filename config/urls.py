@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents.urls import api_urlpatterns as agents_api
-from config import pages
+from config import locale, pages
 from marketplace.urls import api_urlpatterns as marketplace_api
 from tickets.urls import api_urlpatterns as tickets_api
 from tickets.urls import page_urlpatterns as tickets_pages
@@ -26,6 +27,10 @@ urlpatterns = [
     path("", include("agents.page_urls")),
     path("", include("marketplace.page_urls")),
     path("", include(tickets_pages)),
+    # The language switcher (also saved on a signed-in person's profile) and the
+    # scripts' translations (locale/<code>/LC_MESSAGES/djangojs.po).
+    path("i18n/setlang/", locale.set_language, name="set_language"),
+    path("i18n/js/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("django-admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

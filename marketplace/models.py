@@ -8,6 +8,7 @@ constraints (see docs/architecture.md, "Shifts").
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from agents.models import Agent, Skill
 
@@ -99,11 +100,11 @@ class ShiftSlot(models.Model):
 
 
 class BookingStatus(models.TextChoices):
-    BOOKED = "booked", "Booked"
-    CANCELLED = "cancelled", "Cancelled"
-    LATE_CANCELLED = "late_cancelled", "Cancelled late"
-    ATTENDED = "attended", "Attended"
-    NO_SHOW = "no_show", "No-show"
+    BOOKED = "booked", _("Booked")
+    CANCELLED = "cancelled", _("Cancelled")
+    LATE_CANCELLED = "late_cancelled", _("Cancelled late")
+    ATTENDED = "attended", _("Attended")
+    NO_SHOW = "no_show", _("No-show")
 
 
 # Bookings that hold a place in their slot (and count against overlap and caps).
@@ -193,9 +194,9 @@ class OfferStatus(models.TextChoices):
 
 class DeclineReason(models.TextChoices):
     # Keeps the agent off the ticket for good (rules.passed); the floor shows it.
-    NOT_MY_AREA = "not_my_area", "Not my area"
-    BUSY = "busy", "Busy"
-    OTHER = "other", "Other"
+    NOT_MY_AREA = "not_my_area", _("Not my area")
+    BUSY = "busy", _("Busy")
+    OTHER = "other", _("Other")
 
 
 class Offer(models.Model):
@@ -341,8 +342,8 @@ class PricingEvent(models.Model):
 
 
 class PayPeriodStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
 
 
 class PayPeriod(models.Model):
@@ -391,12 +392,12 @@ class PayPeriod(models.Model):
 
 
 class EntryKind(models.TextChoices):
-    TASK = "task", "Task"
-    REVERSAL = "reversal", "Reversal"
-    QUALITY_BONUS = "quality_bonus", "Quality bonus"
-    SHIFT_INCENTIVE = "shift_incentive", "Shift incentive"
-    EARNINGS_FLOOR = "earnings_floor", "Earnings floor top-up"
-    ADJUSTMENT = "adjustment", "Adjustment"
+    TASK = "task", _("Task")
+    REVERSAL = "reversal", _("Reversal")
+    QUALITY_BONUS = "quality_bonus", _("Quality bonus")
+    SHIFT_INCENTIVE = "shift_incentive", _("Shift incentive")
+    EARNINGS_FLOOR = "earnings_floor", _("Earnings floor top-up")
+    ADJUSTMENT = "adjustment", _("Adjustment")
 
 
 class LedgerEntry(models.Model):

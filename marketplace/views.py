@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents import presence
@@ -73,7 +74,7 @@ def agent_book(request, slot_id: int):
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Booked. See you there!")
+        messages.success(request, _("Booked. See you there!"))
     return pages.back_to(request, "agent-shifts")
 
 
@@ -88,10 +89,10 @@ def agent_cancel(request, slot_id: int):
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        late = " It was inside the cut-off, so it counts as a late cancellation."
+        late = " " + _("It was inside the cut-off, so it counts as a late cancellation.")
         messages.success(
             request,
-            "Booking cancelled." + (late if booking.status == "late_cancelled" else ""),
+            _("Booking cancelled.") + (late if booking.status == "late_cancelled" else ""),
         )
     return redirect("agent-shifts")
 
@@ -105,7 +106,9 @@ def agent_presence(request):
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"You are {agent.get_presence_display().lower()}.")
+        messages.success(
+            request, _("You are %(presence)s.") % {"presence": agent.get_presence_display().lower()}
+        )
     return redirect("agent-shifts")
 
 

@@ -252,9 +252,11 @@ def new_page(browser, live_asgi):
     """Open a fresh browser context (its own cookies) on the live server."""
     contexts = []
 
-    def make(viewport=None):
+    def make(viewport=None, **options):
+        # options: Playwright's new_context arguments, such as locale="fr-FR"
+        # (which also sets the Accept-Language header).
         context = browser.new_context(
-            base_url=live_asgi.url, viewport=viewport or {"width": 1280, "height": 900}
+            base_url=live_asgi.url, viewport=viewport or {"width": 1280, "height": 900}, **options
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

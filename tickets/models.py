@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # Bounds on what a client may send; the services check them and answer 400.
 SUBJECT_MAX = 200
@@ -26,12 +27,12 @@ FEEDBACK_AREA_MAX = 60
 
 
 class TicketStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    OFFERED = "offered", "Offered"
-    ASSIGNED = "assigned", "Assigned"
-    RESOLVED = "resolved", "Resolved"
-    CLOSED = "closed", "Closed"
-    CANCELLED = "cancelled", "Cancelled"
+    QUEUED = "queued", _("Queued")
+    OFFERED = "offered", _("Offered")
+    ASSIGNED = "assigned", _("Assigned")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 # A ticket in one of these is waiting for a person (it has a place in line).
@@ -53,9 +54,9 @@ class Rung(models.IntegerChoices):
 
 
 class Priority(models.TextChoices):
-    NORMAL = "normal", "Normal"
-    HIGH = "high", "High"
-    URGENT = "urgent", "Urgent"
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
 
 
 # Higher first in line.
@@ -414,9 +415,9 @@ class Rating(models.Model):
 
 
 class FeedbackKind(models.TextChoices):
-    BUG = "bug", "Bug"
-    CONFUSING = "confusing", "Confusing"
-    FEATURE_REQUEST = "feature_request", "Feature request"
+    BUG = "bug", _("Bug")
+    CONFUSING = "confusing", _("Confusing")
+    FEATURE_REQUEST = "feature_request", _("Feature request")
 
 
 class Feedback(models.Model):

@@ -27,6 +27,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
@@ -126,24 +127,27 @@ def _check_handoff(handoff: Handoff | None) -> Handoff:
         return Handoff()
     transcript = handoff.transcript or []
     if not isinstance(transcript, list):
-        raise _invalid("handoff.transcript", "The transcript is a list of turns.")
+        raise _invalid("handoff.transcript", _("The transcript is a list of turns."))
     if len(transcript) > TRANSCRIPT_MAX_TURNS:
         raise _invalid(
             "handoff.transcript",
-            f"The transcript may hold at most {TRANSCRIPT_MAX_TURNS} turns.",
+            _("The transcript may hold at most %(n)d turns.") % {"n": TRANSCRIPT_MAX_TURNS},
             code="transcript_too_long",
         )
     turns = []
     for n, turn in enumerate(transcript):
         if not isinstance(turn, dict) or turn.get("role") not in ("user", "bot"):
-            raise _invalid("handoff.transcript", f"Turn {n + 1}: role must be 'user' or 'bot'.")
+            raise _invalid(
+                "handoff.transcript", _("Turn %(n)d: role must be 'user' or 'bot'.") % {"n": n + 1}
+            )
         text = str(turn.get("text") or "").strip()
         if not text:
-            raise _invalid("handoff.transcript", f"Turn {n + 1}: text is required.")
+            raise _invalid("handoff.transcript", _("Turn %(n)d: text is required.") % {"n": n + 1})
         if len(text) > TRANSCRIPT_TEXT_MAX:
             raise _invalid(
                 "handoff.transcript",
-                f"Turn {n + 1}: keep each text under {TRANSCRIPT_TEXT_MAX} characters.",
+                _("Turn %(n)d: keep each text under %(max)d characters.")
+                % {"n": n + 1, "max": TRANSCRIPT_TEXT_MAX},
                 code="transcript_too_long",
             )
         at = turn.get("at")
@@ -152,15 +156,21 @@ def _check_handoff(handoff: Handoff | None) -> Handoff:
     if size > TRANSCRIPT_MAX_BYTES:
         raise _invalid(
             "handoff.transcript",
-            f"The transcript is {size} bytes; the limit is {TRANSCRIPT_MAX_BYTES}.",
+            _("The transcript is %(size)d bytes; the limit is %(max)d.")
+            % {"size": size, "max": TRANSCRIPT_MAX_BYTES},
             code="transcript_too_large",
         )
     summary = (handoff.summary or "").strip()
     if len(summary) > SUMMARY_MAX:
-        raise _invalid("handoff.summary", f"Keep the summary under {SUMMARY_MAX} characters.")
+        raise _invalid(
+            "handoff.summary",
+            _("Keep the summary under %(max)d characters.") % {"max": SUMMARY_MAX},
+        )
     intent = (handoff.intent or "").strip()
     if len(intent) > INTENT_MAX:
-        raise _invalid("handoff.intent", f"Keep the intent under {INTENT_MAX} characters.")
+        raise _invalid(
+            "handoff.intent", _("Keep the intent under %(max)d characters.") % {"max": INTENT_MAX}
+        )
     return Handoff(transcript=turns, summary=summary, intent=intent)
 
 
@@ -169,23 +179,30 @@ def _check_new_ticket(new: NewTicket, *, integration: bool) -> NewTicket:
     subject = (new.subject or "").strip()
     body = (new.body or "").strip()
     if not subject:
-        errors["subject"] = ["This field is required."]
+        errors["subject"] = [_("This field is required.")]
     elif len(subject) > SUBJECT_MAX:
-        errors["subject"] = [f"Keep the subject under {SUBJECT_MAX} characters."]
+        errors["subject"] = [_("Keep the subject under %(max)d characters.") % {"max": SUBJECT_MAX}]
     if not body:
-        errors["body"] = ["This field is required."]
+        errors["body"] = [_("This field is required.")]
     elif len(body) > BODY_MAX:
-        errors["body"] = [f"Keep the description under {BODY_MAX} characters."]
+        errors["body"] = [_("Keep the description under %(max)d characters.") % {"max": BODY_MAX}]
     category = (new.category or "general").strip().lower()
     if not catalog.is_active_skill(category):
-        errors["category"] = [f"Unknown category '{category}'; use a skill from the catalog."]
+        errors["category"] = [
+            _("Unknown category '%(category)s'; use a skill from the catalog.")
+            % {"category": category}
+        ]
     language = (new.language or "").strip().lower() or None
     if language is not None and language not in validators.language_codes():
-        errors["language"] = [f"'{language}' is not an ISO 639-1 language code."]
+        errors["language"] = [
+            _("'%(code)s' is not an ISO 639-1 language code.") % {"code": language}
+        ]
     if new.priority not in Priority.values:
-        errors["priority"] = [f"Choose one of: {', '.join(Priority.values)}."]
+        errors["priority"] = [
+            _("Choose one of: %(values)s.") % {"values": ", ".join(Priority.values)}
+        ]
     elif new.priority == Priority.URGENT and not integration:
-        errors["priority"] = ["Only integrations may open urgent tickets."]
+        errors["priority"] = [_("Only integrations may open urgent tickets.")]
     if errors:
         raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
     return NewTicket(
@@ -215,11 +232,12 @@ def _claim_idempotency_key(
     """
     if len(key) > IDEMPOTENCY_KEY_MAX:
         raise _invalid(
-            "Idempotency-Key", f"Keep the Idempotency-Key under {IDEMPOTENCY_KEY_MAX} characters."
+            "Idempotency-Key",
+            _("Keep the Idempotency-Key under %(max)s characters.") % {"max": IDEMPOTENCY_KEY_MAX},
         )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
         # A control character (a NUL: PostgreSQL stores none) is never part of a key.
-        raise _invalid("Idempotency-Key", "Use printable characters in the Idempotency-Key.")
+        raise _invalid("Idempotency-Key", _("Use printable characters in the Idempotency-Key."))
     now = timezone.now()
     # An expired key is free again.
     IdempotencyKey.objects.filter(scope=scope, key=key, expires_at__lte=now).delete()
@@ -304,10 +322,10 @@ def customer_link(*, caller, link_id: int) -> IntegrationCustomer:
     is harmless.
     """
     if not (caller.is_authenticated and caller.is_customer):
-        raise Forbidden("Only customers link their conversations.")
+        raise Forbidden(_("Only customers link their conversations."))
     if not caller.email_verified:
         raise Forbidden(
-            "Verify your e-mail address first: we sent you a link.", code="email_not_verified"
+            _("Verify your e-mail address first: we sent you a link."), code="email_not_verified"
         )
     with transaction.atomic():
         link = (
@@ -317,11 +335,11 @@ def customer_link(*, caller, link_id: int) -> IntegrationCustomer:
             .first()
         )
         if link is None:
-            raise NotFound("No conversation of yours has this id.")
+            raise NotFound(_("No conversation of yours has this id."))
         if link.customer_id == caller.pk:
             return link
         if link.is_linked:
-            raise Conflict("These conversations are linked to another account.", code="linked")
+            raise Conflict(_("These conversations are linked to another account."), code="linked")
         shadow = link.customer_id
         Ticket.objects.filter(customer_id=shadow).update(customer=caller)
         Message.objects.filter(ticket__customer=caller, author_id=shadow).update(author=caller)
@@ -350,7 +368,7 @@ def ticket_open(
     """
     integration = caller.integration if is_integration(caller) else None
     if integration is None and not (caller.is_authenticated and caller.is_customer):
-        raise Forbidden("Only customers and integrations open tickets.")
+        raise Forbidden(_("Only customers and integrations open tickets."))
     checked = _check_new_ticket(new, integration=integration is not None)
     if integration is not None and customer is None:
         raise _invalid("customer", "Name the customer by e-mail or external_id.")
@@ -377,8 +395,8 @@ def ticket_open(
             if earlier is not None:
                 if not hmac.compare_digest(earlier.request_hash, request_hash):
                     raise IdempotencyKeyReused(
-                        "This Idempotency-Key was used with a different request.",
-                        fields={"Idempotency-Key": ["Used before with a different body."]},
+                        _("This Idempotency-Key was used with a different request."),
+                        fields={"Idempotency-Key": [_("Used before with a different body.")]},
                     )
                 return Opened(
                     ticket=earlier.ticket, created=False, status_code=earlier.response_status
@@ -421,10 +439,13 @@ def _refuse_over_open_cap(owner) -> None:
         (held,) = cursor.fetchone()
     if held >= cap:
         raise TooMany(
-            f"You already have {held} open tickets. Please wait for one of them to be"
-            " answered, or add to it, before opening another.",
+            _(
+                "You already have %(held)d open tickets. Please wait for one of them to be"
+                " answered, or add to it, before opening another."
+            )
+            % {"held": held},
             code="too_many_open_tickets",
-            fields={"customer": [f"At most {cap} open tickets at once."]},
+            fields={"customer": [_("At most %(cap)d open tickets at once.") % {"cap": cap}]},
         )
 
 
@@ -907,16 +928,25 @@ def ticket_language_change(*, ticket_id: int, caller, language: str) -> Ticket:
     """
     ticket = _lock(ticket_id)
     if not _is_owner(caller, ticket):
-        raise Forbidden("Only the ticket's customer may change its language.")
+        raise Forbidden(_("Only the ticket's customer may change its language."))
     language = (language or "").strip().lower()
     if language not in validators.language_codes():
-        raise _invalid("language", f"'{language}' is not an ISO 639-1 language code.")
+        raise _invalid(
+            "language", _("'%(code)s' is not an ISO 639-1 language code.") % {"code": language}
+        )
     if language == ticket.language:
-        raise _invalid("language", f"The ticket is in '{language}' already.", code="same_language")
+        raise _invalid(
+            "language",
+            _("The ticket is in '%(code)s' already.") % {"code": language},
+            code="same_language",
+        )
     if ticket.status != TicketStatus.QUEUED:
         raise InvalidTransition(
-            f"The language can be changed while the ticket waits in line, not while it is"
-            f" {ticket.status}.",
+            _(
+                "The language can be changed while the ticket waits in line, not while it is"
+                " %(status)s."
+            )
+            % {"status": ticket.get_status_display().lower()},
             code="not_queued",
             fields={"status": [ticket.status]},
         )
@@ -948,7 +978,7 @@ def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     """``queued | offered → cancelled``, by the customer (or staff) while it waits."""
     ticket = _lock(ticket_id)
     if not (_is_owner(caller, ticket) or getattr(caller, "is_operations", False)):
-        raise Forbidden("Only the ticket's customer may cancel it.")
+        raise Forbidden(_("Only the ticket's customer may cancel it."))
     _transition(
         ticket=ticket, to=TicketStatus.CANCELLED, caller=caller, reason=reason or "Cancelled."
     )
@@ -964,7 +994,7 @@ def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     """``assigned → resolved``, by the assigned agent."""
     ticket = _lock(ticket_id)
     if not _is_assigned_agent(caller, ticket):
-        raise Forbidden("Only the assigned agent may resolve this ticket.")
+        raise Forbidden(_("Only the assigned agent may resolve this ticket."))
     agent = ticket.assigned_agent
     _release_agent(agent.pk)
     _transition(
@@ -991,13 +1021,13 @@ def ticket_reopen(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     """``resolved → queued`` within the reopen window, by the customer; back in line."""
     ticket = _lock(ticket_id)
     if not _is_owner(caller, ticket):
-        raise Forbidden("Only the ticket's customer may reopen it.")
+        raise Forbidden(_("Only the ticket's customer may reopen it."))
     if (
         ticket.status == TicketStatus.RESOLVED
         and timezone.now() > ticket.resolved_at + reopen_window()
     ):
         raise InvalidTransition(
-            "The reopen window has passed; please open a new ticket.",
+            _("The reopen window has passed; please open a new ticket."),
             code="reopen_window_passed",
         )
     previous = ticket.assigned_agent
@@ -1061,9 +1091,9 @@ def message_post(*, ticket_id: int, caller, body: str) -> Message:
     """A message from the ticket's customer (or its integration) or its assigned agent."""
     body = (body or "").strip()
     if not body:
-        raise _invalid("body", "Write a message.")
+        raise _invalid("body", _("Write a message."))
     if len(body) > MESSAGE_MAX:
-        raise _invalid("body", f"Keep a message under {MESSAGE_MAX} characters.")
+        raise _invalid("body", _("Keep a message under %(max)d characters.") % {"max": MESSAGE_MAX})
     # The lock orders messages against status changes: none lands after a resolve.
     ticket = (
         Ticket.objects.select_for_update(of=("self",))
@@ -1077,10 +1107,11 @@ def message_post(*, ticket_id: int, caller, body: str) -> Message:
         author, role = caller, AuthorRole.AGENT
         open_statuses = {TicketStatus.ASSIGNED}
     else:
-        raise Forbidden("Only the ticket's customer and its assigned agent write here.")
+        raise Forbidden(_("Only the ticket's customer and its assigned agent write here."))
     if ticket.status not in open_statuses:
         raise InvalidTransition(
-            f"The conversation is not open while the ticket is {ticket.status}.",
+            _("The conversation is not open while the ticket is %(status)s.")
+            % {"status": ticket.get_status_display().lower()},
             code="conversation_closed",
             fields={"status": [ticket.status]},
         )
@@ -1099,23 +1130,25 @@ def rating_submit(*, ticket_id: int, caller, score: int, comment: str = "") -> R
     """The customer rates a resolved ticket, once, 1-5."""
     ticket = _lock(ticket_id)
     if not _is_owner(caller, ticket):
-        raise Forbidden("Only the ticket's customer may rate it.")
+        raise Forbidden(_("Only the ticket's customer may rate it."))
     if not isinstance(score, int) or not 1 <= score <= 5:
-        raise _invalid("score", "Give a score from 1 to 5.")
+        raise _invalid("score", _("Give a score from 1 to 5."))
     comment = (comment or "").strip()
     if len(comment) > COMMENT_MAX:
-        raise _invalid("comment", f"Keep the comment under {COMMENT_MAX} characters.")
+        raise _invalid(
+            "comment", _("Keep the comment under %(max)d characters.") % {"max": COMMENT_MAX}
+        )
     if (
         ticket.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
         or ticket.assigned_agent_id is None
     ):
         raise InvalidTransition(
-            "A ticket can be rated once it is resolved.",
+            _("A ticket can be rated once it is resolved."),
             code="not_resolved",
             fields={"status": [ticket.status]},
         )
     if Rating.objects.filter(ticket=ticket).exists():
-        raise Conflict("This ticket has been rated already.", code="already_rated")
+        raise Conflict(_("This ticket has been rated already."), code="already_rated")
     rating = Rating.objects.create(
         ticket=ticket, agent_id=ticket.assigned_agent_id, score=score, comment=comment
     )
@@ -1130,18 +1163,20 @@ def feedback_tag(*, ticket_id: int, caller, area: str, kind: str, text: str) -> 
     """The agent who handles (or resolved) a ticket tags it with product feedback."""
     ticket = Ticket.objects.select_related("assigned_agent").get(pk=ticket_id)
     if not _is_assigned_agent(caller, ticket):
-        raise Forbidden("Only the ticket's agent may tag it with feedback.")
+        raise Forbidden(_("Only the ticket's agent may tag it with feedback."))
     errors: dict[str, list[str]] = {}
     area_slug = slugify(area or "")[:60]
     if not area_slug:
-        errors["area"] = ["Name the product area, such as 'card-payments'."]
+        errors["area"] = [_("Name the product area, such as 'card-payments'.")]
     if kind not in FeedbackKind.values:
-        errors["kind"] = [f"Choose one of: {', '.join(FeedbackKind.values)}."]
+        errors["kind"] = [
+            _("Choose one of: %(values)s.") % {"values": ", ".join(FeedbackKind.values)}
+        ]
     text = (text or "").strip()
     if not text:
-        errors["text"] = ["Describe what you learned."]
+        errors["text"] = [_("Describe what you learned.")]
     elif len(text) > FEEDBACK_TEXT_MAX:
-        errors["text"] = [f"Keep the text under {FEEDBACK_TEXT_MAX} characters."]
+        errors["text"] = [_("Keep the text under %(max)d characters.") % {"max": FEEDBACK_TEXT_MAX}]
     if errors:
         raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
     if ticket.status not in (TicketStatus.ASSIGNED, TicketStatus.RESOLVED, TicketStatus.CLOSED):

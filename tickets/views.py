@@ -14,11 +14,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from agents import validators
 from agents.selectors import skill_catalog
+from config import locale
 from config.errors import DomainError, InvalidInput, TooMany
 from tickets import selectors, services
 from tickets.models import (
@@ -38,18 +41,27 @@ class TicketForm(forms.Form):
     # One per rendered form: a second submit of the same form (a double click,
     # a retry after a lost answer) finds the first ticket instead of a twin.
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
-    subject = forms.CharField(max_length=SUBJECT_MAX, label="What do you need help with?")
-    category = forms.ChoiceField(label="Topic")
+    subject = forms.CharField(
+        max_length=SUBJECT_MAX, label=gettext_lazy("What do you need help with?")
+    )
+    category = forms.ChoiceField(label=gettext_lazy("Topic"))
     body = forms.CharField(
         max_length=BODY_MAX,
         widget=forms.Textarea,
-        label="Tell us more",
-        help_text="The more you tell us, the faster a person can help.",
+        label=gettext_lazy("Tell us more"),
+        help_text=gettext_lazy("The more you tell us, the faster a person can help."),
     )
+    # The ticket is routed to people who speak it: the page's language unless
+    # the customer picks another.
+    language = forms.ChoiceField(label=gettext_lazy("Language of the conversation"), required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = [(s.slug, s.name) for s in skill_catalog()]
+        self.fields["language"].choices = sorted(
+            _language_names().items(), key=lambda choice: choice[1].casefold()
+        )
+        self.fields["language"].initial = translation.get_language()
 
 
 class RatingForm(forms.Form):
@@ -66,17 +78,22 @@ NO_ESTIMATE_REASONS = ("no_agent_online", "language_unserved", "skill_unserved")
 
 
 def _language_name(code: str) -> str:
-    # Dispatch owns the waiting reasons and the names they use; the help centre
-    # shows them (the API's serializer reads them the same way).
+    """The language's name in the page's language; dispatch's English name where
+    CLDR has none."""
     from marketplace.services.escalation import language_name
 
-    return language_name(code)
+    name = locale.language_name(code)
+    return language_name(code) if name == code else name
 
 
-@cache
 def _language_names() -> dict[str, str]:
     """Every ISO 639-1 code's name, for the page's script to label a language it
     hears of live (``ticket.waiting``) as the server labels those it renders."""
+    return _language_names_in(translation.get_language())
+
+
+@cache
+def _language_names_in(language: str) -> dict[str, str]:
     return {code: _language_name(code) for code in sorted(validators.language_codes())}
 
 
@@ -116,7 +133,10 @@ def help_centre(request):
             opened = services.ticket_open(
                 caller=user,
                 new=services.NewTicket(
-                    subject=data["subject"], body=data["body"], category=data["category"]
+                    subject=data["subject"],
+                    body=data["body"],
+                    category=data["category"],
+                    language=data.get("language") or translation.get_language(),
                 ),
                 idempotency_key=(
                     f"help-centre:{data['idempotency_key']}" if data["idempotency_key"] else None
@@ -129,7 +149,7 @@ def help_centre(request):
                 for problem in problems:
                     form.add_error(name if name in form.fields else None, problem)
         else:
-            messages.success(request, "Your ticket is open. A person will be with you soon.")
+            messages.success(request, _("Your ticket is open. A person will be with you soon."))
             return redirect("help-ticket", ticket_id=opened.ticket.pk)
     tickets = selectors.tickets_visible_to(caller=user).order_by("-created_at", "-id")[:50]
     identities = (
@@ -154,7 +174,9 @@ def link_identity(request, identity_id: int):
         messages.error(request, exc.message)
     else:
         messages.success(
-            request, f"Your conversations with {identity.integration.name} are now here."
+            request,
+            _("Your conversations with %(partner)s are now here.")
+            % {"partner": identity.integration.name},
         )
     return redirect("help")
 
@@ -211,17 +233,17 @@ def _message(request, ticket_id: int) -> str:
 
 def _cancel(request, ticket_id: int) -> str:
     services.ticket_cancel(ticket_id=ticket_id, caller=request.user)
-    return "Your ticket is cancelled."
+    return _("Your ticket is cancelled.")
 
 
 def _resolve(request, ticket_id: int) -> str:
     services.ticket_resolve(ticket_id=ticket_id, caller=request.user)
-    return "Marked as resolved."
+    return _("Marked as resolved.")
 
 
 def _reopen(request, ticket_id: int) -> str:
     services.ticket_reopen(ticket_id=ticket_id, caller=request.user)
-    return "Reopened: you are back in line."
+    return _("Reopened: you are back in line.")
 
 
 def _language(request, ticket_id: int) -> str:
@@ -236,7 +258,7 @@ def _rate(request, ticket_id: int) -> str:
     if not form.is_valid():
         raise InvalidInput("Choose a score from 1 to 5.", fields={"score": ["Choose 1 to 5."]})
     services.rating_submit(ticket_id=ticket_id, caller=request.user, **form.cleaned_data)
-    return "Thank you for rating the help you got."
+    return _("Thank you for rating the help you got.")
 
 
 def _feedback(request, ticket_id: int) -> str:
@@ -247,7 +269,7 @@ def _feedback(request, ticket_id: int) -> str:
         kind=request.POST.get("kind", ""),
         text=request.POST.get("text", ""),
     )
-    return "Feedback sent to the product team."
+    return _("Feedback sent to the product team.")
 
 
 ACTIONS = {

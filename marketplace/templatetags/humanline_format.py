@@ -1,6 +1,11 @@
 """Number formats shared by the pages and their scripts (``static/js/humanline.js``)."""
 
+from decimal import Decimal
+
+from babel.numbers import format_currency
 from django import template
+from django.conf import settings
+from django.utils import translation
 
 register = template.Library()
 
@@ -28,15 +33,13 @@ def percent(share) -> str:
     return f"{round(float(share) * 100)} %"
 
 
-SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
-
-
 @register.simple_tag
 def money(amount, currency) -> str:
-    """2.5, "EUR" → "€2.50" (as ``Intl.NumberFormat("en")`` shows it in the scripts)."""
-    value = f"{float(amount):,.2f}"
-    symbol = SYMBOLS.get(str(currency).upper())
-    return f"{symbol}{value}" if symbol else f"{value} {currency}"
+    """2.5, "EUR" → "€2.50" in English, "2,50 €" in French, Swedish and German:
+    CLDR's rules for the active language, as ``Intl.NumberFormat`` shows it in
+    the scripts (``static/js/humanline.js``, with the page's ``lang``)."""
+    locale = translation.to_locale(translation.get_language() or settings.LANGUAGE_CODE)
+    return format_currency(Decimal(str(amount)), str(currency).upper(), locale=locale)
 
 
 @register.filter

@@ -15,8 +15,17 @@
 //
 // The open conversation uses the ticket socket through HumanlineConversation,
 // which resumes from the last message seen (?since=).
+//
+// Its words come from Django's JavaScript catalog (/i18n/js/), loaded before it.
 (function () {
   "use strict";
+  const gettext = window.gettext || ((text) => text);
+  const interpolate = window.interpolate || function (format, args, named) {
+    let i = 0;
+    return named
+      ? format.replace(/%\((\w+)\)s/g, (match, key) => args[key])
+      : format.replace(/%s/g, () => args[i++]);
+  };
   const H = window.Humanline;
   const root = document.getElementById("console");
   if (!root || !H || !("WebSocket" in window)) return;
@@ -97,7 +106,7 @@
 
   // --- presence ------------------------------------------------------------
 
-  const presenceLabels = { online: "Online", away: "Away", offline: "Offline" };
+  const presenceLabels = { online: gettext("Online"), away: gettext("Away"), offline: gettext("Offline") };
 
   function showPresence(presence, note) {
     root.dataset.presence = presence;
@@ -111,8 +120,8 @@
       button.setAttribute("aria-pressed", value === presence ? "true" : "false");
     });
     offersEmpty.textContent = presence === "online"
-      ? "You're online. New tickets will pop up here."
-      : "Go online to receive offers.";
+      ? gettext("You're online. New tickets will pop up here.")
+      : gettext("Go online to receive offers.");
     if (note) {
       const box = document.getElementById("presence");
       let p = box.querySelector(".presence-error");
@@ -144,7 +153,7 @@
     return H.el("div", {
       class: "decline-choice", id: id, role: "group", "aria-labelledby": id + "-title", hidden: true,
     },
-    H.el("p", { class: "legend", id: id + "-title" }, "Decline because…"),
+    H.el("p", { class: "legend", id: id + "-title" }, gettext("Decline because…")),
     declineReasons.map(function (reason) {
       const hint = "offer-" + offer.id + "-" + reason.value;
       return H.el("div", { class: "reason" },
@@ -168,32 +177,32 @@
       "aria-labelledby": "offer-" + offer.id + "-title",
     },
     H.el("header", { class: "offer-head" },
-      H.el("span", { class: "offer-tag" }, "New offer"),
-      H.el("span", { class: "countdown", role: "timer", "aria-label": "Seconds left to answer" },
+      H.el("span", { class: "offer-tag" }, gettext("New offer")),
+      H.el("span", { class: "countdown", role: "timer", "aria-label": gettext("Seconds left to answer") },
         H.el("span", { class: "countdown-num", "data-testid": "countdown" }, offer.window_seconds), " s")),
     H.el("p", { class: "offer-pay" },
       H.el("span", { class: "amount", "data-testid": "offer-pay" }, H.money(offer.pay)),
       offer.surge_multiplier && offer.surge_multiplier !== "1.00"
-        ? H.el("span", { class: "surge-tag" }, "×" + offer.surge_multiplier + " surge") : null,
+        ? H.el("span", { class: "surge-tag" }, interpolate(gettext("×%s surge"), [offer.surge_multiplier])) : null,
       hasBonus(offer)
         ? H.el("span", { class: "bonus-tag", "data-testid": "waiting-bonus" },
-          "+" + H.money(offer.waiting_bonus) + " waiting bonus") : null),
+          interpolate(gettext("+%s waiting bonus"), [H.money(offer.waiting_bonus)])) : null),
     H.el("h3", { id: "offer-" + offer.id + "-title" }, t.subject),
     H.el("p", { class: "offer-summary" }, t.summary),
     H.el("p", { class: "offer-meta" }, meta.join(" · "),
       t.priority && t.priority !== "normal"
         ? [" · ", H.el("span", { class: "badge priority-" + t.priority }, t.priority)] : null,
-      t.handoff ? " · bot hand-off" : null,
-      t.waiting_seconds ? " · waiting " + H.duration(t.waiting_seconds) : null),
+      t.handoff ? " · " + gettext("bot hand-off") : null,
+      t.waiting_seconds ? " · " + interpolate(gettext("waiting %s"), [H.duration(t.waiting_seconds)]) : null),
     H.el("div", { class: "offer-bar", "aria-hidden": "true" }, H.el("span")),
     H.el("div", { class: "offer-actions" },
-      H.el("button", { type: "button", class: "accept", "data-answer": "accept" }, "Accept"),
+      H.el("button", { type: "button", class: "accept", "data-answer": "accept" }, gettext("Accept")),
       choices
         ? H.el("button", {
           type: "button", class: "secondary", "data-decline": "",
           "aria-expanded": "false", "aria-controls": "offer-" + offer.id + "-reasons",
-        }, "Decline")
-        : H.el("button", { type: "button", class: "secondary", "data-answer": "decline" }, "Decline")),
+        }, gettext("Decline"))
+        : H.el("button", { type: "button", class: "secondary", "data-answer": "decline" }, gettext("Decline"))),
     choices ? declineChoice(offer) : null,
     H.el("p", { class: "offer-error error", role: "alert", hidden: true }));
     return node;
@@ -216,9 +225,14 @@
     updateTitle();
     if (!quiet) {
       beep();
-      say("New offer: " + offer.ticket.subject + ". Pays " + H.money(offer.pay) +
-        (hasBonus(offer) ? ", with a " + H.money(offer.waiting_bonus) + " waiting bonus" : "") +
-        ". " + offer.window_seconds + " seconds to answer.");
+      const pays = hasBonus(offer)
+        ? interpolate(gettext("New offer: %(subject)s. Pays %(pay)s, with a %(bonus)s waiting bonus."), {
+          subject: offer.ticket.subject, pay: H.money(offer.pay), bonus: H.money(offer.waiting_bonus),
+        }, true)
+        : interpolate(gettext("New offer: %(subject)s. Pays %(pay)s."), {
+          subject: offer.ticket.subject, pay: H.money(offer.pay),
+        }, true);
+      say(pays + " " + interpolate(gettext("%s seconds to answer."), [offer.window_seconds]));
     }
     window.setTimeout(function () { node.classList.remove("arriving"); }, 600);
   }
@@ -249,7 +263,7 @@
     const box = entry.node.querySelector(".offer-error");
     box.textContent = message;
     box.hidden = false;
-    endOffer(id, "No longer available", { keep: 4000 });
+    endOffer(id, gettext("No longer available"), { keep: 4000 });
   }
 
   function tick() {
@@ -262,7 +276,7 @@
       entry.node.querySelector(".countdown-num").textContent = Math.ceil(left / 1000);
       entry.node.querySelector(".offer-bar span").style.width = (100 * left / windowMs) + "%";
       entry.node.classList.toggle("urgent", left <= 5000);
-      if (left <= 0 && !entry.answering) endOffer(id, "Time's up");
+      if (left <= 0 && !entry.answering) endOffer(id, gettext("Time's up"));
     });
   }
   window.setInterval(tick, 200);
@@ -276,10 +290,10 @@
     }).then(function (response) {
       return response.json().then(function (body) {
         if (response.ok) answered(id, body.status);
-        else offerError(id, (body.error && body.error.message) || "Could not answer the offer.");
+        else offerError(id, (body.error && body.error.message) || gettext("Could not answer the offer."));
       });
     }).catch(function () {
-      offerError(id, "Could not reach Humanline. Check your connection.");
+      offerError(id, gettext("Could not reach Humanline. Check your connection."));
     });
   }
 
@@ -288,7 +302,7 @@
     if (!entry || entry.ended || entry.answering) return;
     entry.answering = true;
     entry.node.querySelectorAll("button").forEach((b) => (b.disabled = true));
-    entry.node.querySelector(".offer-tag").textContent = what === "accept" ? "Accepting…" : "Declining…";
+    entry.node.querySelector(".offer-tag").textContent = what === "accept" ? gettext("Accepting…") : gettext("Declining…");
     const message = { type: "offer." + what, offer_id: id };
     if (what === "decline") message.reason = reason || "";
     // Offers answered while the socket is down go over HTTP.
@@ -307,10 +321,10 @@
 
   function answered(id, status) {
     if (status === "accepted") {
-      endOffer(id, "Accepted", { keep: 800 });
+      endOffer(id, gettext("Accepted"), { keep: 800 });
     } else if (status === "declined") {
-      endOffer(id, "Declined", { keep: 800 });
-      say("Offer declined.");
+      endOffer(id, gettext("Declined"), { keep: 800 });
+      say(gettext("Offer declined."));
     }
   }
 
@@ -347,7 +361,7 @@
     return H.el("li", {},
       H.el("a", { href: "/agent/?ticket=" + t.id, "data-ticket-link": t.id },
         H.el("strong", {}, t.subject),
-        H.el("span", {}, ((t.customer && t.customer.name) || "Customer") + " · " + t.category)));
+        H.el("span", {}, ((t.customer && t.customer.name) || gettext("Customer")) + " · " + t.category)));
   }
 
   function refreshCount() {
@@ -459,19 +473,19 @@
         document.getElementById("surge-multiplier").textContent = message.offer.surge_multiplier;
         break;
       case "offer.expired":
-        endOffer(message.offer_id, "Expired");
+        endOffer(message.offer_id, gettext("Expired"));
         break;
       case "offer.withdrawn":
-        endOffer(message.offer_id, "Withdrawn");
+        endOffer(message.offer_id, gettext("Withdrawn"));
         break;
       case "offer.answered":
         answered(message.offer_id, message.status);
         break;
       case "ticket.assigned": {
         const entry = offers.get(message.offer_id);
-        if (entry) endOffer(message.offer_id, "Accepted", { keep: 800 });
+        if (entry) endOffer(message.offer_id, gettext("Accepted"), { keep: 800 });
         addActive(message.ticket);
-        say("You joined " + message.ticket.subject + ".");
+        say(interpolate(gettext("You joined %s."), [message.ticket.subject]));
         openPane(message.ticket.id);
         break;
       }
@@ -489,12 +503,12 @@
 
   function connect() {
     retry = null;
-    setLive("connecting", attempts ? "Reconnecting…" : "Connecting…");
+    setLive("connecting", attempts ? gettext("Reconnecting…") : gettext("Connecting…"));
     socket = new WebSocket(H.socketUrl("/ws/agent/"));
     socket.onopen = function () {
       attempts = 0;
       opened += 1;
-      setLive("live", "Live");
+      setLive("live", gettext("Live"));
       // The server greets every connection with a snapshot; after a reconnect
       // the page asks for one as well rather than count on that greeting.
       if (opened > 1) send({ type: "resync" });
@@ -504,11 +518,11 @@
     socket.onclose = function (event) {
       window.clearInterval(pinger);
       if (event.code === 4401 || event.code === 4403) {
-        setLive("off", "Live updates are off: reload the page");
+        setLive("off", gettext("Live updates are off: reload the page"));
         return;
       }
       attempts += 1;
-      setLive("stale", "Reconnecting…");
+      setLive("stale", gettext("Reconnecting…"));
       // Offers answered while the socket was down fall back to HTTP (see answer()).
       retry = window.setTimeout(connect, H.backoff(attempts));
     };

@@ -13,6 +13,7 @@ the floor and download the payroll CSV with the agent's task pay.
 import csv
 import io
 import re
+import zoneinfo
 from datetime import timedelta
 
 import pytest
@@ -188,7 +189,9 @@ def test_the_whole_journey_from_application_to_payroll(new_page, staff, customer
     # when: the new agent books the shift and goes online on the console
     agent_page.goto("/agent/shifts/")
     agent_page.locator(f"[data-slot='{slot.pk}']").get_by_role("button", name="Book").click()
-    expect(agent_page.get_by_test_id("my-shifts")).to_contain_text(f"{slot.starts_at:%H:%M}")
+    # the board shows times in the time zone Bea declared when she applied
+    in_paris = slot.starts_at.astimezone(zoneinfo.ZoneInfo("Europe/Paris"))
+    expect(agent_page.get_by_test_id("my-shifts")).to_contain_text(f"{in_paris:%H:%M}")
     assert ShiftBooking.objects.get(agent=bea, slot=slot).status == "booked"
     agent_page.goto("/agent/")
     expect(agent_page.get_by_role("heading", name=re.compile("Hi Bea"))).to_be_visible()

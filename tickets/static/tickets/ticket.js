@@ -12,13 +12,30 @@
 // connect), and offers the languages the pool serves now: switching goes through
 // POST /api/v1/tickets/<id>/language/, and without this script the same buttons
 // post a form to /help/tickets/<id>/language/.
+//
+// Its words come from Django's JavaScript catalog (/i18n/js/, the djangojs
+// domain), loaded before it; without the catalog it speaks English.
 (function () {
   "use strict";
   if (!("WebSocket" in window)) return;
 
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const interpolate = window.interpolate || function (format, args, named) {
+    let i = 0;
+    return named
+      ? format.replace(/%\((\w+)\)s/g, (match, key) => args[key])
+      : format.replace(/%s/g, () => args[i++]);
+  };
+
   function minutes(seconds) {
     const m = Math.max(1, Math.ceil(seconds / 60));
-    return m + (m === 1 ? " minute" : " minutes");
+    return interpolate(ngettext("%s minute", "%s minutes", m), [m]);
+  }
+
+  function clock(iso) {
+    const lang = document.documentElement.lang || undefined;
+    return new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
   }
 
   function attach(root, options) {
@@ -46,7 +63,7 @@
       body.textContent = m.body;
       const time = document.createElement("time");
       time.dateTime = m.created_at;
-      time.textContent = new Date(m.created_at).toTimeString().slice(0, 5);
+      time.textContent = clock(m.created_at);
       item.append(who, body, time);
       list.append(item);
       lastId = Math.max(lastId, m.id);
@@ -58,11 +75,11 @@
       const item = document.createElement("li");
       item.className = "msg system";
       item.dataset.system = "joined";
-      item.textContent = agent.name + " joined the conversation";
+      item.textContent = interpolate(gettext("%s joined the conversation"), [agent.name]);
       list.append(item);
       const who = document.querySelector("[data-testid=ticket-agent]");
       if (who && who.dataset.role === "customer") {
-        who.textContent = agent.name + " is helping you.";
+        who.textContent = interpolate(gettext("%s is helping you."), [agent.name]);
         who.hidden = false;
       }
     }
@@ -114,7 +131,7 @@
         languages.forEach(function (code) {
           choices.append(window.Humanline.el(
             "button", { type: "submit", name: "language", value: code, class: "secondary" },
-            "Continue in " + languageName(code)
+            interpolate(gettext("Continue in %s"), [languageName(code)])
           ));
         });
         // The button pressed is gone: keep the keyboard where the news is.
@@ -180,14 +197,14 @@
         .then(function (response) {
           return response.json().then(function (body) {
             if (!response.ok) {
-              showChoiceError((body.error && body.error.message) || "Could not change the language.");
+              showChoiceError((body.error && body.error.message) || gettext("Could not change the language."));
             } else if (mine === requests) {
               showTicket(body);
             }
           });
         })
         .catch(function () {
-          showChoiceError("Could not reach Humanline. Check your connection.");
+          showChoiceError(gettext("Could not reach Humanline. Check your connection."));
         })
         .finally(function () {
           switching = false;
@@ -203,7 +220,7 @@
       if (event.status === "assigned" && (status === "queued" || status === "offered")) {
         const badge = document.querySelector("[data-testid=ticket-status]");
         if (badge) {
-          badge.textContent = "Assigned";
+          badge.textContent = gettext("Assigned");
           badge.className = "badge assigned";
         }
         const place = document.getElementById("queue-place");
