@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -50,6 +50,55 @@ class Pagination(PageNumberPagination):
         }
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
+
+
+class KeysetPagination(CursorPagination):
+    """Keyset pages, newest first: ``?cursor=`` (from a page's ``next`` or
+    ``previous``) and ``?page_size=`` (1 to 200, 50 by default).
+
+    A page is the rows after the last id the previous one showed (``WHERE id <
+    …  ORDER BY id DESC LIMIT …``, the primary key's index): it costs the same
+    on the first page and the thousandth, and no page counts the list.  Rows
+    added meanwhile never shift a page.  Lists answer ``{next, previous,
+    results}``.  A cursor that is not one of ours is a 400 naming ``cursor``.
+    """
+
+    ordering = "-id"
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        params.integer(request.query_params, self.page_size_query_param, maximum=self.max_page_size)
+        return super().paginate_queryset(queryset, request, view=view)
+
+    def decode_cursor(self, request):
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            cursor = None
+            position = "?"
+        else:
+            position = cursor.position if cursor is not None else None
+        if position is not None and not (
+            position.isascii() and position.isdigit() and 0 < int(position) <= params.MAX_ID
+        ):
+            raise params.ParameterError(
+                "cursor: not a cursor from a page of this list",
+                fields={"cursor": ["Use the next or previous link of a page."]},
+            )
+        return cursor
+
+    def get_paginated_response_schema(self, schema):
+        envelope = super().get_paginated_response_schema(schema)
+        envelope["required"] = ["next", "previous", "results"]
+        return envelope
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
         return parameters
 
 

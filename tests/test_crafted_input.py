@@ -125,25 +125,45 @@ def test_pages_answer_a_crafted_parameter_with_a_400(client, staff, agent, url):
         ("page_size", "ten"),
     ],
 )
-def test_a_list_refuses_a_crafted_page(api, customer, name, value):
+def test_a_list_refuses_a_crafted_page(api, staff, name, value):
+    _refused(api.as_(staff).get("/api/v1/admin/feedback/", {name: value}), name)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("cursor", "abc"),
+        ("cursor", "cD0xMjM0NTY3ODkwMTIzNDU2Nzg5MA=="),  # p=12345678901234567890: past any id
+        ("cursor", "cD1hYmM="),  # p=abc
+        ("cursor", "cD0tMQ=="),  # p=-1
+        ("page_size", "0"),
+        ("page_size", "201"),
+        ("page_size", SUPERSCRIPT_TWO),
+    ],
+)
+def test_a_keyset_list_refuses_a_crafted_cursor(api, customer, name, value):
     _refused(api.as_(customer).get("/api/v1/tickets/", {name: value}), name)
 
 
-def test_a_page_past_the_last_is_a_404(api, customer):
-    response = api.as_(customer).get("/api/v1/tickets/", {"page": "2"})
+def test_a_page_past_the_last_is_a_404(api, staff):
+    response = api.as_(staff).get("/api/v1/admin/feedback/", {"page": "2"})
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_a_page_answers_count_next_previous_and_results(api, customer):
-    for _ in range(3):
-        TicketFactory(customer=customer)
+def test_a_keyset_page_answers_next_previous_and_results(api, customer):
+    tickets = [TicketFactory(customer=customer) for _ in range(3)]
 
-    body = api.as_(customer).get("/api/v1/tickets/", {"page_size": "2"}).json()
+    first = api.as_(customer).get("/api/v1/tickets/", {"page_size": "2"}).json()
+    # Opened meanwhile: it does not shift the pages already handed out.
+    TicketFactory(customer=customer)
+    second = api.as_(customer).get(first["next"]).json()
 
-    assert body["count"] == 3 and len(body["results"]) == 2
-    assert body["next"].endswith("page=2&page_size=2") and body["previous"] is None
+    assert set(first) == {"next", "previous", "results"} and first["previous"] is None
+    assert [t["id"] for t in first["results"]] == [tickets[2].pk, tickets[1].pk]
+    assert [t["id"] for t in second["results"]] == [tickets[0].pk]
+    assert second["next"] is None
 
 
 @pytest.mark.parametrize(

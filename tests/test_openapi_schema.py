@@ -10,11 +10,13 @@ import pytest
 from django.core.management import call_command
 from django.urls import resolve
 
-from config.api import PaginatedAPIView
+from config.api import KeysetPagination, PaginatedAPIView
 
 pytestmark = pytest.mark.django_db
 
 PAGE = {"count", "next", "previous", "results"}
+# Keyset pages (config.api.KeysetPagination): no count, a cursor to the next.
+KEYSET = {"next", "previous", "results"}
 
 # The lists answered a page at a time: {count, next, previous, results}.
 PAGINATED = {
@@ -28,9 +30,9 @@ PAGINATED = {
     "/api/v1/customers/me/identities/",
     "/api/v1/shifts/",
     "/api/v1/shifts/mine/",
-    "/api/v1/tickets/",
     "/api/v1/tickets/{ticket_id}/messages/",
 }
+KEYSET_PAGINATED = {"/api/v1/tickets/"}
 # The lists answered whole, as an array: the skills catalog and the rate card are
 # short by nature, and an agent's offers are the 50 latest.
 WHOLE = {"/api/v1/skills/", "/api/v1/pricing/rates/", "/api/v1/offers/"}
@@ -84,7 +86,7 @@ def test_each_paginated_list_is_described_as_its_page(schema):
 
 
 def test_the_lists_described_as_pages_are_those_whose_views_paginate(schema):
-    pages, arrays = set(), set()
+    pages, keyset, arrays = set(), set(), set()
     for path, method, operation in _operations(schema):
         if method != "get":
             continue
@@ -96,15 +98,18 @@ def test_the_lists_described_as_pages_are_those_whose_views_paginate(schema):
         elif set(body.get("properties", {})) == PAGE:
             pages.add(path)
             assert issubclass(_view_class(path), PaginatedAPIView), path
+        elif set(body.get("properties", {})) == KEYSET:
+            keyset.add(path)
+            assert _view_class(path).pagination_class is KeysetPagination, path
 
     assert pages == PAGINATED
+    assert keyset == KEYSET_PAGINATED
     assert arrays == WHOLE
 
 
-def test_a_paginated_list_answers_the_page_its_schema_describes(api, customer):
-    body = api.as_(customer).get("/api/v1/tickets/").json()
-
-    assert set(body) == PAGE
+def test_a_paginated_list_answers_the_page_its_schema_describes(api, customer, staff):
+    assert set(api.as_(staff).get("/api/v1/admin/feedback/").json()) == PAGE
+    assert set(api.as_(customer).get("/api/v1/tickets/").json()) == KEYSET
 
 
 def test_every_error_is_described_by_the_one_error_body(schema):
