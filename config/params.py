@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.core.exceptions import BadRequest
 from django.urls import register_converter
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 
 from config.errors import InvalidInput
 
@@ -23,6 +23,9 @@ from config.errors import InvalidInput
 # larger number would overflow the database's integer before it could miss.
 MAX_ID = 10**18 - 1
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A plain decimal: no sign, no exponent, no "nan" or "inf", ASCII digits only.
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
 
 
 class ParameterError(InvalidInput, BadRequest):
@@ -50,6 +53,38 @@ def integer(params: Mapping, name: str, *, minimum: int = 1, maximum: int = MAX_
     value = int(raw)
     if not minimum <= value <= maximum:
         raise _refuse(name, f"Give a whole number from {minimum} to {maximum}.")
+    return value
+
+
+def number(
+    params: Mapping, name: str, *, minimum: float, maximum: float, required: bool = False
+) -> float | None:
+    """A plain decimal number within [minimum, maximum], or None when absent and not required."""
+    raw = _raw(params, name)
+    message = f"Give a number from {minimum:g} to {maximum:g}, such as 12.5."
+    if raw is None:
+        if required:
+            raise _refuse(name, f"This parameter is required. {message}")
+        return None
+    if not _DECIMAL.fullmatch(raw):
+        raise _refuse(name, message)
+    value = float(raw)
+    if not minimum <= value <= maximum:
+        raise _refuse(name, message)
+    return value
+
+
+def day(params: Mapping, name: str) -> date | None:
+    """A calendar date, ``YYYY-MM-DD``, or None when absent."""
+    raw = _raw(params, name)
+    if raw is None:
+        return None
+    try:
+        value = parse_date(raw) if _DATE.fullmatch(raw) else None
+    except ValueError:  # well formed, but no such day (a 13th month, 31 February)
+        value = None
+    if value is None:
+        raise _refuse(name, "Give a date as YYYY-MM-DD, such as 2026-01-31.")
     return value
 
 
