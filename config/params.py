@@ -9,6 +9,7 @@ passes ``str.isdigit`` and then fails ``int``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -24,8 +25,8 @@ from config.errors import InvalidInput
 MAX_ID = 10**18 - 1
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# A plain decimal: no sign, no exponent, no "nan" or "inf", ASCII digits only.
-_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")
+# A decimal number, as JSON writes one: no "nan", "inf" or "0x…", ASCII digits only.
+_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?([eE][-+]?[0-9]{1,3})?")
 
 
 class ParameterError(InvalidInput, BadRequest):
@@ -69,7 +70,7 @@ def number(
     if not _DECIMAL.fullmatch(raw):
         raise _refuse(name, message)
     value = float(raw)
-    if not minimum <= value <= maximum:
+    if not (math.isfinite(value) and minimum <= value <= maximum):
         raise _refuse(name, message)
     return value
 

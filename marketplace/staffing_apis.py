@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -49,6 +50,9 @@ class ErlangOutput(serializers.Serializer):
 class InputsOutput(serializers.Serializer):
     handle_seconds = serializers.FloatField()
     handle_samples = serializers.IntegerField()
+    handle_measured = serializers.BooleanField(
+        help_text="False: too few resolved tickets measured it; the default is used."
+    )
     mean_capacity = serializers.FloatField()
     answer_seconds = serializers.IntegerField()
     service_level = serializers.FloatField()
@@ -106,32 +110,38 @@ class StaffingErlangView(APIView):
         parameters=[
             OpenApiParameter(
                 "arrivals_per_hour",
-                float,
+                {"type": "number", "minimum": 0, "maximum": 1_000_000},
                 required=True,
                 description="Tickets arriving per hour, 0 to 1000000.",
             ),
             OpenApiParameter(
                 "handle_seconds",
-                float,
+                {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 86_400},
                 required=True,
                 description="Mean seconds a ticket holds a seat (assignment to resolve),"
                 " above 0, at most 86400.",
             ),
             OpenApiParameter(
                 "answer_seconds",
-                float,
+                {"type": "number", "minimum": 0, "maximum": 86_400},
                 required=True,
                 description="The answer-time target in seconds, 0 to 86400.",
             ),
             OpenApiParameter(
                 "service_level",
-                float,
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMinimum": True,
+                    "maximum": 1,
+                    "exclusiveMaximum": True,
+                },
                 required=True,
                 description="The share to answer within answer_seconds, above 0 and below 1.",
             ),
             OpenApiParameter(
                 "capacity",
-                float,
+                {"type": "number", "minimum": 1, "maximum": 20},
                 required=False,
                 description="Tickets an agent holds at once, on average, 1 to 20 (default 1).",
             ),
@@ -180,7 +190,7 @@ class StaffingDayView(APIView):
         parameters=[
             OpenApiParameter(
                 "date",
-                str,
+                OpenApiTypes.DATE,
                 required=False,
                 description="The day, YYYY-MM-DD (UTC); today when left out.",
             )

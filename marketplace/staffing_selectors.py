@@ -80,7 +80,8 @@ class Inputs:
     """What every required headcount is computed from, at one moment."""
 
     handle_seconds: float
-    handle_samples: int  # tickets that measured it; below the minimum, the default is used
+    handle_samples: int  # tickets that measured it
+    handle_measured: bool  # False: too few samples, the default is used
     mean_capacity: float
     answer_seconds: int
     service_level: float
@@ -91,6 +92,7 @@ class Inputs:
         return {
             "handle_seconds": round(self.handle_seconds, 1),
             "handle_samples": self.handle_samples,
+            "handle_measured": self.handle_measured,
             "mean_capacity": round(self.mean_capacity, 2),
             "answer_seconds": self.answer_seconds,
             "service_level": self.service_level,
@@ -99,8 +101,9 @@ class Inputs:
         }
 
 
-def handle_time(*, now: datetime, weeks: int) -> tuple[float, int]:
-    """(mean seconds from assignment to resolve, tickets measured) over the last ``weeks``."""
+def handle_time(*, now: datetime, weeks: int) -> tuple[float, int, bool]:
+    """(mean seconds from assignment to resolve, tickets measured, whether they were enough)
+    over the last ``weeks``; the default when they were not."""
     held = ExpressionWrapper(F("resolved_at") - F("assigned_at"), output_field=DurationField())
     figures = Ticket.objects.filter(
         resolved_at__gte=now - timedelta(weeks=weeks),
@@ -110,8 +113,8 @@ def handle_time(*, now: datetime, weeks: int) -> tuple[float, int]:
     ).aggregate(n=Count("id"), mean=Avg(held))
     samples = figures["n"]
     if samples < _policy("STAFFING_HANDLE_MIN_SAMPLES") or not figures["mean"]:
-        return float(_policy("STAFFING_HANDLE_SECONDS_DEFAULT")), samples
-    return figures["mean"].total_seconds(), samples
+        return float(_policy("STAFFING_HANDLE_SECONDS_DEFAULT")), samples, False
+    return figures["mean"].total_seconds(), samples, True
 
 
 def mean_capacity() -> float:
@@ -123,10 +126,11 @@ def mean_capacity() -> float:
 def staffing_inputs(*, now: datetime | None = None) -> Inputs:
     now = now or timezone.now()
     weeks = _policy("STAFFING_FORECAST_WEEKS")
-    handle, samples = handle_time(now=now, weeks=weeks)
+    handle, samples, measured = handle_time(now=now, weeks=weeks)
     return Inputs(
         handle_seconds=handle,
         handle_samples=samples,
+        handle_measured=measured,
         mean_capacity=mean_capacity(),
         answer_seconds=_policy("STAFFING_ANSWER_SECONDS"),
         service_level=_policy("STAFFING_SERVICE_LEVEL"),
