@@ -30,8 +30,9 @@ class StaffingErrorOutput(serializers.Serializer):
 def _errors(bad_input: str) -> dict:
     return {
         400: OpenApiResponse(StaffingErrorOutput, description=bad_input),
-        401: OpenApiResponse(StaffingErrorOutput, description="Not signed in."),
-        403: OpenApiResponse(StaffingErrorOutput, description="Not operations staff."),
+        403: OpenApiResponse(
+            StaffingErrorOutput, description="Not signed in, or not operations staff."
+        ),
     }
 
 
