@@ -114,6 +114,7 @@ class HalfHour:
     booked_y: float
     booked_height: float
     required_y: float
+    missing_height: float  # from the published places up to the required line
     attended_y: float | None
     short: bool
     title: str
@@ -144,6 +145,7 @@ def staffing_chart(slots: list[dict], *, width: int = 720, height: int = 190) ->
         default=0,
     )
     top_value = nice_ceiling(peak, minimum=4)
+    top_value += top_value % 2  # whole agents on the middle gridline too: 5 → 6
     step = (width - left - right) / max(1, len(slots))
 
     def y(value: float) -> float:
@@ -172,6 +174,7 @@ def staffing_chart(slots: list[dict], *, width: int = 720, height: int = 190) ->
                 booked_y=y(s["booked"]),
                 booked_height=round(base - y(s["booked"]), 1),
                 required_y=y(s["required"]),
+                missing_height=round(max(0.0, y(s["published"]) - y(s["required"])), 1),
                 attended_y=y(attended) if attended is not None else None,
                 short=s["published"] < s["required"],
                 title=title,
