@@ -9,13 +9,14 @@ passes ``str.isdigit`` and then fails ``int``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.core.exceptions import BadRequest
 from django.urls import register_converter
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 
 from config.errors import InvalidInput
 
@@ -26,6 +27,9 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 # A slug as Django's SlugField holds it: ASCII letters, digits, hyphens and underscores.
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 SLUG_PATTERN = f"^{_SLUG.pattern}$"  # the same, for the OpenAPI schema
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A decimal number, as JSON writes one: no "nan", "inf" or "0x…", ASCII digits only.
+_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?([eE][-+]?[0-9]{1,3})?")
 
 
 class ParameterError(InvalidInput, BadRequest):
@@ -53,6 +57,38 @@ def integer(params: Mapping, name: str, *, minimum: int = 1, maximum: int = MAX_
     value = int(raw)
     if not minimum <= value <= maximum:
         raise _refuse(name, f"Give a whole number from {minimum} to {maximum}.")
+    return value
+
+
+def number(
+    params: Mapping, name: str, *, minimum: float, maximum: float, required: bool = False
+) -> float | None:
+    """A plain decimal number within [minimum, maximum], or None when absent and not required."""
+    raw = _raw(params, name)
+    message = f"Give a number from {minimum:g} to {maximum:g}, such as 12.5."
+    if raw is None:
+        if required:
+            raise _refuse(name, f"This parameter is required. {message}")
+        return None
+    if not _DECIMAL.fullmatch(raw):
+        raise _refuse(name, message)
+    value = float(raw)
+    if not (math.isfinite(value) and minimum <= value <= maximum):
+        raise _refuse(name, message)
+    return value
+
+
+def day(params: Mapping, name: str) -> date | None:
+    """A calendar date, ``YYYY-MM-DD``, or None when absent."""
+    raw = _raw(params, name)
+    if raw is None:
+        return None
+    try:
+        value = parse_date(raw) if _DATE.fullmatch(raw) else None
+    except ValueError:  # well formed, but no such day (a 13th month, 31 February)
+        value = None
+    if value is None:
+        raise _refuse(name, "Give a date as YYYY-MM-DD, such as 2026-01-31.")
     return value
 
 

@@ -484,6 +484,17 @@ HUMANLINE = {
     "SHIFT_HEADCOUNT_MAX": env.int("SHIFT_HEADCOUNT_MAX", default=500),
     "SHIFT_PUBLISH_HORIZON_DAYS": env.int("SHIFT_PUBLISH_HORIZON_DAYS", default=120),
     "SHIFT_INCENTIVE_MAX": env.str("SHIFT_INCENTIVE_MAX", default="500.00"),
+    # Staffing (Erlang C; see docs/architecture.md, "Staffing").  The goal the
+    # planner staffs to: this share of tickets answered within this many seconds.
+    "STAFFING_SERVICE_LEVEL": env.float("STAFFING_SERVICE_LEVEL", default=0.8),
+    "STAFFING_ANSWER_SECONDS": env.int("STAFFING_ANSWER_SECONDS", default=60),
+    # Past weeks the forecast averages (the most recent weighs most).
+    "STAFFING_FORECAST_WEEKS": env.int("STAFFING_FORECAST_WEEKS", default=4),
+    # Handle time until enough resolved tickets measure it.
+    "STAFFING_HANDLE_SECONDS_DEFAULT": env.int("STAFFING_HANDLE_SECONDS_DEFAULT", default=600),
+    "STAFFING_HANDLE_MIN_SAMPLES": env.int("STAFFING_HANDLE_MIN_SAMPLES", default=20),
+    # Agents every half hour needs whatever the forecast: "always reach a person".
+    "STAFFING_MIN_AGENTS": env.int("STAFFING_MIN_AGENTS", default=1),
     # Presence.
     "ONLINE_HOURS_PER_24H_CAP": env.int("ONLINE_HOURS_PER_24H_CAP", default=12),
     "PRESENCE_GRACE_SECONDS": env.int("PRESENCE_GRACE_SECONDS", default=60),

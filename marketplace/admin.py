@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from config.errors import DomainError, InvalidInput
-from marketplace.models import ShiftBooking, ShiftEvent, ShiftSlot
+from marketplace.models import ShiftBooking, ShiftEvent, ShiftSlot, StaffingPublication
 from marketplace.services import shifts
 
 
@@ -135,6 +135,22 @@ class ShiftBookingAdmin(admin.ModelAdmin):
 class ShiftEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "kind", "slot", "booking", "actor"]
     list_filter = ["kind"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StaffingPublication)
+class StaffingPublicationAdmin(admin.ModelAdmin):
+    """Read-only: each row is the audit of one "publish what is missing"."""
+
+    list_display = ["created_at", "actor", "first_day", "days", "slots_created", "headcount_added"]
 
     def has_add_permission(self, request):
         return False

@@ -30,6 +30,11 @@ Definitions (the floor page and ``GET /api/v1/admin/floor/`` show these):
   that said so (each keeps that agent off that ticket for good).
 - **feedback themes**: product feedback of the last 24 hours grouped by product
   area and kind, largest first.
+- **staffing**: the agents this half hour requires (the shift planner's figure,
+  ``marketplace.staffing_selectors``) against those online now; and the share
+  of the next hour's expected tickets (this half hour's forecast and the next)
+  that the agents online now, with their seats, would answer within the
+  staffing answer time, by Erlang C.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from django.utils import timezone
 from agents.models import Agent, AgentStatus, Presence
 from marketplace.models import DeclineReason, Offer, OfferStatus
 from marketplace.services import escalation
+from marketplace.staffing_selectors import staffing_now
 from tickets.models import WAITING, Feedback, Ticket
 
 WINDOW = timedelta(hours=1)
@@ -155,6 +161,11 @@ class Floor:
     declined_not_my_area_last_hour: int
     surge_multiplier: str
     past_target_count: int
+    staffing_required_now: int
+    staffing_expected_next_hour: float
+    predicted_service_level_next_hour: float
+    staffing_answer_seconds: int
+    staffing_service_level_goal: float
     past_target: list[escalation.PastTarget] = field(default_factory=list)
     longest_waiting: list[WaitingTicket] = field(default_factory=list)
     buckets: list[Bucket] = field(default_factory=list)
@@ -289,11 +300,14 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
     past_target = Ticket.objects.filter(escalation.past_target(now=now)).count()
 
     agents = agents_now()
-    free = sum(
-        max(0, capacity - active)
-        for capacity, active in Agent.objects.filter(
-            status=AgentStatus.APPROVED, presence=Presence.ONLINE
-        ).values_list("capacity", "active_tickets")
+    online = list(
+        Agent.objects.filter(status=AgentStatus.APPROVED, presence=Presence.ONLINE).values_list(
+            "capacity", "active_tickets"
+        )
+    )
+    free = sum(max(0, capacity - active) for capacity, active in online)
+    outlook = staffing_now(
+        online=len(online), seats=sum(capacity for capacity, _ in online), now=now
     )
 
     decided = (OfferStatus.ACCEPTED, OfferStatus.DECLINED, OfferStatus.EXPIRED)
@@ -325,6 +339,11 @@ def floor_now(*, now: datetime | None = None, target_seconds: int | None = None)
         declined_not_my_area_last_hour=offers["not_my_area"],
         surge_multiplier=f"{surge_now().multiplier:.2f}",
         past_target_count=past_target,
+        staffing_required_now=outlook.required_now,
+        staffing_expected_next_hour=outlook.expected_next_hour,
+        predicted_service_level_next_hour=outlook.predicted_service_level_next_hour,
+        staffing_answer_seconds=outlook.answer_seconds,
+        staffing_service_level_goal=outlook.service_level_goal,
         past_target=escalation.tickets_past_target(now=now, limit=PAST_TARGET_SHOWN),
         longest_waiting=longest,
         buckets=_buckets(now=now, targets=targets),

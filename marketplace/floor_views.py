@@ -116,6 +116,18 @@ class FloorView(APIView):
                     "declined_not_my_area_last_hour": serializers.IntegerField(),
                     "surge_multiplier": serializers.CharField(),
                     "past_target_count": serializers.IntegerField(),
+                    "staffing_required_now": serializers.IntegerField(
+                        help_text="Agents this half hour requires (the shift planner's figure)."
+                    ),
+                    "staffing_expected_next_hour": serializers.FloatField(
+                        help_text="Tickets expected in this half hour and the next."
+                    ),
+                    "predicted_service_level_next_hour": serializers.FloatField(
+                        help_text="Share of them the agents online now would answer within"
+                        " staffing_answer_seconds (Erlang C)."
+                    ),
+                    "staffing_answer_seconds": serializers.IntegerField(),
+                    "staffing_service_level_goal": serializers.FloatField(),
                     "past_target": serializers.ListField(child=serializers.DictField()),
                     "longest_waiting": serializers.ListField(child=serializers.DictField()),
                     "buckets": serializers.ListField(child=serializers.DictField()),

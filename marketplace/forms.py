@@ -83,3 +83,12 @@ class BoardFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["skill"].choices = _skill_choices()
+
+
+class StaffingPublishForm(forms.Form):
+    """The planner's "Publish what is missing": from a day, for that day or the week ahead."""
+
+    date = forms.DateField(label="From")
+    days = forms.TypedChoiceField(
+        coerce=int, choices=[(7, "7 days from this day"), (1, "This day only")], initial=7
+    )

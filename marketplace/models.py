@@ -181,6 +181,29 @@ class ShiftEvent(models.Model):
         return f"{self.kind} slot {self.slot_id}"
 
 
+class StaffingPublication(models.Model):
+    """Audit row of one "publish what is missing": who, when, which days, what it added.
+
+    Each slot it created also has its own ``slot_published`` ``ShiftEvent``,
+    whose ``detail`` names this row.  ``detail`` keeps the inputs the required
+    headcounts came from (handle time, capacity, goal, forecast weeks).
+    """
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    first_day = models.DateField()
+    days = models.PositiveSmallIntegerField()
+    slots_created = models.PositiveIntegerField()
+    headcount_added = models.PositiveIntegerField()
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.first_day} +{self.days}d: {self.slots_created} slots by {self.actor_id}"
+
+
 # --- dispatch and pricing ------------------------------------------------------
 
 

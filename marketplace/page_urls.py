@@ -25,5 +25,6 @@ urlpatterns = [
     path("staff/shifts/", views.staff_planner, name="staff-shifts"),
     path("staff/shifts/publish/", views.staff_publish_slot, name="staff-shifts-publish"),
     path("staff/shifts/week/", views.staff_publish_week, name="staff-shifts-week"),
+    path("staff/shifts/missing/", views.staff_publish_missing, name="staff-shifts-missing"),
     path("staff/shifts/<id:slot_id>/cancel/", views.staff_cancel_slot, name="staff-shift-cancel"),
 ]

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from config import params  # noqa: F401 (registers the <id:…> converter)
-from marketplace import apis, dispatch_apis, floor_views, pay_apis
+from marketplace import apis, dispatch_apis, floor_views, pay_apis, staffing_apis
 
 api_urlpatterns = [
     path("admin/shifts/", apis.AdminShiftsView.as_view(), name="api-admin-shifts"),
@@ -43,6 +43,17 @@ api_urlpatterns = [
         name="api-offer-seen",
     ),
     path("admin/floor/", floor_views.FloorView.as_view(), name="api-admin-floor"),
+    path("admin/staffing/", staffing_apis.StaffingDayView.as_view(), name="api-admin-staffing"),
+    path(
+        "admin/staffing/erlang/",
+        staffing_apis.StaffingErlangView.as_view(),
+        name="api-admin-staffing-erlang",
+    ),
+    path(
+        "admin/staffing/publish/",
+        staffing_apis.StaffingPublishView.as_view(),
+        name="api-admin-staffing-publish",
+    ),
     path("pricing/surge/", dispatch_apis.SurgeView.as_view(), name="api-surge"),
     path("pricing/rates/", dispatch_apis.RateCardView.as_view(), name="api-rates"),
     # Pay

@@ -1,23 +1,26 @@
-"""Pages for shifts: the agent's shift board and the staff planner.  They call the services."""
+"""Pages for shifts: the agent's shift board and the staff planner with its staffing view.
 
-from datetime import UTC, datetime
+They parse, call the services, and render."""
+
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from agents import presence
 from agents.models import AgentStatus, Presence
-from config import pages
+from config import pages, params
 from config.errors import DomainError, InvalidInput
-from marketplace import selectors
-from marketplace.forms import BoardFilterForm, SlotForm, WeekForm
+from marketplace import charts, selectors, staffing_selectors
+from marketplace.forms import BoardFilterForm, SlotForm, StaffingPublishForm, WeekForm
 from marketplace.models import ShiftSlot
-from marketplace.services import shifts
+from marketplace.services import shifts, staffing
 
 staff_required = user_passes_test(lambda u: u.is_authenticated and u.is_operations)
 
@@ -115,6 +118,22 @@ def agent_presence(request):
 # --- the staff planner ------------------------------------------------------------------
 
 
+def _staffing(request) -> dict:
+    """The staffing view of the planner: the plan of the day asked for (UTC), with its chart."""
+    day = params.day(request.GET, "date") or staffing_selectors.today()
+    plan = staffing_selectors.staffing_day(day=day)
+    slots = plan["slots"]
+    return {
+        **plan,
+        "chart": charts.staffing_chart(slots),
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1),
+        "short": sum(1 for s in slots if s["missing"]),
+        "missing": sum(s["missing"] for s in slots),
+        "publish_form": StaffingPublishForm(initial={"date": day}),
+    }
+
+
 def _planner(request, slot_form=None, week_form=None, status=200):
     return render(
         request,
@@ -123,6 +142,7 @@ def _planner(request, slot_form=None, week_form=None, status=200):
             "slot_form": slot_form or SlotForm(),
             "week_form": week_form or WeekForm(),
             "slots": selectors.staff_slots()[:300],
+            "staffing": _staffing(request),
         },
         status=status,
     )
@@ -199,6 +219,30 @@ def staff_publish_week(request):
             )
             return redirect("staff-shifts")
     return _planner(request, week_form=form, status=400)
+
+
+@staff_required
+@require_POST
+def staff_publish_missing(request):
+    form = StaffingPublishForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a day and how many days to publish.")
+        return redirect("staff-shifts")
+    day, days = form.cleaned_data["date"], form.cleaned_data["days"]
+    try:
+        result = staffing.staffing_publish_missing(actor=request.user, first_day=day, days=days)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if result.slots:
+            messages.success(
+                request,
+                f"Published {len(result.slots)} slots with {result.headcount_added} places"
+                " where the forecast needs more agents.",
+            )
+        else:
+            messages.info(request, "Nothing is missing: every half hour has its places published.")
+    return redirect(f"{reverse('staff-shifts')}?date={day.isoformat()}")
 
 
 @staff_required

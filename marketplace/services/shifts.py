@@ -195,6 +195,39 @@ def shift_slot_publish(*, actor: User, spec: SlotSpec) -> ShiftSlot:
     return slot
 
 
+@transaction.atomic
+def shift_slots_publish(
+    *, actor: User, specs: list[SlotSpec], detail: dict | None = None
+) -> list[ShiftSlot]:
+    """Publish several slots at once, each checked as ``shift_slot_publish`` checks one.
+
+    All or none: the first slot that breaks a rule refuses the lot.  Each
+    published slot gets its ``slot_published`` event, with ``detail``.
+    """
+    now = timezone.now()
+    cleaned = []
+    for spec in specs:
+        clean, problems = _check_slot(spec, now=now)
+        _raise(problems)
+        cleaned.append(clean)
+    slots = ShiftSlot.objects.bulk_create(
+        [ShiftSlot(created_by=actor, created_at=now, **clean) for clean in cleaned]
+    )
+    ShiftEvent.objects.bulk_create(
+        [
+            ShiftEvent(
+                kind=ShiftEventKind.SLOT_PUBLISHED,
+                slot=slot,
+                actor=actor,
+                created_at=now,
+                detail=detail or {},
+            )
+            for slot in slots
+        ]
+    )
+    return slots
+
+
 @dataclass(frozen=True)
 class WeekTemplate:
     """Every chosen weekday from ``day_start`` to ``day_end`` (local), in 30-minute slots."""

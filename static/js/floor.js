@@ -44,6 +44,10 @@
     });
     const waitingCard = root.querySelector("[data-kpi=waiting]");
     if (waitingCard) waitingCard.classList.toggle("attention", data.waiting > 0);
+    const staffingCard = root.querySelector("[data-kpi=staffing]");
+    if (staffingCard) {
+      staffingCard.classList.toggle("attention", data.agents_online < data.staffing_required_now);
+    }
   }
 
   // Rebuild a table body from rows; a keyboard user focused on a ticket's link
