@@ -5,8 +5,6 @@ client can branch on ``code`` and show ``fields`` next to its inputs; the
 OpenAPI schema describes that body once (``config.schema``).
 """
 
-from datetime import date, timedelta
-
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -110,8 +108,8 @@ class DayField(serializers.DateField):
     next day to end it.  Outside, a 400 names the field, not an overflow (500).
     """
 
-    FIRST = date.min + timedelta(days=1)
-    LAST = date.max - timedelta(days=7)
+    FIRST = params.FIRST_DAY
+    LAST = params.LAST_DAY
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "")

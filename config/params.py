@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django.core.exceptions import BadRequest
 from django.urls import register_converter
@@ -23,6 +23,10 @@ from config.errors import InvalidInput
 # The largest id a path or query may name: ids are 64-bit (BigAutoField), and a
 # larger number would overflow the database's integer before it could miss.
 MAX_ID = 10**18 - 1
+# The days an input may name: each day's hours in any time zone, and the week
+# that starts on it, must fit in what a datetime holds (years 1 to 9999).
+FIRST_DAY = date.min + timedelta(days=1)
+LAST_DAY = date.max - timedelta(days=7)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 # A slug as Django's SlugField holds it: ASCII letters, digits, hyphens and underscores.
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
@@ -89,6 +93,8 @@ def day(params: Mapping, name: str) -> date | None:
         value = None
     if value is None:
         raise _refuse(name, "Give a date as YYYY-MM-DD, such as 2026-01-31.")
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise _refuse(name, f"Give a day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}.")
     return value
 
 

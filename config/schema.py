@@ -61,15 +61,23 @@ def error(description: str) -> OpenApiResponse:
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's schema, with the error statuses each operation can give."""
 
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        for status, description in self.error_statuses().items():
-            code = str(status)
-            if code not in responses:
-                responses[code] = self._get_response_for_code(
-                    error(description), code, direction=direction
-                )
-        return dict(sorted(responses.items()))
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        """The operation as drf-spectacular describes it, with the error statuses its
+        view can give.  ``get_operation`` and ``resolve_serializer`` are its public
+        extension points; ``extend_schema`` replaces neither."""
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        statuses = self.error_statuses()
+        responses = operation.setdefault("responses", {})
+        if statuses:
+            body = {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}
+            # In each media type the view renders: an error comes in the one asked for.
+            content = {media_type: body for media_type in self.map_renderers("media_type")}
+            for status, description in statuses.items():
+                responses.setdefault(str(status), {"content": content, "description": description})
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
 
     # --- what the view's construction says -------------------------------------------
 
@@ -118,7 +126,8 @@ class AutoSchema(openapi.AutoSchema):
         return False
 
     def _is_paginated(self) -> bool:
-        return getattr(self.view, "pagination_class", None) is not None and self._is_list_view()
+        # PaginatedAPIView's lists: their GET answers a page.
+        return self.method == "GET" and getattr(self.view, "pagination_class", None) is not None
 
     def _access_statuses(self) -> dict[int, str]:
         view = self.view

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from config import params
 from config.permissions import IsOperations
+from config.schema import error
 from marketplace import staffing_selectors as selectors
 from marketplace.services import staffing as services
 from marketplace.staffing import StaffingInputError, erlang_c
@@ -17,23 +18,8 @@ from marketplace.staffing import StaffingInputError, erlang_c
 # --- schema pieces ------------------------------------------------------------
 
 
-class _ErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-class StaffingErrorOutput(serializers.Serializer):
-    error = _ErrorDetail()
-
-
 def _errors(bad_input: str) -> dict:
-    return {
-        400: OpenApiResponse(StaffingErrorOutput, description=bad_input),
-        403: OpenApiResponse(
-            StaffingErrorOutput, description="Not signed in, or not operations staff."
-        ),
-    }
+    return {400: error(bad_input)}
 
 
 class ErlangOutput(serializers.Serializer):
