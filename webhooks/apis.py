@@ -1,7 +1,7 @@
 """Staff manage an integration's webhook endpoints and read their delivery log."""
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiCallback, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from config.permissions import IsOperations
 from webhooks import services
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.serializers import (
+    EVENT_BODIES,
     DeliveryOutput,
     EndpointChange,
     EndpointCreatedOutput,
@@ -41,7 +42,29 @@ class EndpointsView(PaginatedAPIView):
         )
         return self.paginated(endpoints, lambda page: EndpointOutput(page, many=True).data)
 
-    @extend_schema(request=EndpointInput, responses={201: EndpointCreatedOutput}, tags=["webhooks"])
+    @extend_schema(
+        request=EndpointInput,
+        responses={201: EndpointCreatedOutput},
+        tags=["webhooks"],
+        callbacks=[
+            OpenApiCallback(
+                name=type_name,
+                path="{$request.body#/url}",
+                decorator=extend_schema(
+                    summary=f"A {type_name} delivery",
+                    description=(
+                        "A JSON POST signed in the `Humanline-Signature` header"
+                        " (`t=<unix time>,v1=<HMAC-SHA256 of '<t>.<body>' keyed with the"
+                        " secret>`), with `Humanline-Event-Id` and `Humanline-Event-Type`."
+                        " Any 2xx within 5 s acknowledges it; anything else is retried."
+                    ),
+                    request=body,
+                    responses={200: None},
+                ),
+            )
+            for type_name, body in EVENT_BODIES.items()
+        ],
+    )
     def post(self, request, integration_id: int):
         data = EndpointInput(data=request.data)
         data.is_valid(raise_exception=True)

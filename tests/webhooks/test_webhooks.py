@@ -335,3 +335,47 @@ def test_a_ticket_waiting_past_its_target_is_told_once(bot, endpoint, receiver):
     (told,) = receiver.events()
     assert told["type"] == "ticket.waiting"
     assert told["data"]["waiting"] == notice
+
+
+def _json_schema(node):
+    """OpenAPI 3.0's ``nullable`` as JSON Schema's null type, throughout."""
+    if isinstance(node, dict):
+        node = {key: _json_schema(value) for key, value in node.items()}
+        if node.pop("nullable", False) and "type" in node:
+            node["type"] = [node["type"], "null"]
+        return node
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    return node
+
+
+def test_each_delivery_is_the_body_the_schema_describes(api, bot, endpoint, receiver, agent):
+    import jsonschema
+
+    from tickets.models import Rung
+
+    ticket = opened(bot)
+    tickets.ticket_escalate(
+        ticket_id=ticket.pk,
+        to=Rung.CUSTOMER_NOTICE,
+        reasons={},
+        notice={"code": "c", "message": "m"},
+    )
+    tickets.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
+    tickets.message_post(ticket_id=ticket.pk, caller=agent.user, body="On it.")
+    tickets.ticket_resolve(ticket_id=ticket.pk, caller=agent.user)
+    bot.post(f"/api/v1/tickets/{ticket.pk}/rating/", {"score": 4, "comment": "Quick"})
+    services.deliver_due()
+
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    callbacks = schema["paths"]["/api/v1/admin/integrations/{integration_id}/webhooks/"]["post"][
+        "callbacks"
+    ]
+    components = _json_schema(schema["components"])
+    seen = set()
+    for event in receiver.events():
+        (operation,) = callbacks[event["type"]].values()
+        body = operation["post"]["requestBody"]["content"]["application/json"]["schema"]
+        jsonschema.validate(event, {**_json_schema(body), "components": components})
+        seen.add(event["type"])
+    assert seen == set(ALL)
