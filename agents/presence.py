@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents import events, selectors
 from agents.models import Agent, AgentConnection, AgentStatus, Presence, PresenceInterval
@@ -67,10 +68,13 @@ def _refuse_unless_allowed(*, agent: Agent, to: str, now: datetime) -> None:
     if to == Presence.OFFLINE:
         return
     if agent.status == AgentStatus.SUSPENDED:
-        raise Forbidden("Your account is suspended; you cannot go online.", code="agent_suspended")
+        raise Forbidden(
+            _("Your account is suspended; you cannot go online."), code="agent_suspended"
+        )
     if agent.status != AgentStatus.APPROVED:
         raise Forbidden(
-            f"Only approved agents can go {to}; your application is {agent.status}.",
+            _("Only approved agents can go %(presence)s; your application is %(status)s.")
+            % {"presence": to, "status": agent.status},
             code="agent_not_approved",
         )
     if to == Presence.ONLINE:
@@ -80,7 +84,8 @@ def _refuse_unless_allowed(*, agent: Agent, to: str, now: datetime) -> None:
         )
         if online >= cap_hours * 3600:
             raise Forbidden(
-                f"You have been online {cap_hours} hours in the last 24; take a rest first.",
+                _("You have been online %(hours)s hours in the last 24; take a rest first.")
+                % {"hours": cap_hours},
                 code="online_hours_cap",
             )
 
@@ -89,7 +94,7 @@ def _refuse_unless_allowed(*, agent: Agent, to: str, now: datetime) -> None:
 def agent_presence_set(*, agent_id: int, status: str, reason: str = "agent") -> Agent:
     """The agent (or a page acting for them) sets their presence."""
     if status not in Presence.values:
-        message = f"Choose one of: {', '.join(Presence.values)}."
+        message = _("Choose one of: %(choices)s.") % {"choices": ", ".join(Presence.values)}
         raise InvalidInput(message, fields={"status": [message]})
     now = timezone.now()
     agent = Agent.objects.select_for_update().get(pk=agent_id)

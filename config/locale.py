@@ -67,10 +67,11 @@ def set_language(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def language_name(code: str) -> str:
+def language_name(code: str, *, capitalise: bool = True) -> str:
     """An ISO 639-1 language's name in the active language ("fr" → "French",
     "français", "franska", "Französisch"), from Babel's CLDR data; the code
-    when CLDR has no name for it."""
+    when CLDR has no name for it.  Capitalised for a label; as CLDR writes it
+    (lower case in French and Swedish) for the middle of a sentence."""
     from babel import Locale, UnknownLocaleError
 
     try:
@@ -78,7 +79,9 @@ def language_name(code: str) -> str:
     except (UnknownLocaleError, ValueError):
         here = Locale("en")
     name = here.languages.get(code)
-    return name[:1].upper() + name[1:] if name else code
+    if not name:
+        return code
+    return name[:1].upper() + name[1:] if capitalise else name
 
 
 def recipient_language(user) -> str:

@@ -1,5 +1,6 @@
 """HTTP API for shifts: staff publish and cancel slots; approved agents book and cancel."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
@@ -40,7 +41,8 @@ def _approved_agent(request) -> Agent:
     agent = request.user.agent
     if agent.status != AgentStatus.APPROVED:
         raise Forbidden(
-            f"The shift marketplace is for approved agents; you are {agent.status}.",
+            _("The shift marketplace is for approved agents; you are %(status)s.")
+            % {"status": agent.status},
             code="agent_not_approved",
         )
     return agent

@@ -42,6 +42,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents import presence as agent_presence
 from agents.models import Agent, AgentConnection, Presence, User
@@ -416,13 +417,13 @@ def _own_offer(*, offer_id: int, user: User, with_ticket: bool = False) -> Offer
 def _refuse_unless_open(offer: Offer, *, now: datetime) -> None:
     if offer.status != OfferStatus.PENDING:
         raise InvalidTransition(
-            f"This offer is {offer.status} and can no longer be answered.",
+            _("This offer is %(status)s and can no longer be answered.") % {"status": offer.status},
             code=f"offer_{offer.status}",
             fields={"status": [offer.status]},
         )
     if offer.expires_at <= now:
         raise InvalidTransition(
-            "This offer has expired.", code="offer_expired", fields={"status": ["expired"]}
+            _("This offer has expired."), code="offer_expired", fields={"status": ["expired"]}
         )
 
 
@@ -464,7 +465,7 @@ def offer_decline(*, offer_id: int, user: User, reason: str = "", note: str = ""
     """
     reason = (reason or "").strip()
     if reason and reason not in DeclineReason.values:
-        message = f"Choose one of: {', '.join(DeclineReason.values)}."
+        message = _("Choose one of: %(choices)s.") % {"choices": ", ".join(DeclineReason.values)}
         raise InvalidInput(message, code="invalid_reason", fields={"reason": [message]})
     offer = _own_offer(offer_id=offer_id, user=user)
     now = timezone.now()

@@ -37,7 +37,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import BooleanField, Count, F, Q
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from marketplace import pricing
 from marketplace.dispatch import rules
@@ -143,9 +146,46 @@ def language_name(code: str) -> str:
     return re.sub(r" \(.*\)$", "", name).removeprefix("Modern ")
 
 
-def _either(names: list[str]) -> str:
-    """ "English", "English or French", "English, French or German"."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+def _customer_language_name(code: str) -> str:
+    """The name the customer reads: in their language, else dispatch's English one."""
+    from config.locale import language_name as localised
+
+    name = localised(code, capitalise=False)
+    return language_name(code) if name == code else name
+
+
+def _nobody_speaks(code: str, served: tuple[str, ...]) -> str:
+    text = _("Nobody who speaks %(language)s is online right now.") % {
+        "language": _customer_language_name(code)
+    }
+    if served:
+        names = [_customer_language_name(c) for c in served]
+        either = (
+            names[0]
+            if len(names) == 1
+            else _("%(some)s or %(last)s")
+            % {
+                "some": ", ".join(names[:-1]),
+                "last": names[-1],
+            }
+        )
+        text += " " + _("You can continue in %(languages)s and keep your place in line.") % {
+            "languages": either
+        }
+    return text
+
+
+def _no_specialist(category: str, code: str) -> str:
+    return _("No %(category)s specialist who speaks %(language)s is online right now.") % {
+        "category": category,
+        "language": _customer_language_name(code),
+    }
+
+
+# What the customer is told, in the language of whoever reads it (the help centre,
+# the API, or the push the sweep sends in the customer's own: tickets.events).
+nobody_speaks = lazy(_nobody_speaks, str)
+no_specialist = lazy(_no_specialist, str)
 
 
 def languages_served(*, category: str, now: datetime) -> list[str]:
@@ -159,6 +199,7 @@ class WaitingReason:
 
     code: str
     staff: str
+    # Lazy: rendered in the language of whoever reads it (``str()`` it to send).
     customer: str
     # When nobody online speaks the ticket's language: those the pool serves now.
     languages: list[str] = field(default_factory=list)
@@ -166,7 +207,8 @@ class WaitingReason:
     next_round_seconds: int | None = None
 
     def for_customer(self) -> dict:
-        return {"code": self.code, "message": self.customer, "languages": self.languages}
+        """What the customer is told, in the active language."""
+        return {"code": self.code, "message": str(self.customer), "languages": self.languages}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -192,8 +234,9 @@ def _passed(ticket: Ticket, now: datetime) -> WaitingReason:
         code="all_passed",
         staff=f"{len(agents)} eligible agent{'s' if len(agents) != 1 else ''} passed on it"
         f"{said}; {when}.",
-        customer="The agents online could not take your request yet; it goes to them again"
-        " shortly.",
+        customer=gettext_lazy(
+            "The agents online could not take your request yet; it goes to them again shortly."
+        ),
         next_round_seconds=next_round,
     )
 
@@ -206,34 +249,30 @@ def _lane_reason(ticket: Ticket, lane: rules.Target, now: datetime) -> WaitingRe
         return WaitingReason(
             code="no_agent_online",
             staff="No agent is online.",
-            customer="No agent is online right now. You keep your place in line.",
+            customer=gettext_lazy("No agent is online right now. You keep your place in line."),
         )
     if why.rule == "E3":
         served = languages_served(category=ticket.category, now=now)
-        offer = (
-            f" You can continue in {_either([language_name(code) for code in served])}"
-            " and keep your place in line."
-            if served
-            else ""
-        )
         return WaitingReason(
             code="language_unserved",
             staff=f"No agent online speaks {language} ({ticket.language}).",
-            customer=f"Nobody who speaks {language} is online right now.{offer}",
+            customer=nobody_speaks(ticket.language, tuple(served)),
             languages=served,
         )
     if why.rule == "E4":
         return WaitingReason(
             code="skill_unserved",
             staff=f"No agent online who speaks {language} handles {ticket.category}.",
-            customer=f"No {ticket.category} specialist who speaks {language} is online right now.",
+            customer=no_specialist(ticket.category, ticket.language),
         )
     if why.rule in ("E5", "E6"):
         able = why.counts["E4"]
         return WaitingReason(
             code="all_busy",
             staff=f"All {able} agent{'s' if able != 1 else ''} who could take it are busy.",
-            customer="Every agent who can help is busy with another customer right now.",
+            customer=gettext_lazy(
+                "Every agent who can help is busy with another customer right now."
+            ),
         )
     return None
 
@@ -241,12 +280,12 @@ def _lane_reason(ticket: Ticket, lane: rules.Target, now: datetime) -> WaitingRe
 OFFERED = WaitingReason(
     code="offered",
     staff="Offered to an agent; waiting for their answer.",
-    customer="An agent is looking at your request now.",
+    customer=gettext_lazy("An agent is looking at your request now."),
 )
 NEXT_PASS = WaitingReason(
     code="next_pass",
     staff="An agent is free to take it: it is offered in the next pass.",
-    customer="An agent is about to be offered your request.",
+    customer=gettext_lazy("An agent is about to be offered your request."),
 )
 
 
@@ -321,12 +360,22 @@ def overdue(*, now: datetime):
     return Ticket.objects.filter(status__in=WAITING).filter(due)
 
 
+def _told(ticket: Ticket, why: WaitingReason) -> dict:
+    """The notice the customer is pushed, in their language (the sweep has none)."""
+    from config.locale import recipient_language
+
+    with translation.override(recipient_language(ticket.customer)):
+        return why.for_customer()
+
+
 def escalate_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
     """Every waiting ticket past a rung's time climbs to it; how many tickets climbed."""
     now = now or timezone.now()
     climbing = [
         (ticket, rung)
-        for ticket in overdue(now=now).order_by("queued_at", "id")[:limit]
+        for ticket in overdue(now=now)
+        .select_related("customer")
+        .order_by("queued_at", "id")[:limit]
         if (rung := rung_due(priority=ticket.priority, queued_at=ticket.queued_at, now=now))
         > ticket.escalation
     ]
@@ -343,7 +392,7 @@ def escalate_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
                     r: _rung_reason(Rung(r), ticket, why, target)
                     for r in range(ticket.escalation + 1, rung + 1)
                 },
-                notice=why.for_customer(),
+                notice=_told(ticket, why),
             )
         )
     return climbed

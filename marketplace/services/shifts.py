@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents import selectors as agent_selectors
 from agents import validators
@@ -172,7 +173,7 @@ def _raise(problems: list[tuple[str, str, str]]) -> None:
     if not problems:
         return
     fields: dict[str, list[str]] = {}
-    for field, _, message in problems:
+    for field, _code, message in problems:
         fields.setdefault(field, []).append(message)
     field, code, message = problems[0]
     raise InvalidInput(message, code=code, fields=fields)
@@ -432,16 +433,19 @@ def _booked_seconds(*, agent: Agent, start: datetime, end: datetime) -> int:
 def _refuse_unless_eligible(*, agent: Agent, slot: ShiftSlot) -> None:
     if agent.status != AgentStatus.APPROVED:
         raise Forbidden(
-            f"Only approved agents can book shifts; you are {agent.status}.",
+            _("Only approved agents can book shifts; you are %(status)s.")
+            % {"status": agent.status},
             code="agent_not_approved",
         )
     if slot.language and slot.language not in agent.language_codes:
         raise Forbidden(
-            f"This slot is for agents who speak '{slot.language}'.", code="language_mismatch"
+            _("This slot is for agents who speak '%(language)s'.") % {"language": slot.language},
+            code="language_mismatch",
         )
     if slot.skill_id and not agent.skills.filter(pk=slot.skill_id).exists():
         raise Forbidden(
-            f"This slot is for agents with the '{slot.skill.slug}' skill.", code="skill_mismatch"
+            _("This slot is for agents with the '%(skill)s' skill.") % {"skill": slot.skill.slug},
+            code="skill_mismatch",
         )
 
 
@@ -453,20 +457,20 @@ def shift_book(*, agent_id: int, slot_id: int) -> ShiftBooking:
     slot = ShiftSlot.objects.select_for_update(of=("self",)).select_related("skill").get(pk=slot_id)
     _refuse_unless_eligible(agent=agent, slot=slot)
     if slot.status != SlotStatus.PUBLISHED:
-        raise InvalidTransition("This slot has been cancelled.", code="slot_cancelled")
+        raise InvalidTransition(_("This slot has been cancelled."), code="slot_cancelled")
     if slot.starts_at <= now:
-        raise InvalidTransition("This slot has started; book a later one.", code="slot_started")
+        raise InvalidTransition(_("This slot has started; book a later one."), code="slot_started")
     mine = ShiftBooking.objects.filter(agent=agent, status__in=HOLDING)
     if mine.filter(slot=slot).exists():
-        raise Conflict("You have booked this slot already.", code="already_booked")
+        raise Conflict(_("You have booked this slot already."), code="already_booked")
     if mine.filter(starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at).exists():
-        raise Conflict("You hold another booking at this time.", code="overlapping_booking")
+        raise Conflict(_("You hold another booking at this time."), code="overlapping_booking")
     cap_hours = _policy("SHIFT_WEEKLY_HOURS_CAP")
     week_start, week_end = _week_bounds(slot.starts_at, agent.time_zone)
     booked = _booked_seconds(agent=agent, start=week_start, end=week_end)
     if booked + slot.duration_seconds > cap_hours * 3600:
         raise Conflict(
-            f"That would take you over {cap_hours} booked hours this week.",
+            _("That would take you over %(hours)s booked hours this week.") % {"hours": cap_hours},
             code="weekly_hours_cap",
         )
     # The lock already serialises this slot's bookings; the conditional update
@@ -475,7 +479,7 @@ def shift_book(*, agent_id: int, slot_id: int) -> ShiftBooking:
         booked_count=F("booked_count") + 1
     )
     if not taken:
-        raise Conflict("This slot is full.", code="slot_full")
+        raise Conflict(_("This slot is full."), code="slot_full")
     booking = ShiftBooking.objects.create(
         slot=slot, agent=agent, starts_at=slot.starts_at, ends_at=slot.ends_at, booked_at=now
     )
@@ -500,10 +504,10 @@ def shift_booking_cancel(*, agent_id: int, slot_id: int) -> ShiftBooking:
         .first()
     )
     if booking is None:
-        raise InvalidTransition("You have no booking in this slot.", code="not_booked")
+        raise InvalidTransition(_("You have no booking in this slot."), code="not_booked")
     if slot.starts_at <= now:
         raise InvalidTransition(
-            "This slot has started; it can no longer be cancelled.", code="slot_started"
+            _("This slot has started; it can no longer be cancelled."), code="slot_started"
         )
     late = now > slot.starts_at - timedelta(hours=_policy("SHIFT_CANCEL_CUTOFF_HOURS"))
     booking.status = BookingStatus.LATE_CANCELLED if late else BookingStatus.CANCELLED

@@ -433,3 +433,41 @@ def test_explaining_many_tickets_reads_each_lane_once(paula, django_assert_max_n
 
     assert {reasons[t.pk].code for t in maltese} == {"language_unserved"}
     assert [reasons[t.pk].code for t in english] == ["all_passed"] * 3 + ["next_pass"] * 5
+
+
+def test_the_waiting_reason_is_told_in_the_readers_language(
+    api, customer, paula, django_capture_on_commit_callbacks, monkeypatch
+):
+    from tickets import events as ticket_events
+
+    told = []
+    monkeypatch.setattr(ticket_events, "push_many", told.extend)
+    customer.language = "fr"
+    customer.save(update_fields=["language"])
+    start = timezone.now()
+    ticket = TicketFactory(customer=customer, language="mt", category="payments", queued_at=start)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sweep_at(start + timedelta(seconds=121))
+
+    # Pushed by the sweep, which has no language of its own: in the customer's.
+    (pushed,) = [e["waiting_reason"] for _, e in told if e["type"] == "ticket.waiting"]
+    assert pushed["message"] == (
+        "Personne qui parle maltais n'est en ligne pour le moment."
+        " Vous pouvez continuer en anglais et garder votre place dans la file."
+    )
+    # Read through the API: in the language the client asks for.
+    body = api.as_(customer).get(f"/api/v1/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="de").json()
+    assert body["waiting_reason"]["message"].startswith("Gerade ist niemand online, der Maltesisch")
+
+
+def test_a_booking_refusal_is_in_the_agents_language(api, paula):
+    from tests.marketplace.factories import ShiftSlotFactory
+
+    slot = ShiftSlotFactory(language="mt")
+
+    response = api.as_(paula).post(f"/api/v1/shifts/{slot.pk}/book/", HTTP_ACCEPT_LANGUAGE="sv")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "language_mismatch"
+    assert response.json()["error"]["message"] == "Det här passet är för agenter som talar ”mt”."
