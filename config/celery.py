@@ -66,15 +66,22 @@ app.conf.beat_schedule = {
         "task": "tickets.tasks.purge_idempotency_keys",
         "schedule": 3600.0,
     },
-    # Liveness for /readyz: beat records each send of these, and the worker that
-    # runs one records that its queue is served (operations/health.py).
-    **{
-        f"operations-heartbeat-{queue}": {
-            "task": "operations.tasks.heartbeat",
-            "schedule": settings.OPERATIONS["HEARTBEAT_SECONDS"],
-            "args": (queue,),
-            "options": {"queue": queue, "expires": settings.OPERATIONS["HEARTBEAT_SECONDS"]},
-        }
-        for queue in heartbeat_queues()
-    },
 }
+
+
+@app.on_after_configure.connect
+def heartbeats(sender, **kwargs):
+    """Liveness for /readyz: beat records each send of these, and the worker that
+    runs one records that its queue is served (operations/health.py).
+
+    Added once the app is configured, not at import: the queues and the period
+    are settings, and a process may import this package without Django's
+    settings loaded (``python -m config.preflight``)."""
+    every = settings.OPERATIONS["HEARTBEAT_SECONDS"]
+    for queue in heartbeat_queues():
+        sender.conf.beat_schedule[f"operations-heartbeat-{queue}"] = {
+            "task": "operations.tasks.heartbeat",
+            "schedule": every,
+            "args": (queue,),
+            "options": {"queue": queue, "expires": every},
+        }

@@ -167,3 +167,19 @@ def test_a_switch_interval_that_is_not_a_positive_number_of_milliseconds_is_refu
         assert result.returncode != 0, wrong
         assert "GIL_SWITCH_INTERVAL_MS must be a number of milliseconds" in result.stderr
         assert repr(wrong) in result.stderr
+
+
+def test_the_preflight_of_make_test_needs_no_settings_and_names_what_is_down():
+    """It runs before the suite, with no SECRET_KEY: importing the project's package
+    must not load Django's settings."""
+    result = run_python(
+        "-m",
+        "config.preflight",
+        DATABASE_URL="postgres://u@127.0.0.1:9/x",
+        REDIS_URL="redis://127.0.0.1:9/0",
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "PostgreSQL is not reachable" in result.stdout + result.stderr
+    assert "Redis is not reachable" in result.stdout + result.stderr
+    assert "ImproperlyConfigured" not in result.stderr
