@@ -99,12 +99,13 @@ def message_posted(message_id: int) -> None:
     push(message.ticket_id, message_event(message))
 
 
-def status_changed(ticket_id: int, *, reason: str = "") -> None:
-    ticket = Ticket.objects.select_related("assigned_agent__user").get(pk=ticket_id)
+def status_pushed(ticket: Ticket, *, reason: str = "") -> None:
+    """``ticket.status`` (and ``ticket.assigned`` when it is) for a ticket the caller
+    has in memory as committed."""
     events = [status_event(ticket, reason=reason)]
     if ticket.status == "assigned":
         events.append(assigned_event(ticket))
-    push_many([(ticket_id, event) for event in events])
+    push_many([(ticket.pk, event) for event in events])
 
 
 def assignment_pushed(ticket: Ticket) -> None:

@@ -666,8 +666,10 @@ def _write_status(
 
 
 def _on_commit_status(ticket: Ticket, *, reason: str = "") -> None:
+    """Push the ticket's status after commit, from the row as written (no re-read, as
+    the offer and accept paths do): a later change pushes its own."""
     effects.after_commit(
-        lambda ticket_id=ticket.pk, reason=reason: events.status_changed(ticket_id, reason=reason)
+        lambda ticket=ticket, reason=reason: events.status_pushed(ticket, reason=reason)
     )
 
 

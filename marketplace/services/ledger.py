@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from agents.models import Agent, User
@@ -155,18 +155,40 @@ def _book(*, now: datetime | None = None, **fields) -> LedgerEntry | None:
 # --- task pay and its reversal ------------------------------------------------------
 
 
-def _assignment_event(*, ticket, agent: Agent):
+def _unpaid_accepted_offers():
+    """The agent's accepted offers for the ticket that have paid no task yet, latest
+    first (for a subquery on an assignment event: its ticket and agent)."""
+    return (
+        Offer.objects.filter(
+            ticket=OuterRef("ticket"), agent=OuterRef("agent"), status=OfferStatus.ACCEPTED
+        )
+        .exclude(ledger_entries__kind=EntryKind.TASK)
+        .order_by("-answered_at", "-id")
+    )
+
+
+def _current_assignment(*, ticket, agent: Agent):
+    """The agent's current assignment of the ticket (its ``assigned`` event), with the
+    offer that fixed its price (``offer_id``, ``offer_amount``, ``offer_currency``,
+    None without one): one statement."""
     from tickets.models import TicketEvent, TicketStatus
 
+    offer = _unpaid_accepted_offers()
     return (
         TicketEvent.objects.filter(ticket=ticket, to_status=TicketStatus.ASSIGNED, agent=agent)
+        .annotate(
+            offer_id=Subquery(offer.values("id")[:1]),
+            offer_amount=Subquery(offer.values("amount")[:1]),
+            offer_currency=Subquery(offer.values("currency")[:1]),
+        )
         .order_by("-created_at", "-id")
+        .only("id")
         .first()
     )
 
 
-def task_price(*, ticket, agent: Agent) -> tuple[Decimal, str, Offer | None]:
-    """What resolving this ticket pays this agent, and the offer that fixed it.
+def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
+    """Task pay for the agent's current assignment of ``ticket``, once.  Caller: atomic.
 
     The locked price of the agent's latest accepted offer for the ticket that
     has not paid a task yet.  A ticket assigned without an offer (by staff or
@@ -175,36 +197,23 @@ def task_price(*, ticket, agent: Agent) -> tuple[Decimal, str, Offer | None]:
     """
     from marketplace.services import pricing
 
-    offer = (
-        Offer.objects.filter(ticket=ticket, agent=agent, status=OfferStatus.ACCEPTED)
-        .exclude(ledger_entries__kind=EntryKind.TASK)
-        .order_by("-answered_at", "-id")
-        .first()
-    )
-    if offer is not None:
-        return offer.amount, offer.currency, offer
-    code = pricing.currency()
-    return pricing.base_rate(category=ticket.category, currency_code=code), code, None
-
-
-def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
-    """Task pay for the agent's current assignment of ``ticket``, once.  Caller: atomic."""
-    assignment = _assignment_event(ticket=ticket, agent=agent)
+    assignment = _current_assignment(ticket=ticket, agent=agent)
     if assignment is None:
         return None
-    amount, code, offer = task_price(ticket=ticket, agent=agent)
-    reason = (
-        f"Ticket #{ticket.pk} resolved: offer {offer.pk} at {offer.amount} {offer.currency}."
-        if offer
-        else f"Ticket #{ticket.pk} resolved: assigned without an offer, rate card price."
-    )
+    if assignment.offer_id is not None:
+        amount, code = assignment.offer_amount, assignment.offer_currency
+        reason = f"Ticket #{ticket.pk} resolved: offer {assignment.offer_id} at {amount} {code}."
+    else:
+        code = pricing.currency()
+        amount = pricing.base_rate(category=ticket.category, currency_code=code)
+        reason = f"Ticket #{ticket.pk} resolved: assigned without an offer, rate card price."
     return _book(
         agent=agent,
         kind=EntryKind.TASK,
         amount=money(amount),
         currency=code,
         ticket=ticket,
-        offer=offer,
+        offer_id=assignment.offer_id,
         assignment=assignment,
         reason=reason,
     )
