@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "outbox",
     "webhooks",
     "operations",
+    "simulation",
 ]
 
 MIDDLEWARE = [
