@@ -56,9 +56,9 @@ MOVED_ON = (InvalidTransition, Conflict, Forbidden, Offer.DoesNotExist)
 NO_OFFERS = frozenset({"agent_writes", "customer_writes", "heartbeat", "settle", "reopen_window"})
 
 HEARTBEAT_SECONDS = 60.0  # agents' sockets ping (the stale limit is 90 s)
-PRESENCE_SWEEP_SECONDS = 300.0
-SETTLE_SECONDS = 1800.0
-REOPEN_CLOSE_SECONDS = 3600.0
+PRESENCE_SWEEP_BEATS = 15  # the presence sweep every 15 minutes while agents are connected
+SETTLE_BEATS = 30  # shift attendance every 30 minutes while agents are connected
+REOPEN_CLOSE_SECONDS = 6 * 3600.0
 
 
 class SimulatedClock:
@@ -195,6 +195,9 @@ class Engine:
         self.last_offer_id = 0
         self.sweep_at: set[datetime] = set()
         self.periodic_sweep_due = False
+        self.beating = False
+        self.beats = 0
+        self.shifts_booked = False
         self.tally = Tally()
 
     # --- the queue of events ------------------------------------------------------------
@@ -446,6 +449,7 @@ class Engine:
         if not agent.connected:
             presence.agent_connection_open(agent_id=agent.agent.pk, channel_name=agent.channel)
             agent.connected = True
+            self.keep_beating()
         try:
             presence.agent_presence_set(agent_id=agent.agent.pk, status=Presence.ONLINE)
         except Forbidden:
@@ -482,10 +486,24 @@ class Engine:
             agent.connected = False
 
     def heartbeat(self) -> None:
-        for agent in self.agents:
-            if agent.connected:
-                presence.agent_connection_seen(channel_name=agent.channel)
-        if self.clock.now < self.drain_until:
+        """Every connected agent's socket pings; the beat stops while nobody is connected."""
+        self.beating = False
+        connected = [agent for agent in self.agents if agent.connected]
+        for agent in connected:
+            presence.agent_connection_seen(channel_name=agent.channel)
+        if not connected:
+            return
+        # The platform's slower sweeps, while there is someone for them to look at.
+        self.beats += 1
+        if self.run_sweeps and self.beats % PRESENCE_SWEEP_BEATS == 0:
+            self.at(self.clock.now, self.housekeeping)
+        if self.shifts_booked and self.beats % SETTLE_BEATS == 0:
+            self.at(self.clock.now, self.settle)
+        self.keep_beating()
+
+    def keep_beating(self) -> None:
+        if not self.beating and self.clock.now < self.drain_until:
+            self.beating = True
             self.at(self.clock.now + timedelta(seconds=HEARTBEAT_SECONDS), self.heartbeat)
 
     def schedule_hours(self) -> None:
@@ -590,12 +608,10 @@ class Engine:
                     self.tally.bookings += 1
                 except (Conflict, Forbidden):
                     self.tally.bookings_refused += 1
-        self.at(self.start + timedelta(seconds=SETTLE_SECONDS), self.settle)
+        self.shifts_booked = True
 
     def settle(self) -> None:
         shifts.shift_attendance_settle()
-        if self.clock.now < self.drain_until:
-            self.at(self.clock.now + timedelta(seconds=SETTLE_SECONDS), self.settle)
 
     # --- the platform's periodic work -------------------------------------------------
 
@@ -619,8 +635,6 @@ class Engine:
 
     def housekeeping(self) -> None:
         presence.presence_sweep()
-        if self.clock.now < self.drain_until:
-            self.at(self.clock.now + timedelta(seconds=PRESENCE_SWEEP_SECONDS), self.housekeeping)
 
     def reopen_window(self) -> None:
         ticket_services.tickets_close_after_reopen_window()
@@ -637,9 +651,7 @@ class Engine:
         self.clock.advance_to(self.start)
         self.schedule_hours()
         self.schedule_arrivals()
-        self.at(self.start, self.heartbeat)
         if self.run_sweeps:
-            self.at(self.start + timedelta(seconds=PRESENCE_SWEEP_SECONDS), self.housekeeping)
             self.at(self.start + timedelta(seconds=REOPEN_CLOSE_SECONDS), self.reopen_window)
         self.run(until=self.horizon)
         while self.queue and self.clock.now < self.drain_until and self.unsettled():
@@ -673,3 +685,5 @@ class Engine:
             if agent.online:
                 self.left_if_done(agent)
             self.disconnect(agent)
+        if self.shifts_booked:
+            self.settle()
