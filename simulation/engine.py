@@ -197,6 +197,7 @@ class Engine:
         self.periodic_sweep_due = False
         self.beating = False
         self.beats = 0
+        self.stopped = False
         self.shifts_booked = False
         self.tally = Tally()
 
@@ -213,6 +214,7 @@ class Engine:
                 break
             heapq.heappop(self.queue)
             if not self.clock.advance_to(moment):
+                self.stopped = True
                 return
             self.tally.events += 1
             try:
@@ -654,7 +656,12 @@ class Engine:
         if self.run_sweeps:
             self.at(self.start + timedelta(seconds=REOPEN_CLOSE_SECONDS), self.reopen_window)
         self.run(until=self.horizon)
-        while self.queue and self.clock.now < self.drain_until and self.unsettled():
+        while (
+            not self.stopped
+            and self.queue
+            and self.clock.now < self.drain_until
+            and self.unsettled()
+        ):
             self.run(until=min(self.queue[0][0], self.drain_until))
         self.finish()
 

@@ -37,7 +37,32 @@ ALL_SKILLS = ("general", "payments", "refunds", "account")
 WEEKDAYS, WEEKEND = (0, 1, 2, 3, 4), (5, 6)
 
 # A quiet pool: a few tickets an hour in the working day, fewer at the weekend.
-PROFILE = (0, 0, 0, 0, 0, 0, 0, 0.3, 1, 1.2, 1.5, 1.5, 1.2, 1.5, 1.5, 1.2, 1, 0.6, 0.3, 0, 0, 0, 0, 0)
+PROFILE = (
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0.3,
+    1,
+    1.2,
+    1.5,
+    1.5,
+    1.2,
+    1.5,
+    1.5,
+    1.2,
+    1,
+    0.6,
+    0.3,
+    0,
+    0,
+    0,
+    0,
+    0,
+)
 
 
 def scenario(*, start: datetime, hours: float) -> Scenario:
@@ -61,16 +86,48 @@ def scenario(*, start: datetime, hours: float) -> Scenario:
         drain_hours=0.5,
         shift_hourly_minimum="12.00",
         agents=(
-            AgentGroup(count=1, email=DEMO_AGENT, capacity=2, hours=((9, 13),), weekdays=WEEKDAYS,
-                       book_shifts=True),  # fmt: skip
-            AgentGroup(count=2, languages=("en", "fr"), skills=ALL_SKILLS, capacity=2,
-                       hours=((7, 13),), weekdays=WEEKDAYS, book_shifts=True),  # fmt: skip
-            AgentGroup(count=2, languages=("en", "sv"), skills=("general", "payments", "account"),
-                       capacity=2, hours=((12, 18),), weekdays=WEEKDAYS, book_shifts=True),  # fmt: skip
-            AgentGroup(count=1, languages=("en", "de"), skills=ALL_SKILLS, capacity=2,
-                       hours=((10, 16),), weekdays=(0, 2, 4, 5, 6)),  # fmt: skip
-            AgentGroup(count=1, languages=("en", "pt", "fr"), skills=("general", "refunds"),
-                       capacity=1, hours=((9, 15),), weekdays=WEEKEND),  # fmt: skip
+            AgentGroup(
+                count=1,
+                email=DEMO_AGENT,
+                capacity=2,
+                hours=((9, 13),),
+                weekdays=WEEKDAYS,
+                book_shifts=True,
+            ),
+            AgentGroup(
+                count=2,
+                languages=("en", "fr"),
+                skills=ALL_SKILLS,
+                capacity=2,
+                hours=((7, 13),),
+                weekdays=WEEKDAYS,
+                book_shifts=True,
+            ),
+            AgentGroup(
+                count=2,
+                languages=("en", "sv"),
+                skills=("general", "payments", "account"),
+                capacity=2,
+                hours=((12, 18),),
+                weekdays=WEEKDAYS,
+                book_shifts=True,
+            ),
+            AgentGroup(
+                count=1,
+                languages=("en", "de"),
+                skills=ALL_SKILLS,
+                capacity=2,
+                hours=((10, 16),),
+                weekdays=(0, 2, 4, 5, 6),
+            ),
+            AgentGroup(
+                count=1,
+                languages=("en", "pt", "fr"),
+                skills=("general", "refunds"),
+                capacity=1,
+                hours=((9, 15),),
+                weekdays=WEEKEND,
+            ),
         ),
     )
 
@@ -128,4 +185,13 @@ def seed_history(*, now: datetime | None = None) -> Seeded | None:
     )
 
 
-__all__ = ["SimulationRefused", "seed_history", "seeded"]
+def live_agents_ready() -> None:
+    """The living demo's agents, applied and approved once (their mail kept quiet)."""
+    from simulation import live
+
+    ops = User.objects.filter(email=DEMO_STAFF).first() or people.staff_member(tag=f"{TAG}-staff")
+    with override_settings(EMAIL_BACKEND=QUIET_MAIL):
+        live.live_agents_ensure(staff=ops)
+
+
+__all__ = ["SimulationRefused", "live_agents_ready", "seed_history", "seeded"]

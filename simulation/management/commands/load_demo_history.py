@@ -1,4 +1,4 @@
-"""The demo's four past weeks, simulated once (``make run``); refuses outside the embedded default."""
+"""The demo's four past weeks, simulated once (`make run`); only in the embedded default."""
 
 import logging
 import time
@@ -6,7 +6,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from simulation.history import SimulationRefused, seed_history
+from simulation.history import SimulationRefused, live_agents_ready, seed_history
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         except SimulationRefused as error:
             self.stderr.write(f"Demo history skipped: {error}")
             return
+        live_agents_ready()
         if seeded is None:
             self.stdout.write("Demo history already there.")
             return
