@@ -29,6 +29,7 @@ run: install
 	@mkdir -p var
 	@env -u DATABASE_URL -u REDIS_URL $(PY) manage.py migrate --noinput -v0
 	@env -u DATABASE_URL -u REDIS_URL $(PY) manage.py load_demo
+	@env -u DATABASE_URL -u REDIS_URL $(PY) manage.py load_demo_history
 	@echo ""
 	@echo "  Humanline is running (embedded default: SQLite, in-memory channels, in-process work)"
 	@echo "    Home            http://127.0.0.1:$(PORT)/"

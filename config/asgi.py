@@ -25,8 +25,10 @@ from config.asgi_http import PooledASGIHandler  # noqa: E402
 from config.embedded import start_background_loop  # noqa: E402
 from config.realtime import websocket_stack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from simulation.live import start_live_demo  # noqa: E402
 
 start_background_loop()
+start_live_demo()
 
 application = ProtocolTypeRouter(
     {

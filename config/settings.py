@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "outbox",
     "webhooks",
     "operations",
+    "simulation",
 ]
 
 MIDDLEWARE = [
@@ -451,6 +452,12 @@ SPECTACULAR_SETTINGS = {
 # --- Humanline policy (each overridable from the environment) ---------------
 HUMANLINE = {
     "DEMO_DATA": EMBEDDED,
+    # The living demo (simulation/live.py): simulated customers and agents keep the
+    # floor moving while the embedded default serves.  Never elsewhere, nor in tests.
+    "DEMO_LIVE": EMBEDDED
+    and not TESTING
+    and not UNDER_TEST_RUNNER
+    and env.bool("DEMO_LIVE", default=True),
     "AGENT_CAPACITY_DEFAULT": env.int("AGENT_CAPACITY_DEFAULT", default=2),
     "AGENT_CAPACITY_MAX": env.int("AGENT_CAPACITY_MAX", default=5),
     "DOCUMENT_MAX_BYTES": env.int("DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024),
