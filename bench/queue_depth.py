@@ -4,7 +4,9 @@ An incident sends tens of thousands of customers to support at once; that is
 when a request must cost what it costs on a quiet day.  With 0, 10,000 and
 100,000 tickets waiting (seeded with ``bulk_create``, no agent online), it
 runs the stack of ``make serve`` (uvicorn with two processes, the workers,
-beat) on PostgreSQL and Redis and prints, for each depth:
+beat) on PostgreSQL and Redis and prints, for each depth (the seeded tickets
+have waited for hours, so they stand on the escalation ladder's last rung, as
+a backlog does once the sweep has climbed it):
 
 - ticket creation (``POST /api/v1/tickets/``, 16 connections for ``--seconds``):
   throughput, p99, and PostgreSQL's CPU per ticket;
@@ -80,7 +82,7 @@ def seed_waiting(customer, count: int) -> float:
     from django.db import connection
     from django.utils import timezone
 
-    from tickets.models import Ticket, TicketStatus
+    from tickets.models import Rung, Ticket, TicketStatus
 
     started = time.perf_counter()
     now = timezone.now()
@@ -94,6 +96,9 @@ def seed_waiting(customer, count: int) -> float:
                     language="en",
                     category="general",
                     status=TicketStatus.QUEUED,
+                    # As a backlog that has waited hours stands: every rung of the
+                    # escalation ladder climbed (the sweep's work done long ago).
+                    escalation=Rung.WIDER_POOL,
                     queued_at=now - timedelta(seconds=count - n),
                     created_at=now - timedelta(seconds=count - n),
                     status_changed_at=now - timedelta(seconds=count - n),
@@ -211,6 +216,9 @@ async def measure(args, people: dict, cpu: CpuMeter) -> dict:
         # The newest ticket of the queue's customer: at the back of the line.
         back = first_page["results"][0]["id"] if first_page["results"] else None
         result = {
+            "cpu_per_create": {
+                part: 1000 * used / max(opened, 1) for part, used in sorted(spent.items())
+            },
             "created_per_s": opened / seconds,
             "create_p99": percentile(latencies, 99),
             "create_errors": errors,
@@ -294,6 +302,10 @@ def main() -> int:
             f" | {counted['create']}/{counted['list']}/{counted['deep']}/{counted['detail']}"
             f"/{counted['staff']} | {machine} |"
         )
+    print("\nCPU ms per ticket created, by part of the stack:")
+    for depth, _, _, r, _ in rows:
+        parts = ", ".join(f"{part} {ms:.2f}" for part, ms in r["cpu_per_create"].items())
+        print(f"  {depth:,} waiting: {parts}")
     empty, deepest = rows[0][3], rows[-1][3]
     kept = deepest["created_per_s"] / max(empty["created_per_s"], 1e-9)
     flat = len({tuple(sorted(c.items())) for _, _, c, _, _ in rows}) == 1

@@ -476,6 +476,8 @@ HUMANLINE = {
     # How old a process's view of a lane's order may grow before it reads it
     # again; places lag other processes' changes by this much at most.
     "QUEUE_ORDER_SECONDS": env.float("QUEUE_ORDER_SECONDS", default=2.0),
+    # ...or longer for a long line: its rows are read this fast at most.
+    "QUEUE_ORDER_ROWS_PER_SECOND": env.int("QUEUE_ORDER_ROWS_PER_SECOND", default=5000),
     # Mail whose send task was lost is sent by the sweeper after this long.
     "OUTBOX_GRACE_SECONDS": env.int("OUTBOX_GRACE_SECONDS", default=60),
     # How long the link that verifies a customer's e-mail address stays good.
@@ -517,6 +519,8 @@ HUMANLINE = {
     "QUEUE_PUSH_INTERVAL_SECONDS": env.float("QUEUE_PUSH_INTERVAL_SECONDS", default=1.0),
     "QUEUE_PUSH_HEAD": env.int("QUEUE_PUSH_HEAD", default=50),
     "QUEUE_PUSH_FULL_SECONDS": env.int("QUEUE_PUSH_FULL_SECONDS", default=10),
+    # Places told per second, at most, when a whole lane is pushed.
+    "QUEUE_PUSH_FULL_RATE": env.int("QUEUE_PUSH_FULL_RATE", default=2000),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").

@@ -20,6 +20,7 @@ agent; until then a queued ticket simply waits in line.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -190,25 +191,42 @@ def lane_changed(*, language: str, category: str) -> None:
 def push_lane_positions(*, language: str, category: str) -> int:
     """Push places in line: the head of the lane every time, the whole lane now and then.
 
-    Each push costs one message per waiting ticket.  The first
+    Each push costs one message per ticket told.  The first
     ``QUEUE_PUSH_HEAD`` places (the customers about to be served, whose
-    numbers move fastest) get every update; the rest of a long lane at most
-    every ``QUEUE_PUSH_FULL_SECONDS``.  A client that reconnects or asks the
-    API gets its exact place at once.
+    numbers move fastest) get every update, and only they are read for it;
+    the whole lane is read and told at most every ``QUEUE_PUSH_FULL_SECONDS``,
+    and a long one no more than ``QUEUE_PUSH_FULL_RATE`` places a second (a
+    line of 100,000: every 50 s).  A client that reconnects or asks the API
+    gets its place at once.
     """
     from django.conf import settings
     from django.core.cache import cache
 
     cache.delete(_lane_key(language, category))  # changes from now on schedule a new push
     policy = settings.HUMANLINE
-    places = selectors.lane_places(language=language, category=category)
     head = policy["QUEUE_PUSH_HEAD"]
-    if len(places) > head and not cache.add(
-        f"lane-full:{language}:{category}", 1, timeout=policy["QUEUE_PUSH_FULL_SECONDS"]
-    ):
-        places = places[:head]
+    full_key = f"lane-full:{language}:{category}"
+    if not cache.add(full_key, 1, timeout=policy["QUEUE_PUSH_FULL_SECONDS"]):
+        # Between full pushes only the head is read and told: bounded by its size.
+        places = selectors.lane_places(language=language, category=category, first=head)
+    else:
+        places = selectors.lane_places(language=language, category=category)
+        every = full_push_every(len(places))
+        if every > policy["QUEUE_PUSH_FULL_SECONDS"]:
+            cache.set(full_key, 1, timeout=every)
     push_many([(ticket_id, position_event(ticket_id, place)) for ticket_id, place in places])
     return len(places)
+
+
+def full_push_every(waiting: int) -> int:
+    """Seconds between whole-lane pushes: ``QUEUE_PUSH_FULL_SECONDS``, or longer for
+    a long lane, told ``QUEUE_PUSH_FULL_RATE`` places a second at most."""
+    from django.conf import settings
+
+    policy = settings.HUMANLINE
+    return max(
+        policy["QUEUE_PUSH_FULL_SECONDS"], math.ceil(waiting / policy["QUEUE_PUSH_FULL_RATE"])
+    )
 
 
 def ticket_queued(ticket_id: int, *, opened: Ticket | None = None) -> None:

@@ -28,11 +28,12 @@ statement and sorted as ``queue_order`` sorts.  A place is a binary search in
 it, ``O(log n)``, however long the line and however many rows a page shows.
 
 The order is this process's view of the lane: read at most
-``QUEUE_ORDER_SECONDS`` ago (default 2), with every change this process
-wrote since applied to it as it was written (``lane_entered``,
-``lane_left``, from the services that move tickets in and out of line).  So
-a place is exact for what this process did, and lags what other processes
-did by ``QUEUE_ORDER_SECONDS`` at most: it may still count a ticket another
+``QUEUE_ORDER_SECONDS`` ago (default 2; a long line, read at most
+``QUEUE_ORDER_ROWS_PER_SECOND`` rows a second, less often: ``order_age_limit``),
+with every change this process wrote since applied to it as it was written
+(``lane_entered``, ``lane_left``, from the services that move tickets in and
+out of line).  So a place is exact for what this process did, and lags what
+other processes did by that age at most: it may still count a ticket another
 process served or cancelled that long ago, or not yet count an urgent one
 that entered ahead in that time.  A customer's number moves every second or
 so anyway (pushes are coalesced over ``QUEUE_PUSH_INTERVAL_SECONDS``); a
@@ -296,13 +297,13 @@ def lane_orders_clear() -> None:
         _orders.clear()
 
 
-def _read_lane(language: str, category: str) -> list:
+def _read_lane(language: str, category: str, *, limit: int | None = None) -> list:
     rows = (
         _lane(language=language, category=category)
         .order_by(*queue_order())
         .values_list("priority", "queued_at", "id")
     )
-    keys = [_order_key(*row) for row in rows]
+    keys = [_order_key(*row) for row in (rows[:limit] if limit else rows)]
     keys.sort()  # already the database's order; sorted here so the search may rely on it
     return keys
 
@@ -312,7 +313,7 @@ def _lane_keys(language: str, category: str) -> list:
     lane, clock = (language, category), monotonic()
     kept = _orders.get(lane)
     if kept is not None:
-        if clock - kept.read_at < settings.HUMANLINE["QUEUE_ORDER_SECONDS"]:
+        if clock - kept.read_at < order_age_limit(len(kept.keys)):
             return kept.keys
         if not _orders_reading.acquire(blocking=False):
             return kept.keys  # another thread is reading it again
@@ -325,6 +326,15 @@ def _lane_keys(language: str, category: str) -> list:
         return keys
     finally:
         _orders_reading.release()
+
+
+def order_age_limit(waiting: int) -> float:
+    """How old a lane's kept order may grow: ``QUEUE_ORDER_SECONDS``, or longer for a
+    long line, read at ``QUEUE_ORDER_ROWS_PER_SECOND`` at most.  A line of 100,000
+    costs about a tenth of a second to read; read every 20 s, its places may lag
+    by the tickets served in 20 s, a fraction of a percent of such a place."""
+    policy = settings.HUMANLINE
+    return max(policy["QUEUE_ORDER_SECONDS"], waiting / policy["QUEUE_ORDER_ROWS_PER_SECOND"])
 
 
 def lane_entered(ticket: Ticket) -> None:
@@ -400,13 +410,16 @@ def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
     return status, _place(_ahead(ticket), language=ticket.language, category=ticket.category)
 
 
-def lane_places(*, language: str, category: str) -> list[tuple[int, QueuePlace]]:
-    """Every waiting ticket of a lane with its place, first in line first, read now
-    (the push of a lane's places; it renews this process's order too)."""
+def lane_places(
+    *, language: str, category: str, first: int | None = None
+) -> list[tuple[int, QueuePlace]]:
+    """The waiting tickets of a lane with their places, first in line first, read
+    now: every one (which renews this process's order), or the ``first`` only."""
     per_ticket = seconds_per_ticket(language=language, category=category)
-    keys = _read_lane(language, category)
+    keys = _read_lane(language, category, limit=first)
     with _orders_lock:
-        _orders[(language, category)] = _LaneOrder(keys, monotonic())
+        if first is None:
+            _orders[(language, category)] = _LaneOrder(keys, monotonic())
         ids = [key[2] for key in keys]
     return [
         (ticket_id, QueuePlace(position=n, eta_seconds=_eta(n, per_ticket)))

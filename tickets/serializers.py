@@ -248,10 +248,21 @@ class TicketOutput(serializers.ModelSerializer):
 
     @extend_schema_field(WaitingReasonOutput(allow_null=True))
     def get_waiting_reason(self, ticket) -> dict | None:
-        """Why nobody has taken it yet, once it waited long enough to tell (else null)."""
-        from marketplace.services.escalation import customer_waiting_reason
+        """Why nobody has taken it yet, once it waited long enough to tell (else null).
 
-        return customer_waiting_reason(ticket)
+        Worked out for a whole list at once (its page), each lane's rules read
+        once, rather than ticket by ticket."""
+        from marketplace.services.escalation import customer_waiting_reasons
+
+        reasons = self.context.get("waiting_reasons")
+        if reasons is None or ticket.pk not in reasons.get("asked", ()):
+            batch = self.parent.instance if self.parent is not None else [ticket]
+            batch = list(batch) if ticket in batch else [ticket]
+            reasons = self.context["waiting_reasons"] = {
+                "asked": {t.pk for t in batch},
+                "told": customer_waiting_reasons(batch),
+            }
+        return reasons["told"].get(ticket.pk)
 
     def get_rating(self, ticket) -> dict | None:
         rating = getattr(ticket, "rating", None)

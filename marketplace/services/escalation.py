@@ -328,9 +328,16 @@ def waiting_reason(ticket: Ticket, *, now: datetime | None = None) -> WaitingRea
 
 def customer_waiting_reason(ticket: Ticket) -> dict | None:
     """What the customer is told once their ticket reached that rung; None before."""
-    if ticket.status not in WAITING or ticket.escalation < Rung.CUSTOMER_NOTICE:
-        return None
-    return waiting_reason(ticket).for_customer()
+    return customer_waiting_reasons([ticket]).get(ticket.pk)
+
+
+def customer_waiting_reasons(tickets: list[Ticket]) -> dict[int, dict]:
+    """``customer_waiting_reason`` for many tickets (a page of a list), each lane's
+    rules read once: {ticket id: what its customer is told}, for those told."""
+    told = [t for t in tickets if t.status in WAITING and t.escalation >= Rung.CUSTOMER_NOTICE]
+    if not told:
+        return {}
+    return {pk: why.for_customer() for pk, why in waiting_reasons(told).items()}
 
 
 # --- climbing ---------------------------------------------------------------------------

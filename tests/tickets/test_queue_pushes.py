@@ -92,3 +92,23 @@ def test_a_push_another_process_scheduled_covers_this_one_s_changes(settings, mo
 
     assert scheduled == [("pt", "general")]
     assert calls == ["add", "get", "add"]
+
+
+def test_a_long_lane_is_told_whole_less_often(settings):
+    settings.HUMANLINE = {
+        **settings.HUMANLINE,
+        "QUEUE_PUSH_FULL_SECONDS": 10,
+        "QUEUE_PUSH_FULL_RATE": 2000,
+    }
+
+    assert events.full_push_every(50) == 10
+    assert events.full_push_every(20_000) == 10
+    assert events.full_push_every(100_000) == 50
+
+
+def test_a_long_lanes_order_is_kept_longer():
+    from tickets.selectors import order_age_limit
+
+    assert order_age_limit(0) == 2.0
+    assert order_age_limit(10_000) == 2.0
+    assert order_age_limit(100_000) == 20.0
