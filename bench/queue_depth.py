@@ -308,7 +308,9 @@ def main() -> int:
         print(f"  {depth:,} waiting: {parts}")
     empty, deepest = rows[0][3], rows[-1][3]
     kept = deepest["created_per_s"] / max(empty["created_per_s"], 1e-9)
-    flat = len({tuple(sorted(c.items())) for _, _, c, _, _ in rows}) == 1
+    # An empty queue's lists are empty pages: compare the depths with tickets.
+    filled = [c for depth, _, c, _, _ in rows if depth > 0] or [c for _, _, c, _, _ in rows]
+    flat = len({tuple(sorted(c.items())) for c in filled}) == 1
     slowest = max(
         max(r["list_p99"], r["staff_p99"], r["deep_p99"], r.get("detail_p99", 0.0))
         for _, _, _, r, _ in rows
