@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Subquery, Sum
+from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from agents.models import Agent, User
@@ -139,10 +139,19 @@ def period_for_entry(now: datetime | None = None) -> PayPeriod:
         moment = period.ends_at
 
 
-def _book(*, now: datetime | None = None, **fields) -> LedgerEntry | None:
-    """Insert one entry in the open period; None when a unique rule says it exists."""
+def _book(*, now: datetime | None = None, checked: bool = False, **fields) -> LedgerEntry | None:
+    """Insert one entry in the open period; None when a unique rule says it exists.
+
+    ``checked``: the caller has just seen that no such entry exists, so a clash is
+    a race alone; the insert then skips a clash (``ON CONFLICT DO NOTHING``) with
+    no savepoint around it, and the entry returned has no id.
+    """
     now = now or timezone.now()
     period = period_for_entry(now)
+    if checked:
+        entry = LedgerEntry(period=period, created_at=now, **fields)
+        LedgerEntry.objects.bulk_create([entry], ignore_conflicts=True)
+        return entry
     try:
         with transaction.atomic():
             return LedgerEntry.objects.create(period=period, created_at=now, **fields)
@@ -158,11 +167,14 @@ def _book(*, now: datetime | None = None, **fields) -> LedgerEntry | None:
 def _unpaid_accepted_offers():
     """The agent's accepted offers for the ticket that have paid no task yet, latest
     first (for a subquery on an assignment event: its ticket and agent)."""
+    # NOT EXISTS per offer, through the one-task-per-offer index: ``exclude()`` over
+    # the reverse relation read every task entry of the ledger instead.
+    paid = LedgerEntry.objects.filter(offer=OuterRef("pk"), kind=EntryKind.TASK)
     return (
         Offer.objects.filter(
             ticket=OuterRef("ticket"), agent=OuterRef("agent"), status=OfferStatus.ACCEPTED
         )
-        .exclude(ledger_entries__kind=EntryKind.TASK)
+        .filter(~Exists(paid))
         .order_by("-answered_at", "-id")
     )
 
@@ -170,13 +182,15 @@ def _unpaid_accepted_offers():
 def _current_assignment(*, ticket, agent: Agent):
     """The agent's current assignment of the ticket (its ``assigned`` event), with the
     offer that fixed its price (``offer_id``, ``offer_amount``, ``offer_currency``,
-    None without one): one statement."""
+    None without one) and whether it is ``paid``: one statement."""
     from tickets.models import TicketEvent, TicketStatus
 
     offer = _unpaid_accepted_offers()
+    paid = LedgerEntry.objects.filter(assignment=OuterRef("pk"), kind=EntryKind.TASK)
     return (
         TicketEvent.objects.filter(ticket=ticket, to_status=TicketStatus.ASSIGNED, agent=agent)
         .annotate(
+            paid=Exists(paid),
             offer_id=Subquery(offer.values("id")[:1]),
             offer_amount=Subquery(offer.values("amount")[:1]),
             offer_currency=Subquery(offer.values("currency")[:1]),
@@ -198,7 +212,7 @@ def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
     from marketplace.services import pricing
 
     assignment = _current_assignment(ticket=ticket, agent=agent)
-    if assignment is None:
+    if assignment is None or assignment.paid:
         return None
     if assignment.offer_id is not None:
         amount, code = assignment.offer_amount, assignment.offer_currency
@@ -216,6 +230,7 @@ def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
         offer_id=assignment.offer_id,
         assignment=assignment,
         reason=reason,
+        checked=True,
     )
 
 
