@@ -7,7 +7,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import params
+from config import channel_send, params
 from config.permissions import IsAgentUser, IsOperations
 from config.schema import error
 from marketplace import events
@@ -47,7 +47,10 @@ class DeclineInput(serializers.Serializer):
 
 def _answer(action, request, offer_id: int, **kwargs) -> Response:
     try:
-        offer = action(offer_id=offer_id, user=request.user, **kwargs)
+        # The answer's pushes (the agent; the ticket's watchers; the next offer a
+        # free agent pulls) leave together, after the commit: one send.
+        with channel_send.batched():
+            offer = action(offer_id=offer_id, user=request.user, **kwargs)
     except Offer.DoesNotExist as exc:
         # Another agent's offer is not acknowledged to exist.
         raise NotFound("No such offer.") from exc

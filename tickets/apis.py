@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from config import params
+from config import channel_send, params
 from config.api import KeysetPagination, PaginatedAPIView
 from config.authentication import TokenAuthentication
 from config.errors import Forbidden
@@ -173,12 +173,15 @@ class TicketsView(PaginatedAPIView):
         data = TicketOpenInput(data=request.data)
         data.is_valid(raise_exception=True)
         new, customer = _new_ticket(data.validated_data)
-        opened = services.ticket_open(
-            caller=request.user,
-            new=new,
-            customer=customer,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-        )
+        # The new ticket's pushes (its status; the offer the fast path makes) leave
+        # together, after the commit: one send.
+        with channel_send.batched():
+            opened = services.ticket_open(
+                caller=request.user,
+                new=new,
+                customer=customer,
+                idempotency_key=request.headers.get("Idempotency-Key") or None,
+            )
         if not opened.created:
             headers = {"Idempotent-Replayed": "true"}
             return _ticket_response(
