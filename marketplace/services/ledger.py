@@ -215,7 +215,8 @@ def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
     if assignment is None or assignment.paid:
         return None
     if assignment.offer_id is not None:
-        amount, code = assignment.offer_amount, assignment.offer_currency
+        # Quantised as the offer stored it (SQLite hands a subquery's decimal back bare).
+        amount, code = money(assignment.offer_amount), assignment.offer_currency
         reason = f"Ticket #{ticket.pk} resolved: offer {assignment.offer_id} at {amount} {code}."
     else:
         code = pricing.currency()
