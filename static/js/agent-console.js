@@ -272,7 +272,9 @@
       if (entry.ended) return;
       const expires = Date.parse(entry.offer.expires_at);
       const windowMs = (entry.offer.window_seconds || 15) * 1000;
-      const left = Math.max(0, expires - now);
+      // Never more than the window: the clock offset, read from a snapshot that
+      // took a while to arrive, can put "now" a little early.
+      const left = Math.min(windowMs, Math.max(0, expires - now));
       entry.node.querySelector(".countdown-num").textContent = Math.ceil(left / 1000);
       entry.node.querySelector(".offer-bar span").style.width = (100 * left / windowMs) + "%";
       entry.node.classList.toggle("urgent", left <= 5000);
