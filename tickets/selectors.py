@@ -32,7 +32,10 @@ The order is this process's view of the lane: read at most
 ``QUEUE_ORDER_ROWS_PER_SECOND`` rows a second, less often: ``order_age_limit``),
 with every change this process wrote since applied to it as it was written
 (``lane_entered``, ``lane_left``, from the services that move tickets in and
-out of line).  So a place is exact for what this process did, and lags what
+out of line).  A read runs while other threads commit: each change is applied
+once more when it commits, and kept in a journal for a short while, so that a
+read whose statement began before the commit has it applied too, and never
+drops what this process wrote.  So a place is exact for what this process did, and lags what
 other processes did by that age at most: it may still count a ticket another
 process served or cancelled that long ago, or not yet count an urgent one
 that entered ahead in that time.  A customer's number moves every second or
@@ -45,12 +48,13 @@ is corrected by the next read, the same way.
 import math
 import threading
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Avg,
     BooleanField,
@@ -286,15 +290,21 @@ class _LaneOrder:
 
 
 _orders: dict[tuple[str, str], _LaneOrder] = {}
-# Guards the dict and each kept list while a change is applied to it.
+# Guards the dict, each kept list and the journal while a change is applied.
 _orders_lock = threading.Lock()
 # One read of a lane at a time per process; meanwhile the others use the order kept.
 _orders_reading = threading.Lock()
+# The changes this process committed lately, oldest first: (when, lane, entered, key).
+_journal: deque[tuple[float, tuple[str, str], bool, tuple]] = deque()
+# How long a committed change is kept for the reads that began before it: far
+# longer than any read of a lane takes.
+JOURNAL_SECONDS = 60.0
 
 
 def lane_orders_clear() -> None:
     with _orders_lock:
         _orders.clear()
+        _journal.clear()
 
 
 def _read_lane(language: str, category: str, *, limit: int | None = None) -> list:
@@ -308,6 +318,34 @@ def _read_lane(language: str, category: str, *, limit: int | None = None) -> lis
     return keys
 
 
+def _apply(keys: list, key: tuple, entered: bool) -> None:
+    at = bisect_left(keys, key)
+    present = at < len(keys) and keys[at] == key
+    if entered and not present:
+        keys.insert(at, key)
+    elif not entered and present:
+        del keys[at]
+
+
+def _keep(lane: tuple[str, str], keys: list, began: float) -> None:
+    """Keep a lane's order read by a statement that began at ``began``.
+
+    The read's snapshot holds every change committed before it began.  A change
+    this process committed since (while the statement ran, or before its result
+    was kept here) is in the journal, and is applied to the order again: so a
+    read never drops what this process wrote.  Called with ``_orders_lock`` held.
+    """
+    since = []
+    for when, changed, entered, key in reversed(_journal):
+        if when < began:
+            break
+        if changed == lane:
+            since.append((key, entered))
+    for key, entered in reversed(since):  # in the order they were committed
+        _apply(keys, key, entered)
+    _orders[lane] = _LaneOrder(keys, began)
+
+
 def _lane_keys(language: str, category: str) -> list:
     """The lane's order as this process knows it, read again when it is too old."""
     lane, clock = (language, category), monotonic()
@@ -319,10 +357,14 @@ def _lane_keys(language: str, category: str) -> list:
             return kept.keys  # another thread is reading it again
     else:
         _orders_reading.acquire()
+        kept = _orders.get(lane)
+        if kept is not None:  # read by the thread this one waited for
+            _orders_reading.release()
+            return kept.keys
     try:
         keys = _read_lane(language, category)
         with _orders_lock:
-            _orders[lane] = _LaneOrder(keys, clock)
+            _keep(lane, keys, clock)
         return keys
     finally:
         _orders_reading.release()
@@ -337,27 +379,38 @@ def order_age_limit(waiting: int) -> float:
     return max(policy["QUEUE_ORDER_SECONDS"], waiting / policy["QUEUE_ORDER_ROWS_PER_SECOND"])
 
 
+def _changed(lane: tuple[str, str], key: tuple, entered: bool) -> None:
+    """Apply a change now, for the rest of its transaction, and again once it
+    commits, journaled for the reads that began before the commit."""
+    with _orders_lock:
+        kept = _orders.get(lane)
+        if kept is not None:
+            _apply(kept.keys, key, entered)
+
+    def committed() -> None:
+        clock = monotonic()
+        with _orders_lock:
+            _journal.append((clock, lane, entered, key))
+            while _journal and _journal[0][0] < clock - JOURNAL_SECONDS:
+                _journal.popleft()
+            kept = _orders.get(lane)
+            if kept is not None:
+                _apply(kept.keys, key, entered)
+
+    transaction.on_commit(committed)
+
+
 def lane_entered(ticket: Ticket) -> None:
     """This process wrote ``ticket`` into its lane's line (opened, requeued, moved)."""
     key = _order_key(ticket.priority, ticket.queued_at, ticket.pk)
-    with _orders_lock:
-        kept = _orders.get((ticket.language, ticket.category))
-        if kept is not None:
-            at = bisect_left(kept.keys, key)
-            if at == len(kept.keys) or kept.keys[at] != key:
-                kept.keys.insert(at, key)
+    _changed((ticket.language, ticket.category), key, entered=True)
 
 
 def lane_left(ticket: Ticket, *, language: str | None = None) -> None:
     """This process took ``ticket`` out of its lane's line (``language``: the lane
     it left, when the ticket has just moved to another)."""
     key = _order_key(ticket.priority, ticket.queued_at, ticket.pk)
-    with _orders_lock:
-        kept = _orders.get((language or ticket.language, ticket.category))
-        if kept is not None:
-            at = bisect_left(kept.keys, key)
-            if at < len(kept.keys) and kept.keys[at] == key:
-                del kept.keys[at]
+    _changed((language or ticket.language, ticket.category), key, entered=False)
 
 
 def _ahead(ticket: Ticket) -> int:
@@ -416,10 +469,11 @@ def lane_places(
     """The waiting tickets of a lane with their places, first in line first, read
     now: every one (which renews this process's order), or the ``first`` only."""
     per_ticket = seconds_per_ticket(language=language, category=category)
+    began = monotonic()
     keys = _read_lane(language, category, limit=first)
     with _orders_lock:
         if first is None:
-            _orders[(language, category)] = _LaneOrder(keys, monotonic())
+            _keep((language, category), keys, began)
         ids = [key[2] for key in keys]
     return [
         (ticket_id, QueuePlace(position=n, eta_seconds=_eta(n, per_ticket)))

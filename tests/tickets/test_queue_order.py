@@ -120,3 +120,44 @@ def test_places_under_concurrent_creates_are_exact_once_written(api):
     assert len(answers) == 8 and all(1 <= n <= 8 for n in answers)
     line = list(Ticket.objects.order_by(*queue_order()))
     assert [kept(t) for t in line] == list(range(1, 9)) == [counted(t) for t in line]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres("threads racing on one lane need PostgreSQL's connections")
+def test_a_read_overtaken_by_a_commit_keeps_that_commit():
+    """A thread reads the lane; before it keeps what it read, another commits a
+    ticket.  The kept order must hold that ticket, or every place behind it is
+    one short until the next read."""
+    first = TicketFactory(category="general")
+    selectors.lane_orders_clear()
+    read, go, seen = threading.Event(), threading.Event(), []
+
+    def hold_after_the_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not read.is_set():  # the lane's read, this thread's first statement
+            read.set()
+            go.wait(10)
+        return result
+
+    def reader():
+        try:
+            with connection.execute_wrapper(hold_after_the_read):
+                seen.append(selectors.queue_place(ticket=first).position)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert read.wait(10)
+    overtaking = services.ticket_open(
+        caller=UserFactory(), new=services.NewTicket(subject="B", body="Help", category="general")
+    ).ticket
+    go.set()
+    thread.join(10)
+    behind = services.ticket_open(
+        caller=UserFactory(), new=services.NewTicket(subject="C", body="Help", category="general")
+    ).ticket
+
+    assert seen == [1]
+    assert [kept(t) for t in (first, overtaking, behind)] == [1, 2, 3]
+    assert [counted(t) for t in (first, overtaking, behind)] == [1, 2, 3]
