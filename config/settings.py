@@ -523,6 +523,8 @@ HUMANLINE = {
     "QUEUE_PUSH_FULL_RATE": env.int("QUEUE_PUSH_FULL_RATE", default=2000),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
+    # After a resolve, an agent's score is stored again once per this many seconds.
+    "QUALITY_REFRESH_SECONDS": env.int("QUALITY_REFRESH_SECONDS", default=30),
     # Dispatch and pricing (see docs/architecture.md, "Dispatch").
     "OFFER_WINDOW_SECONDS": env.int("OFFER_WINDOW_SECONDS", default=15),
     "OFFER_EXPIRIES_BEFORE_AWAY": env.int("OFFER_EXPIRIES_BEFORE_AWAY", default=3),

@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.db.models.functions import Greatest
+from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -572,11 +574,14 @@ def _actor_fields(caller) -> dict:
     return {"actor": caller, "integration": None}
 
 
-def _lock(ticket_id: int) -> Ticket:
-    """The ticket, row-locked, with what its checks and its answer read (one statement)."""
+def _lock(ticket_id: int, *, agent_user: bool = True) -> Ticket:
+    """The ticket, row-locked, with what its checks and its answer read (one
+    statement).  ``agent_user=False``: not the assigned agent's user, whom the
+    caller has already (the caller is that user, or nothing is done)."""
+    agent = "assigned_agent__user" if agent_user else "assigned_agent"
     return (
         Ticket.objects.select_for_update(of=("self",))
-        .select_related("customer", "assigned_agent__user", "integration", "rating")
+        .select_related("customer", agent, "rating")
         .get(pk=ticket_id)
     )
 
@@ -713,9 +718,16 @@ def _release_agent(agent_id: int) -> None:
     Capacity freed is a dispatch trigger, run after commit.
     """
     now = timezone.now()
+    # The lookup and the output field written out spare composing them from
+    # ``active_tickets__lte`` and from the values, on every resolve.
+    when = DateTimeField()
     Agent.objects.filter(pk=agent_id).update(
         active_tickets=Greatest(F("active_tickets") - 1, 0),
-        idle_since=Case(When(active_tickets__lte=1, then=Value(now)), default=F("idle_since")),
+        idle_since=Case(
+            When(LessThanOrEqual(F("active_tickets"), 1), then=Value(now, output_field=when)),
+            default=F("idle_since"),
+            output_field=when,
+        ),
     )
     for hook in CAPACITY_FREED_HOOKS:
         effects.after_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
@@ -994,10 +1006,11 @@ def ticket_cancel(*, ticket_id: int, caller, reason: str = "") -> Ticket:
 @transaction.atomic
 def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     """``assigned → resolved``, by the assigned agent."""
-    ticket = _lock(ticket_id)
+    ticket = _lock(ticket_id, agent_user=False)
     if not _is_assigned_agent(caller, ticket):
         raise Forbidden(_("Only the assigned agent may resolve this ticket."))
     agent = ticket.assigned_agent
+    agent.user = caller  # the agent's user is the caller: not read again
     _release_agent(agent.pk)
     _transition(
         ticket=ticket,
@@ -1010,7 +1023,7 @@ def ticket_resolve(*, ticket_id: int, caller, reason: str = "") -> Ticket:
     for hook in RESOLVE_HOOKS:
         hook(ticket=ticket, agent=agent)
     _on_commit_status(ticket)
-    _on_commit_quality(agent.pk)
+    _on_commit_quality(agent.pk, coalesced=True)
     return ticket
 
 
@@ -1214,8 +1227,31 @@ def agents_quality_store(*, now: datetime | None = None) -> int:
     return changed
 
 
-def _on_commit_quality(agent_id: int) -> None:
-    effects.after_commit(lambda agent_id=agent_id: tasks.store_agent_quality.delay(agent_id))
+def _on_commit_quality(agent_id: int, *, coalesced: bool = False) -> None:
+    """Store the agent's score again after commit, on a worker.
+
+    ``coalesced`` (a resolve, which moves the score only through the reopen
+    rate): one refresh per agent per ``QUALITY_REFRESH_SECONDS``, run at the
+    end of that time, so it counts every resolve made meanwhile.  A busy
+    agent resolves every few seconds, and handing a task to the broker cost
+    a resolve more than anything else it writes.  Ratings and reopens, which
+    move the score most, refresh it at once; inline (eager) work has no
+    later to wait for, so it refreshes at once too.
+    """
+    effects.after_commit(
+        lambda agent_id=agent_id, coalesced=coalesced: _quality_refresh(agent_id, coalesced)
+    )
+
+
+def _quality_refresh(agent_id: int, coalesced: bool) -> None:
+    task = tasks.store_agent_quality
+    if not coalesced or task.app.conf.task_always_eager:
+        task.delay(agent_id)
+        return
+    seconds = settings.HUMANLINE["QUALITY_REFRESH_SECONDS"]
+    if cache.add(f"quality-refresh:{agent_id}", 1, timeout=seconds):
+        task.apply_async((agent_id,), countdown=seconds)
+    # Else a refresh is due within ``seconds``: it will count this change.
 
 
 # --- integrations and their keys --------------------------------------------

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Subquery, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from agents.models import Agent, User
@@ -139,19 +139,16 @@ def period_for_entry(now: datetime | None = None) -> PayPeriod:
         moment = period.ends_at
 
 
-def _book(*, now: datetime | None = None, checked: bool = False, **fields) -> LedgerEntry | None:
+def _book(*, now: datetime | None = None, new: bool = False, **fields) -> LedgerEntry | None:
     """Insert one entry in the open period; None when a unique rule says it exists.
 
-    ``checked``: the caller has just seen that no such entry exists, so a clash is
-    a race alone; the insert then skips a clash (``ON CONFLICT DO NOTHING``) with
-    no savepoint around it, and the entry returned has no id.
+    ``new``: the caller knows no such entry can exist, so the insert needs no
+    savepoint to survive a clash; a clash would be a fault, and fails the caller.
     """
     now = now or timezone.now()
     period = period_for_entry(now)
-    if checked:
-        entry = LedgerEntry(period=period, created_at=now, **fields)
-        LedgerEntry.objects.bulk_create([entry], ignore_conflicts=True)
-        return entry
+    if new:
+        return LedgerEntry.objects.create(period=period, created_at=now, **fields)
     try:
         with transaction.atomic():
             return LedgerEntry.objects.create(period=period, created_at=now, **fields)
@@ -164,79 +161,79 @@ def _book(*, now: datetime | None = None, checked: bool = False, **fields) -> Le
 # --- task pay and its reversal ------------------------------------------------------
 
 
-def _unpaid_accepted_offers():
-    """The agent's accepted offers for the ticket that have paid no task yet, latest
-    first (for a subquery on an assignment event: its ticket and agent)."""
-    # NOT EXISTS per offer, through the one-task-per-offer index: ``exclude()`` over
-    # the reverse relation read every task entry of the ledger instead.
-    paid = LedgerEntry.objects.filter(offer=OuterRef("pk"), kind=EntryKind.TASK)
-    return (
-        Offer.objects.filter(
-            ticket=OuterRef("ticket"), agent=OuterRef("agent"), status=OfferStatus.ACCEPTED
-        )
-        .filter(~Exists(paid))
-        .order_by("-answered_at", "-id")
-    )
-
-
-def _current_assignment(*, ticket, agent: Agent):
-    """The agent's current assignment of the ticket (its ``assigned`` event), with the
-    offer that fixed its price (``offer_id``, ``offer_amount``, ``offer_currency``,
-    None without one) and whether it is ``paid``: one statement."""
+def _current_assignment_id(*, ticket, agent: Agent) -> int | None:
+    """The agent's current assignment of the ticket: its latest ``assigned`` event."""
     from tickets.models import TicketEvent, TicketStatus
 
-    offer = _unpaid_accepted_offers()
-    paid = LedgerEntry.objects.filter(assignment=OuterRef("pk"), kind=EntryKind.TASK)
     return (
         TicketEvent.objects.filter(ticket=ticket, to_status=TicketStatus.ASSIGNED, agent=agent)
-        .annotate(
-            paid=Exists(paid),
-            offer_id=Subquery(offer.values("id")[:1]),
-            offer_amount=Subquery(offer.values("amount")[:1]),
-            offer_currency=Subquery(offer.values("currency")[:1]),
-        )
         .order_by("-created_at", "-id")
-        .only("id")
+        .values_list("id", flat=True)
         .first()
     )
 
 
-def task_pay_book(*, ticket, agent: Agent) -> LedgerEntry | None:
-    """Task pay for the agent's current assignment of ``ticket``, once.  Caller: atomic.
+def _latest_accepted_offer(*, ticket, agent: Agent) -> tuple | None:
+    """``(id, amount, currency)`` of the agent's latest accepted offer for the ticket."""
+    return (
+        Offer.objects.filter(ticket=ticket, agent=agent, status=OfferStatus.ACCEPTED)
+        .order_by("-answered_at", "-id")
+        .values_list("id", "amount", "currency")
+        .first()
+    )
 
-    The locked price of the agent's latest accepted offer for the ticket that
-    has not paid a task yet.  A ticket assigned without an offer (by staff or
-    a service) pays the rate card for its category at resolve time, without
-    surge: nobody promised more.
+
+def task_pay_book(*, ticket, agent: Agent, first: bool = False) -> LedgerEntry | None:
+    """Task pay for the agent's current assignment of ``ticket``, once; None when it
+    was paid already.  Caller: atomic.  ``first``: the ticket, locked, is being
+    resolved for the first time, so nothing of it can have been paid.
+
+    The price locked into the agent's latest accepted offer for the ticket,
+    unless that offer has paid a task already (an assignment since came
+    without an offer: staff gave the reopened ticket back to the same agent).
+    A ticket assigned without an unpaid offer pays the rate card for its
+    category at resolve time, without surge: nobody promised more.
+
+    Whether the offer or the assignment has paid is not read first: the
+    ledger's unique rules (one task per offer, one per assignment) answer it
+    as the entry is inserted, which costs a resolve less than asking.
     """
     from marketplace.services import pricing
 
-    assignment = _current_assignment(ticket=ticket, agent=agent)
-    if assignment is None or assignment.paid:
+    assignment_id = _current_assignment_id(ticket=ticket, agent=agent)
+    if assignment_id is None:
         return None
-    if assignment.offer_id is not None:
-        # Quantised as the offer stored it (SQLite hands a subquery's decimal back bare).
-        amount, code = money(assignment.offer_amount), assignment.offer_currency
-        reason = f"Ticket #{ticket.pk} resolved: offer {assignment.offer_id} at {amount} {code}."
-    else:
-        code = pricing.currency()
-        amount = pricing.base_rate(category=ticket.category, currency_code=code)
-        reason = f"Ticket #{ticket.pk} resolved: assigned without an offer, rate card price."
+    entry = {"agent": agent, "kind": EntryKind.TASK, "ticket": ticket, "new": first}
+    offer = _latest_accepted_offer(ticket=ticket, agent=agent)
+    if offer is not None:
+        offer_id, amount, code = offer
+        amount = money(amount)
+        paid = _book(
+            **entry,
+            amount=amount,
+            currency=code,
+            offer_id=offer_id,
+            assignment_id=assignment_id,
+            reason=f"Ticket #{ticket.pk} resolved: offer {offer_id} at {amount} {code}.",
+        )
+        if paid is not None:
+            return paid
+        # Refused: the offer paid an earlier assignment, or this one is paid.
+    code = pricing.currency()
     return _book(
-        agent=agent,
-        kind=EntryKind.TASK,
-        amount=money(amount),
+        **entry,
+        amount=money(pricing.base_rate(category=ticket.category, currency_code=code)),
         currency=code,
-        ticket=ticket,
-        offer_id=assignment.offer_id,
-        assignment=assignment,
-        reason=reason,
-        checked=True,
+        offer_id=None,
+        assignment_id=assignment_id,
+        reason=f"Ticket #{ticket.pk} resolved: assigned without an offer, rate card price.",
     )
 
 
 def on_ticket_resolved(*, ticket, agent: Agent) -> None:
-    task_pay_book(ticket=ticket, agent=agent)
+    # Called with the ticket locked as it leaves ``assigned``: never reopened,
+    # it has never been resolved, and nothing of it is paid.
+    task_pay_book(ticket=ticket, agent=agent, first=ticket.reopen_count == 0)
 
 
 def on_ticket_reopened(*, ticket, agent: Agent | None) -> None:

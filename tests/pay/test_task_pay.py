@@ -104,3 +104,17 @@ def test_booking_the_same_assignment_twice_pays_once(worker):
     ticket.refresh_from_db()
     assert ledger.task_pay_book(ticket=ticket, agent=worker) is None
     assert len(entries(worker, EntryKind.TASK)) == 1
+
+
+def test_an_offer_pays_once_a_later_assignment_without_one_pays_the_rate_card(worker):
+    ticket, offer = accepted_and_resolved(worker, category="technical", multiplier="2.00")
+    reopen(ticket)
+    # Staff give the reopened ticket back to the same agent, without an offer.
+    ticket_services.ticket_assign(ticket_id=ticket.pk, agent_id=worker.pk)
+    resolve(ticket, worker)
+
+    first, reversal, second = entries(worker)
+    assert (first.offer, first.amount) == (offer, Decimal("6.00"))
+    assert reversal.reverses == first
+    assert (second.offer, second.amount) == (None, Decimal("3.00"))
+    assert second.assignment != first.assignment

@@ -180,3 +180,36 @@ def test_staff_list_and_filter_feedback(api, agent, staff):
     assert texts(f"?kind=bug&since={since}") == ["new"]
     assert client.get("/api/v1/admin/feedback/?kind=rant").status_code == 400
     assert api.as_(agent).get("/api/v1/admin/feedback/").status_code == 403
+
+
+def test_resolves_refresh_the_score_once_per_window_ratings_at_once(
+    agent, customer, django_capture_on_commit_callbacks
+):
+    """On workers (not eager), a burst of resolves stores the agent's score once,
+    after the window, counting them all; a rating stores it at once."""
+    from celery.signals import before_task_publish
+
+    from config.celery import app
+
+    published = []
+
+    def seen(sender=None, headers=None, **kwargs):
+        published.append((sender, headers.get("eta") is not None))
+
+    before_task_publish.connect(seen, weak=False)
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    try:
+        tickets = [TicketFactory(customer=customer) for _ in range(3)]
+        for ticket in tickets:
+            assigned(ticket, agent)
+            with django_capture_on_commit_callbacks(execute=True):
+                services.ticket_resolve(ticket_id=ticket.pk, caller=agent.user)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.rating_submit(ticket_id=tickets[0].pk, caller=customer, score=5)
+    finally:
+        before_task_publish.disconnect(seen)
+        app.conf.task_always_eager = eager
+        app.control.purge()  # nothing here runs them: leave no message behind
+
+    task = "tickets.tasks.store_agent_quality"
+    assert published == [(task, True), (task, False)]
