@@ -237,8 +237,11 @@ def start_stack(env: dict, args, workdir: str) -> list[subprocess.Popen]:
             worker_env,
         )
 
+    # The web processes' interpreter settings, as the Procfile sets them
+    # (config/settings.py says why); the environment may override them.
+    web_env = {"GIL_SWITCH_INTERVAL_MS": "1", "GC_FREEZE_AT_START": "1", **env}
     return [
-        spawn(web_server(args), env),
+        spawn(web_server(args), web_env),
         worker("dispatch", 2),
         worker("celery", 4),
         spawn([*celery, "beat", "--loglevel=WARNING", f"--schedule={workdir}/beat-schedule"], env),

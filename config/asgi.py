@@ -15,9 +15,9 @@ django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
 
-# Threads coming back from I/O, and the event loop, wait less for the
-# interpreter behind a busy request thread (config.settings, GIL_SWITCH_INTERVAL_MS).
-sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
+# Off unless set: config.settings says why a deployment would (the Procfile does).
+if settings.GIL_SWITCH_INTERVAL_MS is not None:
+    sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
@@ -38,9 +38,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Everything loaded so far (Django, the apps, their modules and classes) lives
-# as long as the process: keep it out of the garbage collector's full passes.
-# With it tracked, a full collection stopped a web process for about 80 ms,
-# the slowest requests' share of their wait; after the freeze, about 11 ms.
-gc.collect()
-gc.freeze()
+if settings.GC_FREEZE_AT_START:
+    # Everything loaded so far lives as long as the process.
+    gc.collect()
+    gc.freeze()

@@ -151,22 +151,29 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # requests one process serves at once; each holds a database connection while
 # it runs.
 HTTP_THREADS = env.int("HTTP_THREADS", default=32)
-# How long a thread of a web process may keep running Python while another
-# waits for the interpreter (sys.setswitchinterval; Python's default is 5 ms).
-# A request's thread coming back from the database or Redis, and the event loop
-# with a frame to send, wait up to this long behind a busy thread, several times
-# per request: shorter gave lower latency on the dispatch benchmark at the same
-# CPU (docs/architecture.md, "Dispatch performance").
-_switch = env.str("GIL_SWITCH_INTERVAL_MS", default="1")
+# Two interpreter-wide settings of the web processes, applied by config/asgi.py
+# and off unless set (the Procfile sets both for its web processes):
+# - GIL_SWITCH_INTERVAL_MS: how long a thread may keep running Python while
+#   another waits for the interpreter (sys.setswitchinterval; Python's default
+#   is 5 ms).  A request's thread coming back from the database or Redis, and
+#   the event loop with a frame to send, wait up to this long behind a busy
+#   thread, several times per request: 1 ms gave lower latency on the dispatch
+#   benchmark at the same CPU.
+# - GC_FREEZE_AT_START: move what the process loaded at start (Django, the
+#   apps, their classes) out of the garbage collector's full passes
+#   (gc.freeze).  With it tracked, a full collection stopped a web process for
+#   about 80 ms, the slowest requests' share of their wait; frozen, about 11 ms.
+_switch = env.str("GIL_SWITCH_INTERVAL_MS", default="")
 try:
-    GIL_SWITCH_INTERVAL_MS = float(_switch)
+    GIL_SWITCH_INTERVAL_MS = float(_switch) if _switch else None
 except ValueError:
     GIL_SWITCH_INTERVAL_MS = float("nan")
-if not 0 < GIL_SWITCH_INTERVAL_MS <= 1000:  # NaN fails this too
-    raise environ.ImproperlyConfigured(
+if GIL_SWITCH_INTERVAL_MS is not None and not 0 < GIL_SWITCH_INTERVAL_MS <= 1000:
+    raise environ.ImproperlyConfigured(  # NaN fails the test above too
         "GIL_SWITCH_INTERVAL_MS must be a number of milliseconds above 0 and at most 1000,"
         f" not {_switch!r}."
     )
+GC_FREEZE_AT_START = env.bool("GC_FREEZE_AT_START", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the ASGI server's requests and sockets, the in-process
     # sweeper) share one file, set up as Django's "SQLite notes" advise for

@@ -152,13 +152,30 @@ def _asgi_switch_interval(**env) -> subprocess.CompletedProcess:
     return run_python("-c", probe, **production(**env))
 
 
-def test_web_processes_hand_the_interpreter_over_every_millisecond_by_default():
+def test_the_switch_interval_is_pythons_own_unless_set():
     default = _asgi_switch_interval()
     assert default.returncode == 0, default.stderr
-    assert float(default.stdout) == 0.001  # Python's own default is 0.005
+    assert float(default.stdout) == 0.005  # Python's own default
     chosen = _asgi_switch_interval(GIL_SWITCH_INTERVAL_MS="2.5")
     assert chosen.returncode == 0, chosen.stderr
     assert float(chosen.stdout) == 0.0025
+
+
+def test_what_the_web_process_loaded_is_frozen_only_when_set():
+    """Out of the garbage collector's full passes: Django, the apps, their classes."""
+    probe = "import gc, config.asgi; print(gc.get_freeze_count())"
+    default = run_python("-c", probe, **production())
+    frozen = run_python("-c", probe, **production(GC_FREEZE_AT_START="1"))
+    assert default.returncode == frozen.returncode == 0, default.stderr + frozen.stderr
+    assert int(default.stdout) == 0
+    assert int(frozen.stdout) > 10_000
+
+
+def test_the_procfile_sets_both_for_its_web_processes():
+    web = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    assert "GIL_SWITCH_INTERVAL_MS=1 " in web and "GC_FREEZE_AT_START=1 " in web
 
 
 def test_a_switch_interval_that_is_not_a_positive_number_of_milliseconds_is_refused():
