@@ -3,10 +3,12 @@
 DRF's ``TokenAuthentication`` reads the token and its user through the ORM;
 building that query cost a web process about 1 ms of CPU per request, the
 largest share of authenticating a ticket's creation.  This class reads the
-same two rows with one prepared statement (``config.prepared``) and builds
-them with ``config.rows``.  Everything else is DRF's: the header's parsing,
-the rules and their messages (an unknown key, an inactive user: 401), the
-``WWW-Authenticate`` challenge and the OpenAPI scheme (a subclass matches).
+user and the token's key with one prepared statement (``config.prepared``),
+through ``QuerySet.raw()``, which makes the user as the ORM would (every
+field through its converters).  Everything else is DRF's: the header's
+parsing, the rules and their messages (an unknown key, an inactive user:
+401), the ``WWW-Authenticate`` challenge and the OpenAPI scheme (a subclass
+matches).
 """
 
 from __future__ import annotations
@@ -17,42 +19,41 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.authtoken.models import Token
 
-from config import prepared, rows
+from config import prepared
+
+_statement: prepared.Statement | None = None
 
 
-class _Read:
-    """The statement and the readers, made on first use (the models are loaded then)."""
-
-    def __init__(self):
+def _read_statement() -> prepared.Statement:
+    """The user of a token, with the token's key: made on first use (the models are
+    loaded then)."""
+    global _statement
+    if _statement is None:
         user = get_user_model()
-        self.token = rows.Reader(Token)
-        self.user = rows.Reader(user)
-        self.statement = prepared.Statement(
+        columns = ", ".join(f"u.{field.column}" for field in user._meta.concrete_fields)
+        _statement = prepared.Statement(
             "humanline_token_user",
-            f"SELECT {self.token.columns('t')}, {self.user.columns('u')}"  # noqa: S608
+            f"SELECT {columns}, t.{Token._meta.pk.column} AS token_key"  # noqa: S608
             f" FROM {Token._meta.db_table} t JOIN {user._meta.db_table} u"
             f" ON u.{user._meta.pk.column} = t.{Token._meta.get_field('user').column}"
             f" WHERE t.{Token._meta.pk.column} = %s",
         )
-
-
-_read: _Read | None = None
+    return _statement
 
 
 def token_and_user(key: str) -> tuple | None:
-    """(token, its user) for a key, in one statement; None for an unknown key."""
-    global _read
-    if _read is None:
-        _read = _Read()
+    """(token, its user) for a key, in one statement; None for an unknown key.
+
+    The token holds its key and user; its creation time is read if asked for.
+    """
     with connection.cursor() as cursor:
-        _read.statement.execute(connection, cursor, [key])
-        row = cursor.fetchone()
-    if row is None:
+        sql, params = _read_statement().prepared(connection, cursor, [key])
+    found = list(get_user_model().objects.raw(sql, params))
+    if not found:
         return None
-    split = len(_read.token.fields)
-    token = _read.token.read(connection, row[:split])
-    user = _read.user.read(connection, row[split:])
-    Token._meta.get_field("user").set_cached_value(token, user)
+    (user,) = found
+    token = Token.from_db(connection.alias, ["key", "user_id"], [user.token_key, user.pk])
+    token.user = user
     return token, user
 
 

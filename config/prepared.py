@@ -62,9 +62,15 @@ class Statement:
 
     def execute(self, connection, cursor, params) -> None:
         """Run on ``cursor`` (of Django's ``connection``) with ``params`` (a dict or a list)."""
+        cursor.execute(*self.prepared(connection, cursor, params))
+
+    def prepared(self, connection, cursor, params) -> tuple[str, list | dict]:
+        """The SQL and values that run the statement on ``connection`` (for a cursor,
+        or ``QuerySet.raw()``): ``EXECUTE``, prepared there first with ``cursor``
+        if it was not yet; where statements are not prepared, the statement itself."""
         if connection.vendor != "postgresql":
-            cursor.execute(self.sql, params)
-            return
+            return self.sql, params
+        connection.ensure_connection()
         raw = connection.connection
         with _lock:
             prepared = self.name in _prepared.get(raw, ())
@@ -73,7 +79,7 @@ class Statement:
             with _lock:
                 _prepared.setdefault(raw, set()).add(self.name)
         values = [params[name] for name in self.names] if self.names else list(params)
-        cursor.execute(self.execute_sql, values)
+        return self.execute_sql, values
 
 
 def literal(value: str) -> str:
