@@ -28,9 +28,9 @@ def django_on_fresh_database(name: str) -> str:
     url = f"{server}/{name}"
     os.environ["DATABASE_URL"] = url
     # A production-like process (the testing flag is the suite's alone): its own
-    # key, and no connection pool, so that the next run can drop the database.
+    # key, and no persistent connection, so that the next run can drop the database.
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789-abcdefgh")
-    os.environ.setdefault("DB_POOL_SIZE", "0")
+    os.environ.setdefault("DB_CONN_MAX_AGE", "0")
     os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django

@@ -373,7 +373,7 @@ class SessionMeter:
 
     Each one is a backend process started, a handshake, and its prepared
     statements parsed and planned again: a stack in service opens none, its
-    processes keep theirs (``config.pgpool``).  Read from ``pg_stat_database``,
+    processes keep theirs (``CONN_MAX_AGE``, one per thread).  Read from ``pg_stat_database``,
     which a backend updates at the end of its first transaction.
     """
 

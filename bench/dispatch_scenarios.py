@@ -253,7 +253,7 @@ def main() -> int:
     env = {**bench_env(args), "REOFFER_COOLDOWN_SECONDS": str(args.cooldown)}
     # This process drops and re-creates the database between scenarios: it keeps
     # no connection between them.
-    os.environ.update({**env, "DB_POOL_SIZE": "0"})
+    os.environ.update({**env, "DB_CONN_MAX_AGE": "0"})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

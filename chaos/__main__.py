@@ -76,9 +76,9 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     os.environ.update(env)
-    # This process only seeds and checks: no pool, so that its connection after a
-    # PostgreSQL restart is a new one.
-    os.environ["DB_POOL_SIZE"] = "0"
+    # This process only seeds and checks: no persistent connection, so that its
+    # connection after a PostgreSQL restart is a new one.
+    os.environ["DB_CONN_MAX_AGE"] = "0"
     import django
 
     django.setup()

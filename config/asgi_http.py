@@ -12,7 +12,8 @@ was about a fifth of the web processes' CPU.
 reads the body, then one thread of a fixed pool runs the request from end to
 end with the plain synchronous middleware chain (as under WSGI):
 ``request_started``, the view, the response, ``request_finished`` (which
-hands the thread's database connection back, ``config.pgpool``).  The loop
+closes the thread's database connection if it is too old or broken; else
+the thread keeps it for its next request, ``CONN_MAX_AGE``).  The loop
 then sends what came back.  A streaming response is sent from the thread as
 it is produced, chunk by chunk.
 

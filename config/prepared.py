@@ -4,7 +4,7 @@ The three statements every ticket runs (dispatch's ranking, the fast path's
 offer and the accept) are long, and PostgreSQL parsed and planned each of them
 again on every call: about a third of its CPU for them (0.6 ms of the
 ranking's 1.2 ms).  Prepared once per connection (``PREPARE``), each call is an
-``EXECUTE`` with the values.  Connections live long (``config.pgpool``), so
+``EXECUTE`` with the values.  Connections live long (``CONN_MAX_AGE``), so
 the preparing is paid once per connection; prepared statements survive
 rollbacks, and PostgreSQL replans them itself after a schema change.
 

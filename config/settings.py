@@ -15,8 +15,6 @@ from pathlib import Path
 import environ
 from pythonjsonlogger.core import RESERVED_ATTRS as json_log_reserved_attrs
 
-from config import pgpool
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -199,23 +197,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"humanline-test-{os.getpid()}.sqlite3")
     }
 else:
-    # Under ASGI each request may run on a different thread, and a persistent
-    # connection per thread exhausts PostgreSQL's client slots; web processes keep
-    # 0, Celery workers may set DB_CONN_MAX_AGE.  What "closing" costs is what the
-    # pool saves: config.pgpool hands connections between a process's threads
-    # (DB_POOL_SIZE idle at most, by default one per thread of a web process that
-    # can hold one; 0 turns it off, as the test suite does so that the test
-    # database can be dropped at the end).
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+    # Django's persistent connections, one per thread that touches the database.
+    # A web process runs its database work on long-lived threads only: the HTTP
+    # pool's (config.asgi_http, HTTP_THREADS), the event loop's default executor
+    # (socket work with thread_sensitive=False) and asgiref's one thread for the
+    # rest of the sockets; so it keeps at most that many connections, each
+    # opened once (a backend started, a handshake, every prepared statement
+    # planned anew: what a connection per request would pay each time).  The
+    # health check drops a connection whose server went away (a restart) before
+    # a request uses it.  The test suite keeps none: its database is dropped at
+    # the end.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if TESTING else 300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    _pool_default = 0 if TESTING else pgpool.default_size(HTTP_THREADS)
-    _pool_size = env.int("DB_POOL_SIZE", default=_pool_default)
-    if _pool_size > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"]["ENGINE"] = "config.pgpool"
-        DATABASES["default"]["POOL"] = {
-            "SIZE": _pool_size,
-            "MAX_IDLE_SECONDS": env.int("DB_POOL_MAX_IDLE_SECONDS", default=300),
-        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "agents.User"
 

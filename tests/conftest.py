@@ -388,7 +388,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    # A selection whose every test needs PostgreSQL (PYTEST_ARGS=tests/agents/test_pgpool.py)
+    # A selection whose every test needs PostgreSQL (PYTEST_ARGS=tests/agents/test_prepared.py)
     # has nothing to run in the SQLite pass: that is not a failure.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(
         _deselected, {}

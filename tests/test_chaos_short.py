@@ -56,9 +56,8 @@ def test_no_fact_is_lost_while_processes_die_under_load(private_redis, tmp_path)
             "REDIS_URL": private_redis.url(0),
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "LOG_LEVEL": "WARNING",
-            "DB_CONN_MAX_AGE": "0",
-            # The pool, as deployed (the suite turns it off in its own process).
-            "DB_POOL_SIZE": "8",
+            # Persistent connections, as deployed (the suite keeps none in its own process).
+            "DB_CONN_MAX_AGE": "300",
         },
     )
 

@@ -39,9 +39,6 @@ ALLOWED = {
     ("config/channel_layer.py", "_group_key"): (
         "the batched group send reads the groups channels-redis keeps"
     ),
-    ("config/pgpool/base.py", "override _close"): (
-        "the pooled PostgreSQL backend hands a closed connection to its pool"
-    ),
 }
 
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 from django.core import signals
+from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 from rest_framework.authtoken.models import Token
@@ -37,7 +38,19 @@ def broken(request):
     raise RuntimeError("the view failed")
 
 
-urlpatterns = [path("probe/", probe), path("stream/", stream), path("broken/", broken)]
+def backend(request):
+    """The PostgreSQL backend serving this request's thread."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return HttpResponse(str(cursor.fetchone()[0]))
+
+
+urlpatterns = [
+    path("probe/", probe),
+    path("stream/", stream),
+    path("broken/", broken),
+    path("backend/", backend),
+]
 
 
 async def call(handler, method="GET", url="/probe/", body=b"", headers=()):
@@ -173,3 +186,29 @@ async def test_the_api_opens_a_ticket_through_the_pooled_handler(customer):
     opened = json.loads(content)
     ticket = await sync_to_async(Ticket.objects.get)(pk=opened["id"])
     assert (ticket.subject, ticket.customer_id) == ("Refund", customer.pk)
+
+
+async def _backends(max_age: int) -> set[bytes]:
+    """The backends that served 12 requests on a pool of 2 threads, in rounds."""
+    handler = PooledASGIHandler(threads=2)
+    kept = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = max_age  # every thread's wrapper reads it
+    try:
+        seen = set()
+        for _ in range(3):
+            replies = await asyncio.gather(*(call(handler, url="/backend/") for _ in range(4)))
+            seen |= {body for _, _, body in replies}
+        return seen
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = kept
+        handler.pool.shutdown()  # its threads end, and their connections with them
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres("counts PostgreSQL backends (pg_backend_pid)")
+async def test_each_thread_keeps_its_database_connection_between_requests(probe_urls):
+    """Persistent connections (CONN_MAX_AGE) on the pool's long-lived threads: as
+    many as the threads, opened once, whatever the requests."""
+    assert len(await _backends(max_age=60)) <= 2
+    assert len(await _backends(max_age=0)) > 2  # one per request when none is kept

@@ -113,7 +113,7 @@ def test_database_and_redis_urls_select_the_production_stack():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "config.pgpool",  # PostgreSQL, with connections pooled per process
+        "django.db.backends.postgresql",
         "config.channel_layer.BatchingRedisChannelLayer",  # channels-redis, sends batched
         "redis://cache.internal:6379/0",
         "False",
@@ -121,29 +121,17 @@ def test_database_and_redis_urls_select_the_production_stack():
     ]
 
 
-def test_the_database_pool_keeps_a_connection_for_every_thread_of_a_web_process():
-    """Fewer kept than the threads that hold connections at once: each burst closes
-    the extra connections and the next opens them again (a backend, a handshake,
-    every prepared statement planned anew)."""
+def test_production_processes_keep_their_connections_and_check_them():
     probe = (
-        "from concurrent.futures import ThreadPoolExecutor;"
-        "from django.conf import settings as s;"
-        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['POOL']['SIZE'],"
-        " s.HTTP_THREADS, ThreadPoolExecutor()._max_workers)"
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
     )
-    result = run_manage("shell", "--no-imports", "-c", probe, **production(HTTP_THREADS="10"))
+    result = run_manage("shell", "--no-imports", "-c", probe, **production())
     assert result.returncode == 0, result.stderr
-    engine, size, http_threads, loop_executor = result.stdout.split()
-    assert engine == "config.pgpool"
-    assert http_threads == "10"
-    # The HTTP threads, the loop's default executor (asyncio's size) and asgiref's one thread.
-    assert int(size) == 10 + int(loop_executor) + 1
+    assert result.stdout.split() == ["300", "True"]
 
-    result = run_manage(
-        "shell", "--no-imports", "-c", probe, **production(HTTP_THREADS="10", DB_POOL_SIZE="5")
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[1] == "5"
+    result = run_manage("shell", "--no-imports", "-c", probe, **production(DB_CONN_MAX_AGE="0"))
+    assert result.stdout.split() == ["0", "True"]
 
 
 def _asgi_switch_interval(**env) -> subprocess.CompletedProcess:
