@@ -22,6 +22,7 @@ if settings.GIL_SWITCH_INTERVAL_MS is not None:
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.asgi_http import PooledASGIHandler  # noqa: E402
+from config.channel_send import serving  # noqa: E402
 from config.embedded import start_background_loop  # noqa: E402
 from config.realtime import websocket_stack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
@@ -30,12 +31,16 @@ from simulation.live import start_live_demo  # noqa: E402
 start_background_loop()
 start_live_demo()
 
-application = ProtocolTypeRouter(
-    {
-        # Each request whole on one thread of a pool (config.asgi_http).
-        "http": PooledASGIHandler(),
-        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
-    }
+# Every connection knows the server's loop, and so does its synchronous work
+# (config.channel_send: pushes go through that loop).
+application = serving(
+    ProtocolTypeRouter(
+        {
+            # Each request whole on one thread of a pool (config.asgi_http).
+            "http": PooledASGIHandler(),
+            "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )
 
 if settings.GC_FREEZE_AT_START:

@@ -17,10 +17,9 @@ the thread keeps it for its next request, ``CONN_MAX_AGE``).  The loop
 then sends what came back.  A streaming response is sent from the thread as
 it is produced, chunk by chunk.
 
-The pool's threads are marked as the server loop's own, as asgiref marks the
-threads it runs sync code on, so ``async_to_sync`` inside a view (channel-layer
-pushes, ``config.channel_send``) runs on the server's loop and its long-lived
-Redis connections, not on a new loop.
+The request runs in a copy of the context of the loop's task, which holds
+the server's loop (``config.channel_send.SERVER_LOOP``): pushes from a view
+go through that loop and its long-lived Redis connections.
 
 The view runs to its end even if the client goes away (as under WSGI); a
 response to a client that left is dropped by the server.
@@ -30,10 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -79,8 +76,6 @@ class PooledASGIHandler(ASGIHandler):
         Returns the response's start message and body for the loop to send, or
         None when a streaming response was sent from here as it was produced.
         """
-        SyncToAsync.threadlocal.main_event_loop = loop
-        SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)

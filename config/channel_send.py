@@ -1,7 +1,8 @@
 """Sending on the channel layer from synchronous code.
 
-Inside the ASGI server, synchronous code runs on threads of the server's
-event loop, whose Redis connections live as long as the process.  A push from
+Inside the ASGI server, synchronous code runs on threads for the server's
+event loop (``SERVER_LOOP``, which every connection's context holds), whose
+Redis connections live as long as the process.  A push from
 such a thread is handed to the loop's outbox and the thread goes on: one task
 on the loop sends whatever the threads handed over meanwhile as one batch, in
 the order handed over, then the next batch.  (Waiting for each send through
@@ -12,8 +13,9 @@ loop per call, and channels-redis keeps a connection pool per loop: every push
 opened and closed its own Redis connection, which was most of a worker's push
 time.  There, sends run on one long-lived loop on a background thread, through
 a channel-layer instance of its own (the shared one's pools stay with the
-loops that use it).  The in-memory layer (the embedded default) keeps
-``async_to_sync``: its queues belong to the server's loop.
+loops that use it).  The in-memory layer (the embedded default) is sent on
+the server's loop, whose queues the sockets read, or with ``async_to_sync``
+outside the server.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import threading
 from contextlib import contextmanager
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 from operations import counters
@@ -38,12 +40,29 @@ _layer = None
 _pid: int | None = None
 
 
-def _server_loop_running() -> bool:
-    """Is this a thread the ASGI server's loop handed synchronous work to?"""
-    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return False
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return loop is not None and loop.is_running()
+# The event loop of the ASGI server whose request or socket this code serves.
+# ``serving`` sets it for every connection; the context, and so the loop, goes
+# with the connection's synchronous work to the thread that runs it (asgiref's
+# ``sync_to_async`` and ``config.asgi_http`` run it in a copy of the context).
+SERVER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "server_loop", default=None
+)
+
+
+def serving(app):
+    """The ASGI application ``app``, with ``SERVER_LOOP`` set for each connection."""
+
+    async def application(scope, receive, send):
+        SERVER_LOOP.set(asyncio.get_running_loop())
+        return await app(scope, receive, send)
+
+    return application
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The server's loop, when this is synchronous work of a request or socket."""
+    loop = SERVER_LOOP.get()
+    return loop if loop is not None and loop.is_running() else None
 
 
 def _is_redis(layer) -> bool:
@@ -116,7 +135,7 @@ _outbox: _Outbox | None = None
 def _server_outbox(layer) -> _Outbox:
     """The outbox of the loop this thread's synchronous work came from."""
     global _outbox
-    loop = SyncToAsync.threadlocal.main_event_loop
+    loop = _server_loop()
     with _lock:
         if _outbox is None or _outbox.loop is not loop or _outbox.layer is not layer:
             _outbox = _Outbox(loop, layer)
@@ -182,11 +201,17 @@ def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> 
             sum(isinstance(result, Exception) for result in results), reason="error"
         )
 
-    if _server_loop_running() and hasattr(layer, "group_send_many"):
+    server = _server_loop()
+    if server is not None and hasattr(layer, "group_send_many"):
         _server_outbox(layer).put(items)
         return
     try:
-        if _server_loop_running() or not _is_redis(layer):
+        if server is not None:
+            # On the server's loop, whose connections (or, in memory, queues) the
+            # layer's receivers use.
+            asyncio.run_coroutine_threadsafe(send_all(layer), server).result(timeout)
+            return
+        if not _is_redis(layer):
             async_to_sync(send_all)(layer)
             return
         loop, own = sender()

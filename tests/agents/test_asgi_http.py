@@ -5,25 +5,22 @@ import json
 import threading
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.core import signals
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 from rest_framework.authtoken.models import Token
 
+from config import channel_send
 from config.asgi_http import PooledASGIHandler
 from tickets.models import Ticket
 
 
 def probe(request):
-    """Where the request ran, and whether async_to_sync reached the server's loop."""
-
-    async def loop_id():
-        return id(asyncio.get_running_loop())
-
+    """Where the request ran, and the server loop its pushes would go through."""
+    loop = channel_send.SERVER_LOOP.get()
     response = HttpResponse(
-        json.dumps({"thread": threading.current_thread().name, "loop": async_to_sync(loop_id)()}),
+        json.dumps({"thread": threading.current_thread().name, "loop": loop and id(loop)}),
         content_type="application/json",
     )
     response.set_cookie("probe", "yes")
@@ -129,8 +126,8 @@ async def test_requests_run_whole_on_the_pools_reused_threads(probe_urls, lifecy
 
 
 @pytest.mark.asyncio
-async def test_async_to_sync_in_a_view_runs_on_the_servers_loop(probe_urls):
-    handler = PooledASGIHandler(threads=1)
+async def test_a_view_knows_the_servers_loop(probe_urls):
+    handler = channel_send.serving(PooledASGIHandler(threads=1))
 
     status, headers, body = await call(handler)
 

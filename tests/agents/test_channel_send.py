@@ -15,6 +15,14 @@ pytestmark = pytest.mark.redis(
 )
 
 
+def on_the_server() -> asyncio.AbstractEventLoop:
+    """This test's task is a connection of the server on its loop, as
+    ``channel_send.serving`` makes every connection of config.asgi."""
+    loop = asyncio.get_running_loop()
+    channel_send.SERVER_LOOP.set(loop)
+    return loop
+
+
 @pytest.fixture
 def layer():
     layer = get_channel_layer()
@@ -55,9 +63,10 @@ async def test_inside_the_server_a_send_uses_the_servers_loop(layer):
 
     def handler():
         # What a view or a socket handler does: synchronous code on a pool thread.
-        assert channel_send._server_loop_running()
+        assert channel_send._server_loop() is server
         channel_send.group_send_many([("probe-server", {"type": "probe", "n": 7})])
 
+    server = on_the_server()
     await sync_to_async(handler, thread_sensitive=False)()
 
     assert (await layer.receive(channel))["n"] == 7
@@ -161,6 +170,7 @@ def held_sends(layer, monkeypatch):
 
 @pytest.mark.asyncio
 async def test_a_server_thread_hands_its_pushes_over_and_goes_on(held_sends, receiver):
+    on_the_server()
     held_sends["release"] = asyncio.Event()
     channel = await receiver.new_channel()
     await receiver.group_add("probe-outbox", channel)
@@ -179,6 +189,7 @@ async def test_a_server_thread_hands_its_pushes_over_and_goes_on(held_sends, rec
 
 @pytest.mark.asyncio
 async def test_pushes_handed_over_during_a_send_go_together_next_in_order(held_sends, receiver):
+    on_the_server()
     held_sends["release"] = asyncio.Event()
     channel = await receiver.new_channel()
     await receiver.group_add("probe-outbox-order", channel)
@@ -199,6 +210,7 @@ async def test_pushes_handed_over_during_a_send_go_together_next_in_order(held_s
 
 @pytest.mark.asyncio
 async def test_a_failed_send_is_logged_and_the_next_pushes_still_go(receiver, monkeypatch, caplog):
+    on_the_server()
     from config.channel_layer import BatchingRedisChannelLayer
 
     real = BatchingRedisChannelLayer.group_send_many
