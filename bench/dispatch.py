@@ -66,7 +66,6 @@ def bench_env(args) -> dict:
         "LOG_LEVEL": "WARNING",
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "HUMANLINE_TESTING": "0",
-        "DB_CONN_MAX_AGE": "0",
         "OFFER_WINDOW_SECONDS": "30",
         # The scenarios open every ticket as one customer; the rate bench
         # spreads its tickets over CUSTOMERS and holds to three each anyway.

@@ -72,7 +72,6 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     os.environ.update(env)

@@ -305,6 +305,13 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 CELERY_DISPATCH_QUEUE = env.str("CELERY_DISPATCH_QUEUE", default="dispatch")
 CELERY_TASK_ROUTES = {"marketplace.tasks.dispatch": {"queue": CELERY_DISPATCH_QUEUE}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Celery's Django fixup closes a worker's database connections before and after
+# every task unless this is set; then it closes them once per this many tasks,
+# and each task starts with Django's close_old_connections (operations/
+# celery_signals.py), which keeps a connection until CONN_MAX_AGE or an error,
+# as a web thread does.  A connection per task cost a backend start, a
+# handshake and every prepared statement planned anew.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TIMEZONE = "UTC"
 # Periodic sweeps; each app adds its entries in config/celery.py.
 CELERY_BEAT_SCHEDULE: dict = {}

@@ -8,6 +8,8 @@
 - Beat's heartbeat: in the beat process, each heartbeat task it sends
   records that beat is alive (``/readyz``, ``operations.health``).
 - The request id travels with each task (``operations.requestid``).
+- Database connections: a worker keeps its own between tasks, dropped when
+  too old or broken, as a web thread does (``CELERY_DB_REUSE_MAX``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ import logging
 import logging.config
 
 from celery import signals
+from django.db import close_old_connections
 
 from operations import requestid  # noqa: F401 (connects the request id's signals)
 from operations.tasks import HEARTBEAT
 
 logger = logging.getLogger(__name__)
+
+
+@signals.task_prerun.connect(weak=False)
+def _database_connections_checked(sender=None, **kwargs) -> None:
+    """Before a task on a worker, what Django does before a request: drop a
+    connection past ``CONN_MAX_AGE`` or broken (``CELERY_DB_REUSE_MAX`` keeps the
+    rest)."""
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()
 
 
 @signals.setup_logging.connect(weak=False)
