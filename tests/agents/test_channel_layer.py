@@ -245,7 +245,7 @@ async def test_the_platform_runs_the_batching_layer_on_redis():
     assert isinstance(channel_layers["default"], BatchingRedisChannelLayer)
 
 
-def test_redis_replies_are_read_by_the_c_parser():
+async def test_redis_replies_are_read_by_the_c_parser():
     # hiredis (pyproject.toml): the pure-Python parser cost about a third more CPU
     # per round trip, on every push and every read of the sockets' inbox.
     # redis-py's public names say which parser its connections default to.
