@@ -1,21 +1,23 @@
 """Sending on the channel layer from synchronous code.
 
+Views, services and tasks are synchronous; the channel layer is async.
 Inside the ASGI server, synchronous code runs on threads for the server's
-event loop (``SERVER_LOOP``, which every connection's context holds), whose
-Redis connections live as long as the process.  A push from
-such a thread is handed to the loop's outbox and the thread goes on: one task
-on the loop sends whatever the threads handed over meanwhile as one batch, in
-the order handed over, then the next batch.  (Waiting for each send through
-``async_to_sync`` cost the thread more Python than the send itself, and under
-load the threads' pushes now share their round trips to Redis.)  Elsewhere (a Celery worker, the
-embedded sweeper, a management command) ``async_to_sync`` makes a new event
-loop per call, and channels-redis keeps a connection pool per loop: every push
-opened and closed its own Redis connection, which was most of a worker's push
-time.  There, sends run on one long-lived loop on a background thread, through
-a channel-layer instance of its own (the shared one's pools stay with the
-loops that use it).  The in-memory layer (the embedded default) is sent on
-the server's loop, whose queues the sockets read, or with ``async_to_sync``
-outside the server.
+event loop (``SERVER_LOOP``, which every connection's context holds), and
+the layer's Redis connections belong to that loop.  A push from such a
+thread is handed to the loop's outbox and the thread goes on: one task on the
+loop sends whatever the threads handed over meanwhile, in the order handed
+over.  (Waiting for each send, as ``async_to_sync`` does, made every request
+that pushes wait for Redis.)  Elsewhere (a Celery worker, the embedded
+sweeper, a management command) ``async_to_sync`` would make a new event loop
+per call, and channels-redis keeps its connections per loop: every push
+would open and close its own Redis connection.  There, sends run on one
+long-lived loop on a background thread, through a channel-layer instance of
+its own.  The in-memory layer (the embedded default) is sent on the server's
+loop, whose queues the sockets read, or with ``async_to_sync`` outside the
+server.
+
+Only the channel layer specification's own calls are used (``group_send``),
+so any layer configured in ``CHANNEL_LAYERS`` works.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
 
 def _is_redis(layer) -> bool:
     from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    return isinstance(layer, RedisChannelLayer)
+    return isinstance(layer, RedisChannelLayer | RedisPubSubChannelLayer)
 
 
 def sender():
@@ -120,16 +123,28 @@ class _Outbox:
                     self._draining = False
                     return
             try:
-                refused = await self.layer.group_send_many(items)
+                await _send_all(self.layer, items)
             except Exception:
                 # As the pushes' own senders do: the facts are committed, clients resync.
                 logger.exception("sending %d pushes failed; clients resync", len(items))
                 counters.pushes_failed(len(items), reason="error")
-            else:
-                counters.pushes_failed(refused or 0, reason="capacity")
 
 
 _outbox: _Outbox | None = None
+
+
+async def _send_all(layer, items: list[tuple[str, dict]]) -> None:
+    """Send each ``(group, message)`` on ``layer``; a failed send does not stop the others."""
+    results = await asyncio.gather(
+        *(layer.group_send(group, message) for group, message in items),
+        return_exceptions=True,
+    )
+    failed = [result for result in results if isinstance(result, Exception)]
+    if failed:
+        logger.warning(
+            "%d of %d pushes failed (%r); clients resync", len(failed), len(items), failed[0]
+        )
+    counters.pushes_failed(len(failed), reason="error")
 
 
 def _server_outbox(layer) -> _Outbox:
@@ -150,9 +165,8 @@ def batched():
     """Hold every ``group_send_many`` of the block and send them as one at its end.
 
     One event often pushes to several audiences (an accepted offer: the agent
-    and the ticket's watchers); each send is two round trips to Redis (and,
-    off the server, a hop to the sending loop), so the block's sends go
-    together.  Nested blocks
+    and the ticket's watchers); off the server each send is a hop to the
+    sending loop and a wait, so the block's sends go together.  Nested blocks
     join the outer one.  What the block held is sent even if the block fails
     part-way; a failure to send is logged, as the pushes' own senders do: the
     facts are committed and clients resync.
@@ -174,11 +188,11 @@ def batched():
 
 
 def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> None:
-    """Send each ``(group, message)``: as one batch on the batching Redis layer,
-    else one send each, where one failed send does not stop the others.  Inside
-    ``batched()`` they are held and sent with the block's others.  On a thread
-    of the ASGI server with the batching layer they go to the loop's outbox
-    and this returns at once."""
+    """Send each ``(group, message)``; one failed send does not stop the others.
+
+    Inside ``batched()`` they are held and sent with the block's others.  On a
+    thread of the ASGI server they go to the loop's outbox and this returns at
+    once; elsewhere it returns once they are sent."""
     held = _batch.get()
     if held is not None:
         held.extend(items)
@@ -186,36 +200,17 @@ def group_send_many(items: list[tuple[str, dict]], *, timeout: float = 10.0) -> 
     layer = get_channel_layer()
     if layer is None or not items:
         return
-
-    async def send_all(on):
-        if hasattr(on, "group_send_many"):
-            # config.channel_layer: the whole batch in two round trips to Redis.
-            refused = await on.group_send_many(items)
-            counters.pushes_failed(refused or 0, reason="capacity")
-            return
-        results = await asyncio.gather(
-            *(on.group_send(group, message) for group, message in items),
-            return_exceptions=True,
-        )
-        counters.pushes_failed(
-            sum(isinstance(result, Exception) for result in results), reason="error"
-        )
-
-    server = _server_loop()
-    if server is not None and hasattr(layer, "group_send_many"):
+    if _server_loop() is not None:
+        # On the server's loop, whose connections (or, in memory, queues) the
+        # layer's receivers use; the thread goes on meanwhile.
         _server_outbox(layer).put(items)
         return
     try:
-        if server is not None:
-            # On the server's loop, whose connections (or, in memory, queues) the
-            # layer's receivers use.
-            asyncio.run_coroutine_threadsafe(send_all(layer), server).result(timeout)
-            return
         if not _is_redis(layer):
-            async_to_sync(send_all)(layer)
+            async_to_sync(_send_all)(layer, items)
             return
         loop, own = sender()
-        asyncio.run_coroutine_threadsafe(send_all(own), loop).result(timeout)
+        asyncio.run_coroutine_threadsafe(_send_all(own, items), loop).result(timeout)
     except Exception:
         # The caller logs it (the facts are committed; clients resync).
         counters.pushes_failed(len(items), reason="error")

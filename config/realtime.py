@@ -44,16 +44,17 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content, **kwargs)
 
     async def rejoin(self, group: str) -> None:
-        """Join ``group`` again: Redis may have forgotten this socket's membership.
+        """Join ``group`` again, in case the layer has lost this socket's membership.
 
-        Group members live in Redis only.  A Redis restarted without
-        persistence (or a membership older than the layer's group expiry)
-        leaves an open socket deaf to every push of its group, with nothing
-        to tell it so; the client's regular ``ping`` and its ``resync`` call
-        this, so a socket hears again within one ping interval.  Adding a
-        member already there only refreshes it.  While Redis is unreachable
-        the socket stays open (its pushes pause anyway) and the next ping
-        tries again.
+        The client's regular ``ping`` and its ``resync`` call this, so a socket
+        that went deaf to its group's pushes hears again within one ping
+        interval.  The publish/subscribe layer keeps memberships in the process
+        and its client subscribes again after a reconnect; a layer that keeps
+        them in Redis (channels-redis's other layer) loses them with a Redis
+        restarted without persistence, or past its group expiry.  Adding a
+        member already there changes nothing.  While Redis is unreachable the
+        socket stays open (its pushes pause anyway) and the next ping tries
+        again.
         """
         try:
             await self.channel_layer.group_add(group, self.channel_name)

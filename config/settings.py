@@ -223,30 +223,21 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            # channels-redis with group sends batched (config/channel_layer.py).
-            "BACKEND": "config.channel_layer.BatchingRedisChannelLayer",
+            # channels-redis's publish/subscribe layer, as documented: a group
+            # send is one PUBLISH, and each server process holds one subscriber
+            # connection on which Redis pushes its sockets' messages.  Nothing
+            # waits in Redis for a socket that is gone, and no socket polls;
+            # a message lost in transit is repaired by the client's resync.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py's async pool refuses past 100 connections by default;
-                # an ASGI process with a few hundred sockets needs more.
                 "hosts": [
                     {
                         "address": REDIS_URL,
-                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
-                        # redis-py 8 reads with a 5 s timeout by default, the same as
-                        # channels-redis's blocking pop: under load the read loses the
-                        # race and the socket dies with 1011.  Give the read room.
-                        "socket_timeout": env.float("CHANNELS_REDIS_SOCKET_TIMEOUT", default=15.0),
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="hl"),
-                # Every socket of one ASGI process shares one Redis inbox (its
-                # "!" channels), and channels-redis drops, silently, what is
-                # sent past that inbox's capacity: 100 by default, less than
-                # one dispatch pass pushes to a process holding a few hundred
-                # agents.  Dropped offers stranded agents for a whole offer
-                # window (docs/architecture.md, "Dispatch performance").
-                "capacity": env.int("CHANNELS_CAPACITY", default=5000),
             },
         }
     }

@@ -18,8 +18,8 @@ from prometheus_client import Counter
 
 PUSHES_FAILED = Counter(
     "humanline_pushes_failed",
-    "Pushes to sockets that were not delivered: the channel layer failed (error)"
-    " or the receiving inbox was full (capacity). Clients resync from the database.",
+    "Pushes to sockets that were not delivered: the channel layer failed to send them"
+    " (error). Clients resync from the database.",
     ["reason"],
 )
 SWEEPER_REPAIRS = Counter(

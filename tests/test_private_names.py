@@ -31,15 +31,8 @@ DOCUMENTED = {
     "_replace": "Python: namedtuple._replace (library/collections)",
 }
 
-# (file, name) -> why it is still used.  This list should end empty.
-ALLOWED = {
-    ("config/channel_layer.py", "_map_channel_keys_to_connection"): (
-        "the batched group send places each message as channels-redis does"
-    ),
-    ("config/channel_layer.py", "_group_key"): (
-        "the batched group send reads the groups channels-redis keeps"
-    ),
-}
+# (file, name) -> why it is still used.  Empty: nothing is.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _private(name: str) -> bool:

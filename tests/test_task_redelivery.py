@@ -13,12 +13,12 @@ without one.
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
@@ -110,32 +110,37 @@ def state(*extra) -> dict:
 
 
 class Listener:
-    """A channel subscribed to groups, as a socket is: what was pushed to them.
+    """A channel subscribed to groups, as a socket of a server process is: what
+    was pushed to them.
 
-    ``received()`` puts a marker on the channel and reads up to it.  Pushes are
-    sent before a task returns (``config.channel_send`` waits for the send), so
-    the marker comes after all of them and reading never waits on an empty
-    channel.  The Redis layer orders a channel's messages by the time each was
-    sent, which the stopped clock makes the same for all: the marker is sent a
-    millisecond later.
+    The channel lives on an event loop of its own, as a server's sockets do,
+    so what is pushed meanwhile waits for it.  ``received()`` puts a marker on
+    the channel and reads up to it.  Pushes are sent before a task returns
+    (``config.channel_send`` waits for the send off the server), and a
+    process's subscriber connection receives in the order Redis published:
+    the marker comes after all of them, and reading never waits on an empty
+    channel.
     """
 
     MARKER = {"type": "test.marker"}
 
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
+        self.channel = self.run(self.layer.new_channel())
         self.groups: list[str] = []
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(15)
 
     def join(self, *groups: str) -> None:
         for group in groups:
-            async_to_sync(self.layer.group_add)(group, self.channel)
+            self.run(self.layer.group_add(group, self.channel))
             self.groups.append(group)
 
     def received(self) -> list[dict]:
-        self.clock.shift(timedelta(milliseconds=1))
-
         async def read() -> list[dict]:
             await self.layer.send(self.channel, dict(self.MARKER))
             messages = []
@@ -146,16 +151,19 @@ class Listener:
                 messages.append(message)
 
         # Sorted: the in-memory layer sends to several groups concurrently.
-        return sorted(async_to_sync(read)(), key=lambda m: json.dumps(m, sort_keys=True))
+        return sorted(self.run(read()), key=lambda m: json.dumps(m, sort_keys=True))
 
     def leave(self) -> None:
         for group in self.groups:
-            async_to_sync(self.layer.group_discard)(group, self.channel)
+            self.run(self.layer.group_discard(group, self.channel))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()  # the Redis layer closes this loop's connections
 
 
 @pytest.fixture
-def listener(clock):
-    listening = Listener(clock)
+def listener():
+    listening = Listener()
     yield listening
     listening.leave()
 

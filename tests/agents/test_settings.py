@@ -114,7 +114,7 @@ def test_database_and_redis_urls_select_the_production_stack():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
-        "config.channel_layer.BatchingRedisChannelLayer",  # channels-redis, sends batched
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
         "redis://cache.internal:6379/0",
         "False",
         "False",
