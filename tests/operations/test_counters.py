@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -29,8 +31,12 @@ def counted(name: str, **labels) -> float:
 def test_a_push_the_layer_cannot_send_is_counted():
     before = counted("humanline_pushes_failed_total", reason="error")
     unsendable = {"type": "agent.event", "lock": threading.Lock()}  # no layer can copy it
-    group = f"ops-test-{uuid.uuid4().hex[:12]}"
+    group, layer = f"ops-test-{uuid.uuid4().hex[:12]}", get_channel_layer()
 
+    async def join():  # a member, so that the in-memory layer copies the message
+        await layer.group_add(group, await layer.new_channel())
+
+    async_to_sync(join)()
     channel_send.group_send_many([(group, unsendable), (group, {"type": "agent.event"})])
 
     # Each push is sent on its own: the one that cannot be is counted, the other goes.
