@@ -88,8 +88,7 @@ format: install
 	@$(VENV)/bin/ruff check --fix .
 
 bench: install
-	@test ! -d bench || ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	@for b in bench/[!_]*.py; do echo "== $$b"; DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) $$b || exit 1; done
+	@DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(PY) bench/_run_all.py
 
 ## make chaos: the production-like stack under load while its processes die (about 4 minutes);
 ## it restarts the machine's PostgreSQL once: CHAOS_ARGS=--no-postgres-restart to skip that

@@ -53,13 +53,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def bench_env(args) -> dict:
+def bench_env(args, database_name: str = "humanline_bench", redis_db: int = 7) -> dict:
+    """The stack's environment: its own database and Redis db on the servers of
+    DATABASE_URL and REDIS_URL, and production settings."""
     database = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
     redis = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"))
     return {
         **os.environ,
-        "DATABASE_URL": urlunparse(database._replace(path="/humanline_bench")),
-        "REDIS_URL": urlunparse(redis._replace(path="/7")),
+        "DATABASE_URL": urlunparse(database._replace(path=f"/{database_name}")),
+        "REDIS_URL": urlunparse(redis._replace(path=f"/{redis_db}")),
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE": "0",
@@ -74,10 +76,12 @@ def bench_env(args) -> dict:
 
 
 def recreate_database(env: dict) -> None:
+    """Drop, create and migrate the database of ``env["DATABASE_URL"]``; flush its Redis db."""
     import psycopg2
     import redis
 
     url = urlparse(env["DATABASE_URL"])
+    name = url.path.lstrip("/")
     server = psycopg2.connect(
         host=url.hostname,
         port=url.port or 5432,
@@ -87,8 +91,8 @@ def recreate_database(env: dict) -> None:
     )
     server.autocommit = True
     with server.cursor() as cursor:
-        cursor.execute("DROP DATABASE IF EXISTS humanline_bench WITH (FORCE)")
-        cursor.execute("CREATE DATABASE humanline_bench")
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
     server.close()
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     subprocess.run(
@@ -400,29 +404,46 @@ class SessionMeter:
         self.connection.close()
 
 
-CONNECTING = asyncio.Semaphore(10)  # agents log in a few at a time, as people do
+CONNECT_AT_ONCE = 10  # agents log in a few at a time, as people do
+CONNECTING = asyncio.Semaphore(CONNECT_AT_ONCE)
 
 
 async def agent_loop(
-    url: str, origin: str, run: Run, ready: asyncio.Event, total: int, resolve=None
+    url: str,
+    origin: str,
+    run: Run,
+    ready: asyncio.Event,
+    total: int,
+    resolve=None,
+    *,
+    ping_seconds: float = 20,
+    protocol_pings: bool = True,
 ):
     """One agent: accept every offer at once over the socket; ping as the console does.
 
     ``resolve(ticket_id)``, when given, is scheduled for each ticket accepted
-    while ``run.resolving`` (``--hold``).
+    while ``run.resolving`` (``--hold``).  The console sends a ``ping`` every
+    ``ping_seconds``; ``protocol_pings`` keeps the client library's own ping
+    frames (every 20 s) as well, which a browser does not send (it answers
+    the server's).
     """
     import websockets
 
     async with CONNECTING:
-        ws = await websockets.connect(url, additional_headers={"Origin": origin}, max_queue=None)
+        ws = await websockets.connect(
+            url,
+            additional_headers={"Origin": origin},
+            max_queue=None,
+            **({} if protocol_pings else {"ping_interval": None}),
+        )
 
     async def keep_alive():
-        # Every 20 s from the agent's own start: real agents sign in at different
-        # times, so their pings are spread out, not sent by everyone at once.
-        await asyncio.sleep(random.uniform(0, 20))
+        # Every ping_seconds from the agent's own start: real agents sign in at
+        # different times, so their pings are spread out, not sent by everyone at once.
+        await asyncio.sleep(random.uniform(0, ping_seconds))
         while True:
             await ws.send(json.dumps({"type": "ping"}))
-            await asyncio.sleep(20)
+            await asyncio.sleep(ping_seconds)
 
     pinger = asyncio.create_task(keep_alive())
     run.connected += 1
@@ -571,6 +592,22 @@ async def set_presence(client: HttpPool, token: str, status: str, run: Run) -> N
         run.error(f"presence:{code}")
 
 
+async def paced(
+    client: HttpPool, customers: list[str], run: Run, rate: float, first: int, count: int
+) -> set[int]:
+    """Open ``count`` tickets, numbered from ``first``, at ``rate`` a second; their ids."""
+    before, begin, pending = set(run.sent), time.perf_counter(), []
+    for n in range(count):
+        delay = begin + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(
+            asyncio.create_task(open_ticket(client, customers=customers, run=run, number=first + n))
+        )
+    await asyncio.gather(*pending)
+    return set(run.sent) - before
+
+
 async def wait_until(condition, timeout: float) -> None:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline and not condition():
@@ -640,25 +677,9 @@ async def load(
     client = HttpPool("127.0.0.1", args.port, size=64, reuse=args.reuse)
     await client.open(args.connections)
     try:
-
-        async def paced(first: int, count: int) -> set[int]:
-            """Open ``count`` tickets at the set rate; the ids of those opened."""
-            before, begin, pending = set(run.sent), time.perf_counter(), []
-            for n in range(count):
-                delay = begin + n / args.rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                pending.append(
-                    asyncio.create_task(
-                        open_ticket(client, customers=customer, run=run, number=first + n)
-                    )
-                )
-            await asyncio.gather(*pending)
-            return set(run.sent) - before
-
         # Warm-up at the same rate, not measured: each process opens its
         # connections and fills its caches, as a server in service has done.
-        warm_ids = await paced(0, args.rate * args.warmup)
+        warm_ids = await paced(client, customer, run, args.rate, 0, args.rate * args.warmup)
         await wait_until(lambda: warm_ids <= run.offered.keys(), timeout=30)
         await wait_until(lambda: len(run.accepted) >= len(warm_ids), timeout=30)
 
@@ -668,7 +689,9 @@ async def load(
         start, cpu_start, sessions_start = time.perf_counter(), cpu.read(), sessions.read()
         machine_start = MachineMeter.read()
         first_read = cpu_start
-        steady_ids = await paced(args.rate * args.warmup, args.rate * args.seconds)
+        steady_ids = await paced(
+            client, customer, run, args.rate, args.rate * args.warmup, args.rate * args.seconds
+        )
         await wait_until(lambda: steady_ids <= run.offered.keys(), timeout=30)
         steady_end = max((run.offered[t] for t in steady_ids if t in run.offered), default=start)
         latencies = [(run.offered[t] - run.sent[t]) * 1000 for t in steady_ids if t in run.offered]

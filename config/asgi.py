@@ -20,6 +20,7 @@ if settings.GIL_SWITCH_INTERVAL_MS is not None:
     sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 from config.asgi_http import PooledASGIHandler  # noqa: E402
 from config.channel_send import serving  # noqa: E402
@@ -37,7 +38,9 @@ application = serving(
     ProtocolTypeRouter(
         {
             # Each request whole on one thread of a pool (config.asgi_http).
-            "http": PooledASGIHandler(),
+            "http": (
+                PooledASGIHandler() if settings.HTTP_HANDLER == "pooled" else get_asgi_application()
+            ),
             "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
         }
     )

@@ -1,126 +1,161 @@
-"""HTTP under the ASGI server: each request runs whole on one pooled thread.
+"""HTTP under the ASGI server: Django's WSGI application, each request whole on
+one thread of a fixed pool.
 
-Django's own ASGI handler runs a synchronous view and synchronous middleware
-by hopping between the event loop and a thread made for the request: one new
-thread per request, and a hop in and out for each middleware that is not
-async (WhiteNoise is not, and ``MiddlewareMixin`` runs its hooks in the thread
-either way).  With the views synchronous (the ORM is), all of that is overhead:
-on the dispatch benchmark, starting threads and handing work between them
-was about a fifth of the web processes' CPU.
+Django's ASGI handler runs a synchronous view and synchronous middleware by
+hopping between the event loop and a thread made for the request: one new
+thread per request, and with it a new database connection, since Django keeps
+a persistent connection (``CONN_MAX_AGE``) per thread.  The views are
+synchronous (the ORM is), so that is all overhead.  ``PooledASGIHandler``
+serves HTTP as a threaded WSGI server does instead, through interfaces that
+are all documented: the ASGI HTTP specification on the server's side, PEP
+3333 and Django's WSGI application (``get_wsgi_application``) on the other.
 
-``PooledASGIHandler`` does what a WSGI server does instead.  The event loop
-reads the body, then one thread of a fixed pool runs the request from end to
-end with the plain synchronous middleware chain (as under WSGI):
-``request_started``, the view, the response, ``request_finished`` (which
-closes the thread's database connection if it is too old or broken; else
-the thread keeps it for its next request, ``CONN_MAX_AGE``).  The loop
-then sends what came back.  A streaming response is sent from the thread as
-it is produced, chunk by chunk.
+What it buys: ``bench/http_handler.py`` (part of ``make bench``; its table is
+in ``bench/results/latest.md``) serves the same API read with each handler in
+turns, in one run.  Django's handler, with ``CONN_MAX_AGE`` 0 as Django
+advises under ASGI, opens a PostgreSQL connection per request, costs about
+twice the web CPU per request, and serves about a third of the requests per
+second.  ``HTTP_HANDLER=django`` switches to it.
+
+The event loop reads the body; one thread of the pool builds the WSGI
+environ (as the ASGI specification's WSGI compatibility section maps it) and
+calls the application, which runs ``request_started``, the middleware chain,
+the view and, when the response is closed, ``request_finished`` (which closes
+the thread's database connection if it is too old or broken, else the thread
+keeps it for its next request).  A response of one chunk (every
+non-streaming response) goes back to the loop, which sends it; a response of
+more chunks (a streaming one) is sent from the thread, chunk by chunk, as it
+is produced.
 
 The request runs in a copy of the context of the loop's task, which holds
 the server's loop (``config.channel_send.SERVER_LOOP``): pushes from a view
-go through that loop and its long-lived Redis connections.
-
-The view runs to its end even if the client goes away (as under WSGI); a
-response to a client that left is dropped by the server.
+go through that loop.  The view runs to its end even if the client goes
+away, as under any WSGI server; a response to a client that left is dropped
+by the ASGI server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from tempfile import SpooledTemporaryFile
 
 from django.conf import settings
-from django.core import signals
-from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.core.handlers.base import BaseHandler
-from django.http import FileResponse
-from django.urls import set_script_prefix
+from django.core.wsgi import get_wsgi_application
+
+# A body up to this size is kept in memory while the request runs.
+BODY_IN_MEMORY = 1024 * 1024
 
 
-class PooledASGIHandler(ASGIHandler):
-    """Django's ASGI handler with every request run whole on one thread of a pool."""
+class PooledASGIHandler:
+    """An ASGI application for HTTP: Django's WSGI application on a pool of threads."""
 
     def __init__(self, threads: int | None = None):
-        BaseHandler.__init__(self)
-        self.load_middleware(is_async=False)  # one synchronous chain, as under WSGI
+        self.application = get_wsgi_application()
         self.threads = threads or settings.HTTP_THREADS
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="http")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django serves HTTP here, not {scope['type']}.")
-        try:
-            body_file = await self.read_body(receive)
-        except RequestAborted:
-            return
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        try:
-            sent = await loop.run_in_executor(
-                self.pool, context.run, self.respond, loop, scope, body_file, send
+        with SpooledTemporaryFile(max_size=BODY_IN_MEMORY) as body:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # gone before the request was whole: nothing to answer
+                body.write(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body.seek(0)
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()
+            whole = await loop.run_in_executor(
+                self.pool, context.run, self.respond, loop, scope, body, send
             )
-        finally:
-            body_file.close()
-        if sent is not None:  # a whole response, built on the thread: send it from here
-            start, body = sent
+        if whole is not None:  # built on the thread in one chunk: send it from here
+            start, content = whole
             await send(start)
-            for chunk, last in self.chunk_bytes(body):
-                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+            await send({"type": "http.response.body", "body": content})
 
-    def respond(self, loop, scope, body_file, send):
+    def respond(self, loop, scope, body, send):
         """On a pool thread: the whole request.
 
-        Returns the response's start message and body for the loop to send, or
-        None when a streaming response was sent from here as it was produced.
+        Returns the response's start message and its one chunk for the loop
+        to send, or None when the response was sent from here as produced.
         """
-        set_script_prefix(get_script_prefix(scope))
-        signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        if request is not None:
-            response = self.get_response(request)
-            if isinstance(response, FileResponse):
-                response.block_size = self.chunk_size
-        try:
-            start = {
+        started = {}
+
+        def start_response(status, headers, exc_info=None):
+            started["start"] = {
                 "type": "http.response.start",
-                "status": response.status_code,
-                "headers": self.headers_of(response),
+                "status": int(status.split(" ", 1)[0]),
+                "headers": [
+                    (name.encode("latin1"), value.encode("latin1")) for name, value in headers
+                ],
             }
-            if not response.streaming:
-                return start, response.content
-            self.stream(loop, send, start, response)
+
+        result = self.application(wsgi_environ(scope, body), start_response)
+        try:
+            chunks = iter(result)
+            first = next(chunks, b"")
+            second = next(chunks, None)
+            if second is None:
+                return started["start"], first
+
+            def out(message):
+                asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
+            out(started["start"])
+            for chunk in (first, second):
+                out({"type": "http.response.body", "body": chunk, "more_body": True})
+            for chunk in chunks:
+                out({"type": "http.response.body", "body": chunk, "more_body": True})
+            out({"type": "http.response.body"})
             return None
         finally:
-            response.close()  # request_finished, on the request's own thread
+            close = getattr(result, "close", None)  # PEP 3333: request_finished, here
+            if close is not None:
+                close()
 
-    def stream(self, loop, send, start, response) -> None:
-        def out(message):
-            asyncio.run_coroutine_threadsafe(send(message), loop).result()
 
-        if response.is_async:
-            # An async iterator is consumed on the loop, by Django's own sender.
-            asyncio.run_coroutine_threadsafe(self.send_response(response, send), loop).result()
-            return
-        out(start)
-        for part in response.streaming_content:
-            for chunk, _ in self.chunk_bytes(part):
-                out({"type": "http.response.body", "body": chunk, "more_body": True})
-        out({"type": "http.response.body"})
-
-    @staticmethod
-    def headers_of(response) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (
-                header.encode("ascii") if isinstance(header, str) else bytes(header),
-                value.encode("latin1") if isinstance(value, str) else bytes(value),
-            )
-            for header, value in response.items()
-        ]
-        headers.extend(
-            (b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
-            for cookie in response.cookies.values()
-        )
-        return headers
+def wsgi_environ(scope: dict, body) -> dict:
+    """The WSGI environ of an ASGI HTTP scope, as the ASGI specification maps it."""
+    root = scope.get("root_path", "")
+    path = scope["path"]
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    server = scope.get("server") or ("localhost", 80)
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        # PEP 3333: native strings holding the path's bytes, one per character.
+        "SCRIPT_NAME": root.encode("utf8").decode("latin1"),
+        "PATH_INFO": path.encode("utf8").decode("latin1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1] if server[1] is not None else 80),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": body,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
+    for raw_name, raw_value in scope.get("headers", []):
+        if b"_" in raw_name:
+            # Dropped, as WSGI servers do: it would read as the header spelt
+            # with a hyphen (X_Forwarded_For as X-Forwarded-For).
+            continue
+        name = raw_name.decode("latin1").upper().replace("-", "_")
+        value = raw_value.decode("latin1")
+        key = name if name in ("CONTENT_LENGTH", "CONTENT_TYPE") else f"HTTP_{name}"
+        if key in environ:  # a repeated header: joined, as RFC 9110 allows
+            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
+        environ[key] = value
+    return environ

@@ -149,6 +149,13 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # requests one process serves at once; each holds a database connection while
 # it runs.
 HTTP_THREADS = env.int("HTTP_THREADS", default=32)
+# How the ASGI server runs Django for HTTP: "pooled" (config.asgi_http: the WSGI
+# application on HTTP_THREADS long-lived threads, each keeping its database
+# connection) or "django" (Django's own ASGI handler: a new thread, and so a new
+# database connection, per request).  bench/http_handler.py measures both.
+HTTP_HANDLER = env.str("HTTP_HANDLER", default="pooled")
+if HTTP_HANDLER not in ("pooled", "django"):
+    raise environ.ImproperlyConfigured('HTTP_HANDLER must be "pooled" or "django".')
 # Two interpreter-wide settings of the web processes, applied by config/asgi.py
 # and off unless set (the Procfile sets both for its web processes):
 # - GIL_SWITCH_INTERVAL_MS: how long a thread may keep running Python while

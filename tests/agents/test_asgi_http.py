@@ -42,8 +42,13 @@ def backend(request):
         return HttpResponse(str(cursor.fetchone()[0]))
 
 
+def echo(request):
+    return HttpResponse(request.path.encode())
+
+
 urlpatterns = [
     path("probe/", probe),
+    path("caf\u00e9/", echo),
     path("stream/", stream),
     path("broken/", broken),
     path("backend/", backend),
@@ -209,3 +214,68 @@ async def test_each_thread_keeps_its_database_connection_between_requests(probe_
     many as the threads, opened once, whatever the requests."""
     assert len(await _backends(max_age=60)) <= 2
     assert len(await _backends(max_age=0)) > 2  # one per request when none is kept
+
+
+def test_the_wsgi_environ_follows_the_asgi_mapping():
+    from config.asgi_http import wsgi_environ
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/app/caf\u00e9/",
+        "root_path": "/app",
+        "query_string": b"q=1&r=%C3%A9",
+        "headers": [
+            (b"host", b"example.org"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"2"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=2"),
+            (b"accept", b"text/html"),
+            (b"accept", b"application/json"),
+            (b"x_forwarded_for", b"10.0.0.1"),  # would read as X-Forwarded-For
+        ],
+        "client": ("192.0.2.7", 51000),
+        "server": ("example.org", 443),
+    }
+
+    environ = wsgi_environ(scope, body=None)
+
+    assert environ["REQUEST_METHOD"] == "POST"
+    assert environ["SCRIPT_NAME"] == "/app"
+    assert environ["PATH_INFO"] == "/caf\u00e9/".encode().decode("latin1")  # PEP 3333
+    assert environ["QUERY_STRING"] == "q=1&r=%C3%A9"
+    assert (environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"]) == ("application/json", "2")
+    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["HTTP_ACCEPT"] == "text/html,application/json"
+    assert "HTTP_X_FORWARDED_FOR" not in environ
+    assert (environ["REMOTE_ADDR"], environ["SERVER_NAME"], environ["SERVER_PORT"]) == (
+        "192.0.2.7",
+        "example.org",
+        "443",
+    )
+    assert environ["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.asyncio
+async def test_a_non_ascii_path_reaches_the_view(probe_urls):
+    status, _, body = await call(PooledASGIHandler(threads=1), url="/caf\u00e9/")
+
+    assert (status, body.decode()) == (200, "/caf\u00e9/")
+
+
+@pytest.mark.asyncio
+async def test_djangos_own_handler_makes_a_thread_per_request(probe_urls):
+    """What the pooled handler is for: Django's ASGI handler runs each request on
+    a thread made for it (and so, with CONN_MAX_AGE, a database connection)."""
+    from django.core.asgi import get_asgi_application
+
+    handler = get_asgi_application()
+    threads = set()
+    for _ in range(3):
+        _, _, body = await call(handler)
+        threads.add(json.loads(body)["thread"])
+
+    assert len(threads) == 3

@@ -188,3 +188,10 @@ def test_the_preflight_of_make_test_needs_no_settings_and_names_what_is_down():
     assert "PostgreSQL is not reachable" in result.stdout + result.stderr
     assert "Redis is not reachable" in result.stdout + result.stderr
     assert "ImproperlyConfigured" not in result.stderr
+
+
+def test_an_unknown_http_handler_is_refused():
+    result = run_manage("check", HTTP_HANDLER="gunicorn")
+    assert result.returncode != 0
+    assert 'HTTP_HANDLER must be "pooled" or "django"' in result.stderr
+    assert run_manage("check", HTTP_HANDLER="django").returncode == 0
