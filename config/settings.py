@@ -237,12 +237,15 @@ if REDIS_URL:
             # a message lost in transit is repaired by the client's resync.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
+                # One Redis, or several (CHANNELS_REDIS_URLS): each channel and
+                # group then lives on one of them, chosen by a hash of its name.
                 "hosts": [
                     {
-                        "address": REDIS_URL,
+                        "address": url,
                         "socket_timeout": REDIS_SOCKET_TIMEOUT,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
                     }
+                    for url in env.list("CHANNELS_REDIS_URLS", default=[REDIS_URL])
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="hl"),
             },

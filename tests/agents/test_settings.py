@@ -195,3 +195,28 @@ def test_an_unknown_http_handler_is_refused():
     assert result.returncode != 0
     assert 'HTTP_HANDLER must be "pooled" or "django"' in result.stderr
     assert run_manage("check", HTTP_HANDLER="django").returncode == 0
+
+
+def test_the_channel_layer_spreads_over_the_redis_servers_listed():
+    probe = (
+        "from django.conf import settings as s;"
+        "print(*(h['address'] for h in s.CHANNEL_LAYERS['default']['CONFIG']['hosts']))"
+    )
+    common = {
+        "DATABASE_URL": "postgres://u@db.internal:5432/hl",
+        "REDIS_URL": "redis://cache.internal:6379/0",
+        "SECRET_KEY": "s" * 60,
+    }
+
+    alone = run_manage("shell", "--no-imports", "-c", probe, **common)
+    spread = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        probe,
+        CHANNELS_REDIS_URLS="redis://a.internal:6379/0,redis://b.internal:6379/0",
+        **common,
+    )
+
+    assert alone.stdout.split() == ["redis://cache.internal:6379/0"], alone.stderr
+    assert spread.stdout.split() == ["redis://a.internal:6379/0", "redis://b.internal:6379/0"]
