@@ -9,9 +9,17 @@ the preparing is paid once per connection; prepared statements survive
 rollbacks, and PostgreSQL replans them itself after a schema change.
 
 The statements keep Django's placeholders (``%(name)s`` or ``%s``) so that
-the same text runs unprepared elsewhere (SQLite, the embedded default).  Not
-for a connection pooler in transaction mode (PgBouncer), which would hand a
-prepared statement's session to another client.
+the same text runs unprepared elsewhere (SQLite, the embedded default), and
+with ``PREPARED_STATEMENTS=false``: behind a connection pooler in transaction
+mode (PgBouncer), which would hand a prepared statement's session to another
+client, they must run unprepared.
+
+What it buys: ``bench/prepared.py`` (part of ``make bench``; its table is in
+``bench/results/latest.md``) runs the ranking of a new ticket's agents and a
+freed agent's pull, prepared and not, in turns in one run, and prints the CPU
+of PostgreSQL and of Python per call.  The library alternative would be
+psycopg 3's automatic server-side preparing (``prepare_threshold``); the
+project stays on psycopg2, which has none.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+
+from django.conf import settings
 
 _NAMED = re.compile(r"%\((\w+)\)s")
 _POSITIONAL = re.compile(r"%s")
@@ -68,7 +78,7 @@ class Statement:
         """The SQL and values that run the statement on ``connection`` (for a cursor,
         or ``QuerySet.raw()``): ``EXECUTE``, prepared there first with ``cursor``
         if it was not yet; where statements are not prepared, the statement itself."""
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or not settings.PREPARED_STATEMENTS:
             return self.sql, params
         connection.ensure_connection()
         raw = connection.connection

@@ -149,6 +149,10 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # requests one process serves at once; each holds a database connection while
 # it runs.
 HTTP_THREADS = env.int("HTTP_THREADS", default=32)
+# The hottest hand-written statements are prepared once per PostgreSQL
+# connection (config.prepared); false runs them unprepared, as a connection
+# pooler in transaction mode needs.
+PREPARED_STATEMENTS = env.bool("PREPARED_STATEMENTS", default=True)
 # How the ASGI server runs Django for HTTP: "pooled" (config.asgi_http: the WSGI
 # application on HTTP_THREADS long-lived threads, each keeping its database
 # connection) or "django" (Django's own ASGI handler: a new thread, and so a new

@@ -60,3 +60,13 @@ def test_two_objects_for_one_statement_prepare_it_once_per_connection():
 
     assert _run(first, {"n": 1}) == ((2,), ["PREPARE", "EXECUTE"])
     assert _run(twin, {"n": 2}) == ((3,), ["EXECUTE"])  # no second PREPARE: it would fail
+
+
+def test_with_preparing_off_the_statement_itself_runs(settings):
+    settings.PREPARED_STATEMENTS = False
+    plain = Statement("test_prepared_off", "SELECT %(a)s::int * 2")
+
+    row, sent = _run(plain, {"a": 21})
+
+    assert row == (42,)
+    assert sent == ["SELECT"]  # neither PREPARE nor EXECUTE: a pooler in transaction mode
