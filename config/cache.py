@@ -12,6 +12,13 @@ Django's Redis cache takes the pool's class as an option (``OPTIONS
 ``SharedConnectionPool.from_url`` hands back the process's pool for that URL
 and those options, made once: every instance, in every context, shares it.
 redis-py's pool is safe across threads and starts afresh in a forked child.
+
+What it buys: ``bench/sync_redis.py`` (part of ``make bench``; its table is in
+``bench/results/latest.md``) reads the cache once per fresh context with
+Django's own pool and with this one, in turns in one run: with Django's, every
+read opens a connection to Redis and costs several times the CPU.
+``tests/agents/test_cache.py`` pins the behaviour this relies on: Django makes
+a cache instance per context.
 """
 
 import threading
