@@ -112,6 +112,16 @@ CUSTOMERS = 2000
 CAPACITY = 20
 
 
+def django_on(env: dict) -> None:
+    """Recreate the environment's database, then set Django up on it in this process."""
+    recreate_database(env)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
 def seed(agents: int):
     """Agents online (``CAPACITY`` each), one customer.
 
@@ -893,12 +903,7 @@ def main() -> int:
         f"(after {args.warmup} s of warm-up), then {args.saturation} at saturation",
         flush=True,
     )
-    recreate_database(env)
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    django_on(env)
     credentials, token = seed(args.agents)
     from django.db import connection, connections
 

@@ -21,7 +21,6 @@ each run.
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -37,8 +36,8 @@ from bench.dispatch import (  # noqa: E402
     HttpPool,
     SessionMeter,
     bench_env,
+    django_on,
     percentile,
-    recreate_database,
     run_loop,
     stop,
     web_server,
@@ -140,12 +139,7 @@ def main() -> int:
     args.server = "uvicorn"
 
     env = bench_env(args, database_name="humanline_http_bench", redis_db=9)
-    recreate_database(env)
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    django_on(env)
     from django.db import connections
 
     token, ticket_id = seed()

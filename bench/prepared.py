@@ -35,41 +35,16 @@ def backend_cpu(pid: int) -> float:
 
 
 def seed() -> int:
-    """Agents online, tickets waiting; the id of an agent who may take them."""
-    from agents import presence
-    from agents.models import Agent, AgentLanguage, AgentStatus, Role, Skill, User
+    """Agents online (``bench/dispatch.py``'s), tickets waiting; an agent who may take them."""
+    from agents.models import Agent, User
+    from bench.dispatch import seed as agents_online
     from tickets.services import NewTicket, ticket_open
 
-    general = Skill.objects.get(slug="general")
-    users = User.objects.bulk_create(
-        [
-            User(email=f"prep-agent-{n}@example.org", name=f"Agent {n}", role=Role.AGENT)
-            for n in range(AGENTS)
-        ]
-    )
-    agents = Agent.objects.bulk_create(
-        [
-            Agent(
-                user=user,
-                status=AgentStatus.APPROVED,
-                cohort="student",
-                country="PT",
-                time_zone="UTC",
-                capacity=5,
-            )
-            for user in users
-        ]
-    )
-    AgentLanguage.objects.bulk_create([AgentLanguage(agent=a, code="en") for a in agents])
-    Agent.skills.through.objects.bulk_create(
-        [Agent.skills.through(agent_id=a.pk, skill_id=general.pk) for a in agents]
-    )
+    agents_online(AGENTS)
     customer = User.objects.create_user(email="prep-customer@example.org", name="Customer")
     for n in range(WAITING):
         ticket_open(caller=customer, new=NewTicket(subject=f"Waiting {n}", body="Help."))
-    for agent in agents:  # online after the tickets: nothing is offered meanwhile
-        presence.agent_presence_set(agent_id=agent.pk, status="online")
-    return agents[0].pk
+    return Agent.objects.order_by("pk").values_list("pk", flat=True)[0]
 
 
 def main() -> int:

@@ -26,7 +26,6 @@ It uses the benchmark database (``humanline_bench``) and Redis db 7, recreated.
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -41,8 +40,8 @@ from dispatch import (  # the benchmarks' shared stack
     HttpPool,
     MachineMeter,
     bench_env,
+    django_on,
     percentile,
-    recreate_database,
     run_loop,
     start_stack,
     stop,
@@ -255,12 +254,7 @@ def main() -> int:
     env = bench_env(args)
     speed_ms = MachineMeter.speed_ms()
     print(f"queue depth bench: {', '.join(f'{d:,}' for d in depths)} waiting", flush=True)
-    recreate_database(env)
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    django_on(env)
     from django.db import connections
 
     from tickets.models import Ticket, TicketStatus

@@ -48,9 +48,9 @@ from dispatch import (  # the benchmarks' shared stack
     SessionMeter,
     agent_loop,
     bench_env,
+    django_on,
     paced,
     percentile,
-    recreate_database,
     run_loop,
     seed,
     start_stack,
@@ -479,12 +479,7 @@ def main() -> int:
         f" for {args.seconds} s (after {args.warmup} s of warm-up); open files {soft}",
         flush=True,
     )
-    recreate_database(env)
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    django_on(env)
     seeding = time.perf_counter()
     credentials, customers = seed(args.sockets)
     from django.db import connection, connections
