@@ -147,10 +147,10 @@ def rate_cache_clear() -> None:
     _rate_cache.clear()
 
 
-# One refresh of the rate at a time per process: when the kept rate runs out,
-# every request of that moment used to count the window again, each in its own
-# thread (dozens at once, over a second each, under a backlog of thousands).
-# The others keep using the rate that ran out until the refresh is done.
+# One refresh of the rate at a time per process: otherwise, when the kept rate
+# runs out, every request of that moment would count the window again, each in
+# its own thread (dozens at once under a backlog of thousands).  The others
+# keep using the rate that ran out until the refresh is done.
 _rate_refreshing = threading.Lock()
 
 

@@ -279,3 +279,34 @@ async def test_djangos_own_handler_makes_a_thread_per_request(probe_urls):
         threads.add(json.loads(body)["thread"])
 
     assert len(threads) == 3
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_leaves_before_its_body_is_whole_gets_nothing_run(
+    probe_urls, lifecycle
+):
+    messages = [
+        {"type": "http.request", "body": b'{"sub', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/probe/",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+    }
+    await PooledASGIHandler(threads=1)(scope, receive, send)
+
+    assert sent == []  # nothing to answer
+    assert lifecycle == []  # and the request never started
