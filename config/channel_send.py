@@ -11,10 +11,10 @@ that pushes wait for Redis.)  Elsewhere (a Celery worker, the embedded
 sweeper, a management command) ``async_to_sync`` would make a new event loop
 per call, and channels-redis keeps its connections per loop: every push
 would open and close its own Redis connection.  There, sends run on one
-long-lived loop on a background thread, through a channel-layer instance of
-its own.  The in-memory layer (the embedded default) is sent on the server's
-loop, whose queues the sockets read, or with ``async_to_sync`` outside the
-server.
+long-lived loop on a background thread, whose connections the layer keeps
+for as long as the process lives.  The in-memory layer (the embedded
+default) is sent on the server's loop, whose queues the sockets read, or
+with ``async_to_sync`` outside the server.
 
 Only the channel layer specification's own calls are used (``group_send``),
 so any layer configured in ``CHANNEL_LAYERS`` works.
@@ -36,7 +36,7 @@ import threading
 from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 
 from operations import counters
 
@@ -90,7 +90,7 @@ def sender():
                 target=loop.run_forever, name="channel-layer-sender", daemon=True
             ).start()
             _loop, _pid = loop, os.getpid()
-            _layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            _layer = get_channel_layer()
         return _loop, _layer
 
 

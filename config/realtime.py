@@ -10,7 +10,6 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
@@ -62,10 +61,20 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("Could not rejoin %s; the next ping tries again", group, exc_info=True)
 
     async def dispatch(self, message):
-        handler = getattr(self, get_handler_name(message), None)
+        """Channels' own dispatch, without its stale-connection hop (see the class)."""
+        handler = getattr(self, handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+
+def handler_name(message: dict) -> str:
+    """The consumer method for a message, as Channels documents the naming: its
+    ``type`` with each ``.`` replaced by ``_``; never a private method."""
+    name = message["type"].replace(".", "_")
+    if name.startswith("_"):
+        raise ValueError(f"Malformed message type {message['type']!r}")
+    return name
 
 
 def _bad_frame(message: str) -> dict:

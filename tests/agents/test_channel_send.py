@@ -5,7 +5,6 @@ import asyncio
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 from config import channel_send
 
@@ -24,9 +23,11 @@ def on_the_server() -> asyncio.AbstractEventLoop:
 
 
 @pytest_asyncio.fixture
-async def receiver():
+async def receiver(settings):
     """A socket's end of the layer, as another server process holds it."""
-    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    layer = RedisPubSubChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
     assert channel_send._is_redis(layer), "the suite runs on Redis"
     yield layer
     await layer.flush()
@@ -60,9 +61,9 @@ async def test_a_worker_thread_sends_on_one_long_lived_loop_of_its_own(receiver)
 
     assert await received(receiver, channel, 3) == [0, 1, 2]
     assert len({id(loop) for loop, _ in senders}) == 1  # one loop for every send
-    loop, own_layer = senders[0]
+    loop, layer = senders[0]
     assert loop.is_running()
-    assert own_layer is not get_channel_layer()  # the shared instance stays with its loops
+    assert channel_send._is_redis(layer)  # the process's Redis layer, on a loop of its own
 
 
 async def test_inside_the_server_a_send_uses_the_servers_loop(receiver):

@@ -254,3 +254,31 @@ async def test_the_socket_works_on_the_in_memory_layer_of_the_embedded_default(a
 
     assert (await socket.receive_json_from(timeout=5))["presence"] == "online"
     await socket.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_channels_own_dispatch_only_adds_the_stale_connection_hop(monkeypatch):
+    """config.realtime.JsonConsumer.dispatch is Channels' dispatch without the
+    hop that closes stale database connections: pinned, so that an upgrade
+    that gives Channels' dispatch another duty fails here."""
+    import channels.consumer
+    from channels.consumer import AsyncConsumer
+
+    from config.realtime import handler_name
+
+    hops, handled = [], []
+
+    async def hop():
+        hops.append(1)
+
+    class Probe(AsyncConsumer):
+        async def offer_created(self, message):
+            handled.append(message["n"])
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", hop)
+    await Probe().dispatch({"type": "offer.created", "n": 1})
+
+    assert (hops, handled) == ([1], [1])
+    assert handler_name({"type": "offer.created"}) == "offer_created"
+    with pytest.raises(ValueError):
+        handler_name({"type": "._private"})
