@@ -25,22 +25,22 @@ import threading
 
 import redis
 
-_pools: dict[tuple, "SharedConnectionPool"] = {}
-_lock = threading.Lock()
+POOLS: dict[tuple, "SharedConnectionPool"] = {}
+POOLS_LOCK = threading.Lock()
 
 
 class SharedConnectionPool(redis.ConnectionPool):
     @classmethod
     def from_url(cls, url, **kwargs):
         key = (url, tuple(sorted((name, repr(value)) for name, value in kwargs.items())))
-        with _lock:
-            pool = _pools.get(key)
+        with POOLS_LOCK:
+            pool = POOLS.get(key)
             if pool is None:
-                pool = _pools[key] = super().from_url(url, **kwargs)
+                pool = POOLS[key] = super().from_url(url, **kwargs)
         return pool
 
 
 def pools_made() -> int:
     """How many pools this process has made (one per Redis URL and options)."""
-    with _lock:
-        return len(_pools)
+    with POOLS_LOCK:
+        return len(POOLS)
