@@ -533,6 +533,9 @@ HUMANLINE = {
     "QUEUE_PUSH_FULL_SECONDS": env.int("QUEUE_PUSH_FULL_SECONDS", default=10),
     # Places told per second, at most, when a whole lane is pushed.
     "QUEUE_PUSH_FULL_RATE": env.int("QUEUE_PUSH_FULL_RATE", default=2000),
+    # A ticket's socket marks it watched on connect and each ping (every 25 s
+    # from the help centre); places in line are pushed only to watched tickets.
+    "QUEUE_PUSH_WATCH_SECONDS": env.int("QUEUE_PUSH_WATCH_SECONDS", default=70),
     "QUALITY_RECENT_RATINGS": env.int("QUALITY_RECENT_RATINGS", default=50),
     "QUALITY_WINDOW_DAYS": env.int("QUALITY_WINDOW_DAYS", default=90),
     # After a resolve, an agent's score is stored again once per this many seconds.

@@ -48,6 +48,7 @@ from tests.marketplace.factories import ShiftBookingFactory, ShiftSlotFactory
 from tests.pay.helpers import accepted_and_resolved, online, rate
 from tests.tickets.factories import TicketFactory, new_ticket_body
 from tests.webhooks.receiver import Receiver
+from tickets import events as ticket_events
 from tickets import services as ticket_services
 from tickets import tasks as ticket_tasks
 from tickets.models import IdempotencyKey, Ticket, TicketStatus
@@ -214,6 +215,8 @@ def test_sweep_presence_twice_sets_a_vanished_agent_offline_once(agent, deliver,
 def test_push_queue_positions_twice_pushes_the_same_places(deliver, clock, listener):
     waiting = [TicketFactory(category="general") for _ in range(3)]
     listener.join(*(f"ticket.{ticket.pk}" for ticket in waiting))
+    for ticket in waiting:
+        ticket_events.watching(ticket.pk)  # each with its page open
 
     deliver(ticket_tasks.push_queue_positions, "en", "general")
     first = listener.received()

@@ -8,6 +8,9 @@ client that reconnects loses nothing.  Messages sent here go through
 ``tickets.services.message_post`` like the API's.
 """
 
+import logging
+
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
 from config import params
@@ -15,6 +18,8 @@ from config.errors import DomainError
 from config.realtime import JsonConsumer
 from tickets import events, selectors, services
 from tickets.models import Ticket
+
+logger = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's): not signed in, not allowed.
 UNAUTHENTICATED = 4401
@@ -55,6 +60,7 @@ class TicketConsumer(JsonConsumer):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
             await self.rejoin(self.group)
+            await self._watching()
             await self.send_json({"type": "pong"})
         elif kind == "ticket.message":
             try:
@@ -75,6 +81,9 @@ class TicketConsumer(JsonConsumer):
         if event["type"] == "ticket.status" and not await self._may_join(self.scope["user"]):
             await self.close(code=FORBIDDEN)
 
+    async def _watching(self) -> None:
+        await sync_to_async(mark_watched, thread_sensitive=False)(self.ticket_id)
+
     def _since(self) -> int | None:
         from urllib.parse import parse_qs
 
@@ -88,6 +97,7 @@ class TicketConsumer(JsonConsumer):
     @database_sync_to_async
     def _snapshot(self, since: int | None) -> list[dict]:
         ticket = Ticket.objects.select_related("assigned_agent__user").get(pk=self.ticket_id)
+        mark_watched(ticket.pk)  # before its place is read: no push falls between
         snapshot = [events.status_event(ticket)]
         if ticket.assigned_agent_id:
             snapshot.append(events.assigned_event(ticket))
@@ -112,3 +122,12 @@ class TicketConsumer(JsonConsumer):
     @database_sync_to_async
     def _post(self, body: str) -> None:
         services.message_post(ticket_id=self.ticket_id, caller=self.scope["user"], body=body)
+
+
+def mark_watched(ticket_id: int) -> None:
+    """Keep the ticket's places in line coming (``events.watching``); a cache that
+    cannot be reached costs those pushes, never the socket."""
+    try:
+        events.watching(ticket_id)
+    except Exception:
+        logger.warning("Could not mark ticket %s watched", ticket_id, exc_info=True)

@@ -191,7 +191,8 @@ def lane_changed(*, language: str, category: str) -> None:
 def push_lane_positions(*, language: str, category: str) -> int:
     """Push places in line: the head of the lane every time, the whole lane now and then.
 
-    Each push costs one message per ticket told.  The first
+    Only tickets with a socket open are told (``watched_places``).  Each push
+    costs one message per ticket told.  The first
     ``QUEUE_PUSH_HEAD`` places (the customers about to be served, whose
     numbers move fastest) get every update, and only they are read for it;
     the whole lane is read and told at most every ``QUEUE_PUSH_FULL_SECONDS``,
@@ -214,8 +215,45 @@ def push_lane_positions(*, language: str, category: str) -> int:
         every = full_push_every(len(places))
         if every > policy["QUEUE_PUSH_FULL_SECONDS"]:
             cache.set(full_key, 1, timeout=every)
+    places = watched_places(places)
     push_many([(ticket_id, position_event(ticket_id, place)) for ticket_id, place in places])
     return len(places)
+
+
+# --- who is watching ----------------------------------------------------------
+#
+# A place in line is pushed only to a ticket whose socket is open: in an
+# incident most of a long line has no page open, and a push to a group nobody
+# joined is a publish to Redis for nothing.  A socket marks its ticket watched
+# when it connects and on each ``ping`` (the help centre pings every 25 s);
+# the mark lasts ``QUEUE_PUSH_WATCH_SECONDS``.  A socket that connects gets its
+# place in its snapshot, so nothing is missed between marks.
+
+WATCHED_READ = 5000  # marks read per cache round trip
+
+
+def _watch_key(ticket_id: int) -> str:
+    return f"ticket-watched:{ticket_id}"
+
+
+def watching(ticket_id: int) -> None:
+    """A socket of the ticket is open: push its places in line for a while."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    cache.set(_watch_key(ticket_id), 1, timeout=settings.HUMANLINE["QUEUE_PUSH_WATCH_SECONDS"])
+
+
+def watched_places(places: list[tuple[int, "selectors.QueuePlace"]]) -> list:
+    """The ``(ticket id, place)`` pairs whose ticket has a socket open."""
+    from django.core.cache import cache
+
+    kept = []
+    for start in range(0, len(places), WATCHED_READ):
+        chunk = places[start : start + WATCHED_READ]
+        marks = cache.get_many([_watch_key(ticket_id) for ticket_id, _ in chunk])
+        kept += [(ticket_id, place) for ticket_id, place in chunk if _watch_key(ticket_id) in marks]
+    return kept
 
 
 def full_push_every(waiting: int) -> int:

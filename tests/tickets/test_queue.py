@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.factories import AgentFactory
 from tests.tickets.factories import TicketFactory, assigned, resolved
-from tickets import selectors, services
+from tickets import events, selectors, services
 from tickets.models import Ticket, TicketEvent, queue_order
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +87,10 @@ def test_positions_are_pushed_to_the_lane_when_a_ticket_leaves_it(
     now = timezone.now()
     first = TicketFactory(queued_at=now - timedelta(minutes=9), customer=customer)
     second = TicketFactory(queued_at=now - timedelta(minutes=5))
+    unwatched = TicketFactory(queued_at=now - timedelta(minutes=4))
     elsewhere = TicketFactory(language="pt")
+    for ticket in (first, second, elsewhere):  # each with its page open
+        events.watching(ticket.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         services.ticket_cancel(ticket_id=first.pk, caller=customer)
@@ -97,15 +100,17 @@ def test_positions_are_pushed_to_the_lane_when_a_ticket_leaves_it(
         for ticket_id, event in pushed
         if event["type"] == "queue.position"
     }
+    # Second in line moved up; the third has no socket open, so nobody is told.
     assert positions == {second.pk: 1}
-    assert elsewhere.pk not in positions
+    assert unwatched.pk not in positions and elsewhere.pk not in positions
     assert (first.pk, "ticket.status") in [(t, e["type"]) for t, e in pushed]
 
 
-def test_a_new_ticket_gets_its_position_pushed(
+def test_a_new_ticket_reads_its_place_in_the_answer_and_watched_ones_are_pushed(
     api, customer, pushed, django_capture_on_commit_callbacks
 ):
-    TicketFactory(category="payments")
+    ahead = TicketFactory(category="payments")
+    events.watching(ahead.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = api.as_(customer).post(
@@ -113,8 +118,11 @@ def test_a_new_ticket_gets_its_position_pushed(
         )
 
     mine = response.json()["id"]
-    assert [e for t, e in pushed if t == mine] == [
-        {"type": "queue.position", "ticket_id": mine, "queue_position": 2, "eta_seconds": 360}
+    assert response.json()["queue_position"] == 2
+    # Its page is not open yet (the socket's snapshot will carry the place).
+    assert [e for t, e in pushed if t == mine] == []
+    assert [e for t, e in pushed if t == ahead.pk] == [
+        {"type": "queue.position", "ticket_id": ahead.pk, "queue_position": 1, "eta_seconds": 180}
     ]
 
 

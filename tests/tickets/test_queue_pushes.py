@@ -14,6 +14,8 @@ def test_the_head_of_a_long_lane_gets_every_push_the_tail_now_and_then(settings,
     settings.HUMANLINE = {**settings.HUMANLINE, "QUEUE_PUSH_HEAD": 2}
     tickets = [TicketFactory(category="general") for _ in range(5)]
     cache.clear()
+    for ticket in tickets:
+        events.watching(ticket.pk)
 
     events.push_lane_positions(language="en", category="general")
     first = [(ticket_id, event["queue_position"]) for ticket_id, event in pushed]
@@ -23,6 +25,31 @@ def test_the_head_of_a_long_lane_gets_every_push_the_tail_now_and_then(settings,
 
     assert first == [(t.pk, n) for n, t in enumerate(tickets, start=1)]
     assert second == [(tickets[0].pk, 1), (tickets[1].pk, 2)]
+
+
+def test_only_tickets_with_a_socket_open_are_told(pushed):
+    tickets = [TicketFactory(category="general") for _ in range(4)]
+    cache.clear()
+    events.watching(tickets[1].pk)
+    events.watching(tickets[3].pk)
+
+    told = events.push_lane_positions(language="en", category="general")
+
+    assert [(ticket_id, event["queue_position"]) for ticket_id, event in pushed] == [
+        (tickets[1].pk, 2),
+        (tickets[3].pk, 4),
+    ]
+    assert told == 2
+
+
+def test_watched_marks_are_read_in_chunks(monkeypatch):
+    monkeypatch.setattr(events, "WATCHED_READ", 2)
+    cache.clear()
+    for ticket_id in (11, 14, 15):
+        events.watching(ticket_id)
+    places = [(ticket_id, None) for ticket_id in range(10, 16)]
+
+    assert [t for t, _ in events.watched_places(places)] == [11, 14, 15]
 
 
 def test_with_a_broker_lane_changes_are_coalesced_into_one_push(settings, monkeypatch):

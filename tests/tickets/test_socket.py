@@ -17,7 +17,7 @@ from django.utils import timezone
 from agents.services import realtime_ticket_issue
 from config.asgi import application
 from tests.tickets.factories import TicketFactory, assigned
-from tickets import services
+from tickets import events, services
 from tickets.models import Message, Rung
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -226,6 +226,30 @@ async def test_ping_is_answered(customer, ticket, _flush_layer):
     await socket.send_json_to({"type": "ping"})
 
     assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_an_open_socket_keeps_its_ticket_watched_on_connect_and_each_ping(
+    customer, _flush_layer
+):
+    """Places in line are pushed only to watched tickets (``events.watched_places``)."""
+    from django.core.cache import cache
+
+    waiting = await database_sync_to_async(TicketFactory)(customer=customer)
+    mark = f"ticket-watched:{waiting.pk}"
+    watched = database_sync_to_async(
+        lambda: [t for t, _ in events.watched_places([(waiting.pk, None)])]
+    )
+    assert await watched() == []
+
+    socket, _, _ = await _open(customer, waiting.pk)
+    await _drain(socket)
+    assert await watched() == [waiting.pk]
+
+    await database_sync_to_async(cache.delete)(mark)  # as if the mark had run out
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    assert await watched() == [waiting.pk]
     await socket.disconnect()
 
 
