@@ -8,18 +8,14 @@ client that reconnects loses nothing.  Messages sent here go through
 ``tickets.services.message_post`` like the API's.
 """
 
-import logging
-
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from config import params
+from config import effects, params
 from config.errors import DomainError
 from config.realtime import JsonConsumer
 from tickets import events, selectors, services
 from tickets.models import Ticket
-
-logger = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's): not signed in, not allowed.
 UNAUTHENTICATED = 4401
@@ -126,8 +122,9 @@ class TicketConsumer(JsonConsumer):
 
 def mark_watched(ticket_id: int) -> None:
     """Keep the ticket's places in line coming (``events.watching``); a cache that
-    cannot be reached costs those pushes, never the socket."""
-    try:
+    cannot be reached costs those pushes (logged and counted), never the socket."""
+
+    def ticket_watched():
         events.watching(ticket_id)
-    except Exception:
-        logger.warning("Could not mark ticket %s watched", ticket_id, exc_info=True)
+
+    effects.run_guarded(ticket_watched)

@@ -253,6 +253,29 @@ async def test_an_open_socket_keeps_its_ticket_watched_on_connect_and_each_ping(
     await socket.disconnect()
 
 
+@pytest.mark.side_effects_fail
+async def test_a_cache_that_fails_costs_the_watch_mark_never_the_socket(
+    customer, monkeypatch, _flush_layer
+):
+    from config import effects
+
+    def unreachable(ticket_id):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(events, "watching", unreachable)
+    waiting = await database_sync_to_async(TicketFactory)(customer=customer)
+    before = sum(effects.failures().values())
+
+    socket, connected, _ = await _open(customer, waiting.pk)
+    assert connected
+    assert [e["type"] for e in await _drain(socket)] == ["ticket.status", "queue.position"]
+    await socket.send_json_to({"type": "ping"})
+
+    assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    assert sum(effects.failures().values()) == before + 2  # on connect and on the ping
+    await socket.disconnect()
+
+
 async def test_a_client_that_reconnects_loses_nothing(customer, agent, ticket, _flush_layer):
     # given: the customer saw the first message, then lost the connection
     first = await database_sync_to_async(services.message_post)(
