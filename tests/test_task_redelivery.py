@@ -382,6 +382,25 @@ def test_run_payroll_job_twice_closes_or_exports_once(kind, agent, staff, delive
     assert state(prepared_files()) == after_first
 
 
+@redelivers(marketplace_tasks.requeue_payroll_jobs)
+def test_requeue_payroll_jobs_twice_closes_the_lost_job_once(agent, staff, deliver, clock):
+    accepted_and_resolved(online(agent), category="payments")
+    week = LedgerEntry.objects.get().period
+    clock.move_to(week.ends_at)
+    # Queued, its task lost: the enqueue waits for a commit that never comes in a test.
+    job = payroll_jobs.payroll_job_start(period_id=week.pk, kind="close", actor=staff)
+    clock.shift(payroll_jobs.REQUEUE_AFTER)
+
+    deliver(marketplace_tasks.requeue_payroll_jobs)
+    job.refresh_from_db()
+    week.refresh_from_db()
+    assert job.status == PayrollJobStatus.DONE and week.status == "closed"
+    after_first = state()
+
+    deliver(marketplace_tasks.requeue_payroll_jobs)
+    assert state() == after_first
+
+
 # --- marketplace: dispatch ----------------------------------------------------------------
 
 
