@@ -1,17 +1,23 @@
-"""DRF's rates, kept in the cache (Redis in production), and given up when it is down.
+"""DRF's rates, kept in the cache (Redis in production), and what they do when it is down.
 
-A rate limit is counted in the cache, which is transport, not a fact: while
-Redis does not answer, a limited request (a sign-in, a sign-up, an upload)
-goes through unlimited rather than failing with a 500, and the lost check is
-logged and counted as a failed cache touch (``config.effects``,
-``humanline_side_effects_failed_total{hook="rate_limit:<scope>"}``).  Sign-in
-keeps its lock-out on failed attempts, which django-axes holds in the
-database.  ``allow_request`` is DRF's documented method for a custom
-throttle; every limited view uses the classes here.
+A rate limit is counted in the cache, which is transport, not a fact.  While
+Redis does not answer, the count cannot be read: the check is logged and
+counted as a failed cache touch (``config.effects``,
+``humanline_side_effects_failed_total{hook="rate_limit:<scope>"}``), never a
+500.  What the request gets then depends on what the limit protects:
 
-DRF throttles are built for API views; ``SimpleRateThrottle`` is its documented
-base for a custom one, and ``allow_request``/``wait`` take any request.  Pages
-use ``refusal`` to ask before doing the work, and answer a 429 themselves.
+- a request that mails an address it names, or makes an account
+  (``REFUSED_WITHOUT_CACHE``: sign-up, password reset, verification), waits:
+  a 429 asking it to try again in a minute, so that an outage is no window
+  for mail bombing;
+- the others go through: a sign-in (its lock-out after failed attempts,
+  django-axes, is kept in PostgreSQL) and an applicant's upload (its count
+  per application is in PostgreSQL too).
+
+``allow_request`` and ``wait`` are DRF's documented methods for a custom
+throttle; every limited view uses the classes here.  ``SimpleRateThrottle`` is
+DRF's documented base for a custom one, and its methods take any request:
+pages use ``refusal`` to ask before doing the work, and answer a 429 themselves.
 """
 
 import logging
@@ -25,10 +31,17 @@ from config import effects
 logger = logging.getLogger("humanline.effects")
 
 
+REFUSED_WITHOUT_CACHE = frozenset({"sign_up", "password_reset", "verification"})
+# How long a request refused for want of the cache is asked to wait.
+RETRY_WITHOUT_CACHE_SECONDS = 60.0
+
+
 class GivenUpWithoutCache:
-    """A rate that lets the request through when its cache does not answer."""
+    """A rate that, when its cache does not answer, lets the request through, or
+    asks it to wait a minute if its scope is in ``REFUSED_WITHOUT_CACHE``."""
 
     scope: str | None
+    unchecked = False
 
     def allow_request(self, request, view):
         try:
@@ -37,7 +50,13 @@ class GivenUpWithoutCache:
             scope = self.scope or getattr(view, "throttle_scope", None) or "unknown"
             logger.exception("Rate limit %s not checked: the cache does not answer.", scope)
             effects.failed(f"rate_limit:{scope}")
-            return True
+            self.unchecked = True
+            return scope not in REFUSED_WITHOUT_CACHE
+
+    def wait(self):
+        if self.unchecked:
+            return RETRY_WITHOUT_CACHE_SECONDS
+        return super().wait()
 
 
 class ScopedRate(GivenUpWithoutCache, ScopedRateThrottle):
