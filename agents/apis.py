@@ -11,7 +11,6 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from agents import presence, selectors, services
@@ -40,6 +39,7 @@ from config import params, uploads
 from config.api import PaginatedAPIView, error_body
 from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
 from config.schema import error
+from config.throttles import ScopedRate
 
 
 class TokenView(APIView):
@@ -47,7 +47,7 @@ class TokenView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRate]
     throttle_scope = "sign_in"
 
     @extend_schema(
@@ -109,7 +109,7 @@ class CustomerSignUpView(APIView):
     """Create a customer account; a link to verify the address is mailed to it."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRate]
     throttle_scope = "sign_up"
 
     @extend_schema(request=CustomerSignUpInput, responses={201: UserOutput}, tags=["customers"])
@@ -138,7 +138,7 @@ class MyVerificationView(APIView):
     """Mail the signed-in customer a new verification link."""
 
     permission_classes = [IsCustomerUser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRate]
     throttle_scope = "verification"
 
     @extend_schema(request=None, responses={202: None}, tags=["customers"])
@@ -151,7 +151,7 @@ class ApplicationView(APIView):
     """Apply to become an agent.  The answer carries a token for the next steps."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRate]
     throttle_scope = "sign_up"
 
     @extend_schema(request=ApplicationInput, responses={201: ApplicationOutput}, tags=["agents"])
@@ -177,7 +177,7 @@ class MyApplicationView(APIView):
 class MyDocumentsView(APIView):
     permission_classes = [IsAgentUser]
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRate]
     throttle_scope = "upload"
 
     @extend_schema(

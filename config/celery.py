@@ -36,6 +36,12 @@ app.conf.beat_schedule = {
         "schedule": 10.0,
         "options": {"expires": 30},
     },
+    # Payroll jobs still queued a minute after they were made: their task was lost.
+    "marketplace-requeue-payroll-jobs": {
+        "task": "marketplace.tasks.requeue_payroll_jobs",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
     # Mail whose send task a broker refused or a dead worker lost.
     "outbox-sweep": {
         "task": "outbox.tasks.sweep_outbox",

@@ -6,8 +6,9 @@ effects: ``after_commit`` runs each one once the transaction commits (at once
 outside one), guarded.  A failure is logged, with the hook's name, and
 counted (``failures``), and the hooks after it still run.  Work that must
 happen is recoverable from the database, not from the lost message: the
-dispatch sweeper offers whatever waits, the outbox (``config.outbox``) sends
-mail that a broker refused.
+dispatch sweeper offers whatever waits, the outbox (``outbox``) sends
+mail that a broker refused.  A request's own touch of the cache (a rate
+limit, ``config.throttles``) is given up the same way: ``failed`` counts it.
 
 Django's own ``on_commit(robust=True)`` also logs and goes on; this wraps it
 to count, for the operators' metrics (``humanline_side_effects_failed``, by
@@ -42,12 +43,17 @@ def run_guarded(func: Callable[[], object]) -> bool:
     except Exception:
         name = getattr(func, "__qualname__", repr(func))
         logger.exception("Side effect %s failed; the committed write stands.", name)
-        with _lock:
-            _failures[name] += 1
-        for hook in FAILED_HOOKS:
-            hook(name)
+        failed(name)
         return False
     return True
+
+
+def failed(name: str) -> None:
+    """Count one failed side effect or cache touch named ``name`` (the caller logs it)."""
+    with _lock:
+        _failures[name] += 1
+    for hook in FAILED_HOOKS:
+        hook(name)
 
 
 def failures() -> dict[str, int]:

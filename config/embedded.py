@@ -3,8 +3,9 @@
 In production Celery beat schedules these (config/celery.py).  With no Redis
 there is no beat, so the ASGI process runs the same services from one daemon
 thread: dispatch's sweep and webhook deliveries every second, presence every
-15 s, mail whose send failed every 30 s, shift attendance every minute, the
-reopen window every ten minutes, the agents' kept quality scores every hour.
+15 s, mail whose send failed and payroll jobs left queued every 30 s, shift
+attendance every minute, the reopen window every ten minutes, the agents'
+kept quality scores every hour.
 """
 
 import logging
@@ -23,6 +24,7 @@ _started = threading.Event()
 def _jobs():
     from agents.presence import presence_sweep
     from marketplace.services.dispatch import sweep
+    from marketplace.services.payroll_jobs import payroll_jobs_requeue
     from marketplace.services.shifts import shift_attendance_settle
     from outbox.services import outbox_sweep
     from tickets.services import agents_quality_store, tickets_close_after_reopen_window
@@ -33,6 +35,7 @@ def _jobs():
         (1.0, deliver_due),
         (15.0, presence_sweep),
         (30.0, outbox_sweep),
+        (30.0, payroll_jobs_requeue),
         (60.0, shift_attendance_settle),
         (600.0, tickets_close_after_reopen_window),
         (3600.0, agents_quality_store),

@@ -288,8 +288,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # at once.  Redis's default is an hour: a task held by a worker that vanished
 # waited that long.
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=20 * 60)
+if _visibility_timeout <= CELERY_TASK_TIME_LIMIT:
+    raise environ.ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({_visibility_timeout} s) must be longer than"
+        f" CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s): Redis would hand a task"
+        " still running to a second worker."
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=20 * 60),
+    "visibility_timeout": _visibility_timeout,
     "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
     # Well above the 1 s that a worker's BRPOP waits for a task.
     "socket_timeout": max(REDIS_SOCKET_TIMEOUT, 5.0),

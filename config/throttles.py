@@ -1,16 +1,69 @@
-"""DRF's rates for pages: a form posted from a browser is limited like its API twin.
+"""DRF's rates, kept in the cache (Redis in production), and what they do when it is down.
 
-DRF throttles are built for API views; ``SimpleRateThrottle`` is its documented
-base for a custom one, and ``allow_request``/``wait`` take any request.  Pages
-use ``refusal`` to ask before doing the work, and answer a 429 themselves.
+A rate limit is counted in the cache, which is transport, not a fact.  While
+Redis does not answer, the count cannot be read: the check is logged and
+counted as a failed cache touch (``config.effects``,
+``humanline_side_effects_failed_total{hook="rate_limit:<scope>"}``), never a
+500.  What the request gets then depends on what the limit protects:
+
+- a request that mails an address it names, or makes an account
+  (``REFUSED_WITHOUT_CACHE``: sign-up, password reset, verification), waits:
+  a 429 asking it to try again in a minute, so that an outage is no window
+  for mail bombing;
+- the others go through: a sign-in (its lock-out after failed attempts,
+  django-axes, is kept in PostgreSQL) and an applicant's upload (its count
+  per application is in PostgreSQL too).
+
+``allow_request`` and ``wait`` are DRF's documented methods for a custom
+throttle; every limited view uses the classes here.  ``SimpleRateThrottle`` is
+DRF's documented base for a custom one, and its methods take any request:
+pages use ``refusal`` to ask before doing the work, and answer a 429 themselves.
 """
 
+import logging
 import math
 
-from rest_framework.throttling import SimpleRateThrottle
+from redis.exceptions import RedisError
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+from config import effects
+
+logger = logging.getLogger("humanline.effects")
 
 
-class AddressRate(SimpleRateThrottle):
+REFUSED_WITHOUT_CACHE = frozenset({"sign_up", "password_reset", "verification"})
+# How long a request refused for want of the cache is asked to wait.
+RETRY_WITHOUT_CACHE_SECONDS = 60.0
+
+
+class GivenUpWithoutCache:
+    """A rate that, when its cache does not answer, lets the request through, or
+    asks it to wait a minute if its scope is in ``REFUSED_WITHOUT_CACHE``."""
+
+    scope: str | None
+    unchecked = False
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError):
+            scope = self.scope or getattr(view, "throttle_scope", None) or "unknown"
+            logger.exception("Rate limit %s not checked: the cache does not answer.", scope)
+            effects.failed(f"rate_limit:{scope}")
+            self.unchecked = True
+            return scope not in REFUSED_WITHOUT_CACHE
+
+    def wait(self):
+        if self.unchecked:
+            return RETRY_WITHOUT_CACHE_SECONDS
+        return super().wait()
+
+
+class ScopedRate(GivenUpWithoutCache, ScopedRateThrottle):
+    """DRF's ``ScopedRateThrottle`` (the view's ``throttle_scope``)."""
+
+
+class AddressRate(GivenUpWithoutCache, SimpleRateThrottle):
     """The rate of ``scope`` (``DEFAULT_THROTTLE_RATES``) per client address, which
     DRF reads proxy-aware (``NUM_PROXIES``, from ``TRUSTED_PROXY_COUNT``)."""
 

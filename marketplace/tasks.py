@@ -60,3 +60,10 @@ def run_payroll_job(job_id: int) -> None:
     from marketplace.services.payroll_jobs import payroll_job_run
 
     payroll_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def requeue_payroll_jobs() -> None:
+    from marketplace.services.payroll_jobs import payroll_jobs_requeue
+
+    payroll_jobs_requeue()

@@ -33,7 +33,8 @@ SWEEPER_REPAIRS = Counter(
 SIDE_EFFECTS_FAILED = Counter(
     "humanline_side_effects_failed",
     "Side effects of committed writes that failed (a push, a task enqueue, a cache touch),"
-    " by hook; the write stands, and the sweeps recover what must still happen.",
+    " by hook, and rate limits left unchecked (rate_limit:<scope>) while the cache did not"
+    " answer; the write stands, and the sweeps recover what must still happen.",
     ["hook"],
 )
 

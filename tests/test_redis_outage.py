@@ -4,15 +4,19 @@ A web process and a Celery worker with its beat, as `make serve` runs them,
 on a Redis server of this test's own, which the test stops and starts again.
 While Redis is down a ticket is still opened (201) and an agent still goes
 online; once it is back the beat's sweeper offers the ticket, with nobody
-doing anything.
+doing anything.  A Redis that accepts connections and never answers (its
+process stopped, its host gone quiet) holds a request only for its clients'
+timeouts (``REDIS_CONNECT_TIMEOUT``, ``REDIS_SOCKET_TIMEOUT``).
 """
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -92,6 +96,15 @@ class PrivateRedis:
     def stop(self):
         self.process.kill()
         self.process.wait(timeout=10)
+
+    @contextmanager
+    def frozen(self):
+        """The server stopped (SIGSTOP): the kernel still accepts connections, nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
@@ -230,3 +243,45 @@ def test_redis_down_a_ticket_is_opened_and_dispatched_once_redis_is_back(
     )
     assert offer.agent_id == agent.pk
     assert Ticket.objects.filter(pk=ticket.pk).count() == 1
+
+
+def timed(call) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_a_redis_that_never_answers_holds_a_request_only_for_its_clients_timeouts(
+    processes, redis_server, customer
+):
+    base, _ = processes
+    agent = AgentFactory(languages=["en"], skills=["payments"])
+    as_customer = {"Authorization": f"Token {Token.objects.create(user=customer).key}"}
+    as_agent = {"Authorization": f"Token {Token.objects.create(user=agent.user).key}"}
+    presence = f"{base}/api/v1/agents/me/presence/"
+    # Online while Redis answers, and the web process's connections to it opened.
+    assert httpx.post(presence, json={"status": "online"}, headers=as_agent).status_code == 200
+
+    with redis_server.frozen():
+        opened, opening = timed(
+            lambda: httpx.post(
+                f"{base}/api/v1/tickets/", json=new_ticket_body(), headers=as_customer, timeout=60
+            )
+        )
+        # Going offline enqueues the withdrawal of the agent's offers: a task publish.
+        offline, leaving = timed(
+            lambda: httpx.post(presence, json={"status": "offline"}, headers=as_agent, timeout=60)
+        )
+        ready, probing = timed(lambda: httpx.get(f"{base}/readyz", timeout=60))
+
+    # Each Redis touch of a request gives up after its timeout, and the
+    # database's answer is the client's answer.  Opening touches the cache
+    # twice (2 s each); a task publish waits for the broker's reply (5 s), and
+    # Celery's one retry reconnects and waits twice more: 15 s.
+    assert opened.status_code == 201, opened.text
+    assert offline.status_code == 200, offline.text
+    assert opening < 6, opening
+    assert leaving < 18, leaving
+    assert Ticket.objects.get(pk=opened.json()["id"]).status == "queued"
+    assert (ready.status_code, ready.json()["failing"]) == (503, ["redis"])
+    assert probing < 3

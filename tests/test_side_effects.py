@@ -8,9 +8,11 @@ from django.core import mail as sent
 from django.db import transaction
 from django.utils import timezone
 
-from config import effects
+from agents.models import User
+from config import effects, throttles
 from outbox import services as outbox
 from outbox.models import Mail
+from tests.agents.test_pages import apply_form
 from tests.tickets.factories import new_ticket_body
 from tickets.models import Ticket
 
@@ -60,6 +62,83 @@ def test_a_ticket_opened_while_redis_is_down_is_a_201(
     assert Ticket.objects.get().status == "queued"
     # The pushes and the lane's cache touch failed, each logged and counted.
     assert sum(effects.failures().values()) > before
+
+
+def lost_checks(scope: str) -> float:
+    from prometheus_client import REGISTRY
+
+    sample = "humanline_side_effects_failed_total"
+    return REGISTRY.get_sample_value(sample, {"hook": f"rate_limit:{scope}"}) or 0.0
+
+
+@pytest.mark.side_effects_fail
+def test_while_redis_is_down_a_sign_in_goes_through_and_its_lost_rate_check_is_counted(
+    api, customer, password, redis_down, caplog
+):
+    before = lost_checks("sign_in")
+
+    response = api.post("/api/v1/auth/token/", {"username": customer.email, "password": password})
+
+    # The rate is counted in Redis; the account and its password are in PostgreSQL.
+    assert response.status_code == 200, response.content
+    assert response.json()["token"]
+    assert lost_checks("sign_in") == before + 1
+    assert "Rate limit sign_in not checked" in caplog.text
+
+
+@pytest.mark.side_effects_fail
+def test_while_redis_is_down_sign_ups_and_reset_mail_wait_a_minute_and_nothing_is_made(
+    api, client, customer, redis_down
+):
+    """Each of these mails an address the request names: unlimited during an
+    outage, they would be a way to flood someone's inbox."""
+    before = lost_checks("sign_up"), lost_checks("password_reset")
+
+    signed_up = api.post(
+        "/api/v1/customers/",
+        {"email": "nia@example.org", "password": "a-long-secret-phrase", "name": "Nia"},
+    )
+    applied = client.post("/apply/", apply_form())
+    reset = client.post("/password-reset/", {"email": customer.email})
+
+    assert signed_up.status_code == 429, signed_up.content
+    assert signed_up["Retry-After"] == "60"
+    assert signed_up.json()["error"]["code"] == "throttled"
+    assert (applied.status_code, applied["Retry-After"]) == (429, "60")
+    assert (reset.status_code, reset["Retry-After"]) == (429, "60")
+    assert not User.objects.filter(email__in=["nia@example.org", "rui@example.org"]).exists()
+    assert not Mail.objects.exists()
+    assert (lost_checks("sign_up"), lost_checks("password_reset")) == (
+        before[0] + 2,
+        before[1] + 1,
+    )
+
+
+def test_every_rate_limited_view_gives_its_check_up_when_redis_is_down():
+    """A view limited by a stock DRF throttle would answer 500 while Redis is down."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def views(patterns):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from views(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern):
+                yield getattr(pattern.callback, "cls", None) or getattr(
+                    pattern.callback, "view_class", None
+                )
+
+    limited = {
+        (view, throttle)
+        for view in views(get_resolver().url_patterns)
+        if view is not None
+        for throttle in getattr(view, "throttle_classes", ())
+    }
+    assert any(view.__name__ == "TokenView" for view, _ in limited)  # the walk reaches the API
+    assert [
+        f"{view.__name__}: {throttle.__name__}"
+        for view, throttle in limited
+        if not issubclass(throttle, throttles.GivenUpWithoutCache)
+    ] == []
 
 
 @pytest.mark.side_effects_fail

@@ -13,6 +13,9 @@ without one.
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -382,6 +385,25 @@ def test_run_payroll_job_twice_closes_or_exports_once(kind, agent, staff, delive
     assert state(prepared_files()) == after_first
 
 
+@redelivers(marketplace_tasks.requeue_payroll_jobs)
+def test_requeue_payroll_jobs_twice_closes_the_lost_job_once(agent, staff, deliver, clock):
+    accepted_and_resolved(online(agent), category="payments")
+    week = LedgerEntry.objects.get().period
+    clock.move_to(week.ends_at)
+    # Queued, its task lost: the enqueue waits for a commit that never comes in a test.
+    job = payroll_jobs.payroll_job_start(period_id=week.pk, kind="close", actor=staff)
+    clock.shift(payroll_jobs.REQUEUE_AFTER)
+
+    deliver(marketplace_tasks.requeue_payroll_jobs)
+    job.refresh_from_db()
+    week.refresh_from_db()
+    assert job.status == PayrollJobStatus.DONE and week.status == "closed"
+    after_first = state()
+
+    deliver(marketplace_tasks.requeue_payroll_jobs)
+    assert state() == after_first
+
+
 # --- marketplace: dispatch ----------------------------------------------------------------
 
 
@@ -629,3 +651,36 @@ def test_every_task_has_a_redelivery_test():
     missing = tasks - set(COVERED)
     assert not missing, f"add a redelivery test to {__name__} for: {sorted(missing)}"
     assert set(COVERED) <= tasks, "a redelivery test names a task that is gone"
+
+
+# --- when a task is handed out again --------------------------------------------------------
+
+
+def test_a_task_is_handed_out_again_only_after_the_longest_task_is_stopped():
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert visibility > settings.CELERY_TASK_TIME_LIMIT
+
+
+@pytest.mark.parametrize("visibility", ["600", "900"])
+def test_a_visibility_timeout_not_longer_than_the_task_time_limit_stops_the_start(visibility):
+    """Redis hands an unacknowledged task to another worker after the visibility
+    timeout: were it not longer than the longest task, that task would run twice
+    at once."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "CELERY_TASK_TIME_LIMIT": "900",
+        "CELERY_VISIBILITY_TIMEOUT": visibility,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert f"CELERY_VISIBILITY_TIMEOUT ({visibility} s) must be longer than" in done.stderr

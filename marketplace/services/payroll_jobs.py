@@ -6,7 +6,9 @@ already under way) and enqueues ``marketplace.tasks.run_payroll_job`` after
 commit.  ``payroll_job_run`` runs in a Celery worker (in-process, eagerly, in
 the embedded default and in tests): it claims the job with a compare-and-swap
 (``queued`` → ``running``, so a redelivered task does nothing), does the work
-through ``marketplace.services.payroll`` and records how it ended.
+through ``marketplace.services.payroll`` and records how it ended.  A job
+whose task was lost (still queued after ``REQUEUE_AFTER``) is handed to a
+worker again by the beat's ``requeue_payroll_jobs``.
 
 Progress is written outside any transaction, so the floor's poll sees it as
 it happens: a close is one transaction and reports its state (queued, running
@@ -50,6 +52,11 @@ log = logging.getLogger(__name__)
 # worker (a crash, a deploy): the next request for the same work marks it
 # failed and starts again.  Closing and exporting are both safe to repeat.
 STALE_AFTER = timedelta(minutes=15)
+# A job still queued this long after it was created lost its task (the broker
+# refused it while Redis was down, or Redis restarted before a worker took
+# it): the beat's sweep (``payroll_jobs_requeue``) hands it to a worker again.
+# The claim makes any second copy of the task do nothing.
+REQUEUE_AFTER = timedelta(seconds=60)
 EXPORT_CHANNEL = "ops"
 
 
@@ -118,6 +125,20 @@ def payroll_job_start(
 
     effects.after_commit(enqueue)
     return job
+
+
+def payroll_jobs_requeue(*, now: datetime | None = None) -> int:
+    """Beat: enqueue again each job still queued past ``REQUEUE_AFTER``; how many."""
+    from marketplace import tasks
+
+    now = now or timezone.now()
+    lost = PayrollJob.objects.filter(
+        status=PayrollJobStatus.QUEUED, created_at__lte=now - REQUEUE_AFTER
+    )
+    ids = list(lost.order_by("created_at").values_list("pk", flat=True)[:100])
+    for job_id in ids:
+        tasks.run_payroll_job.delay(job_id)
+    return len(ids)
 
 
 def payroll_job_run(*, job_id: int) -> PayrollJob | None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "humanline-operations.json"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "docs" / "grafana" / "humanline-operations.json"
+README = ROOT / "README.md"
 SUFFIXES = ("_bucket", "_count", "_sum")
 
 
@@ -27,8 +29,28 @@ def test_the_dashboard_has_a_panel_for_each_domain_metric():
         "humanline_surge_multiplier",
         "humanline_pushes_failed_total",
         "humanline_sweeper_repairs_total",
+        "humanline_side_effects_failed_total",
     ):
         assert metric in asked, metric
+
+
+@pytest.mark.django_db
+def test_every_metric_served_is_on_the_dashboard_and_in_the_readme(client):
+    """A metric added to /metrics without a panel, or without its line in the
+    README's table, fails here."""
+    served = client.get("/metrics").content.decode()
+    # A counter's creation time (``_created``, prometheus-client's) is no figure of its own.
+    families = {
+        name
+        for name in re.findall(r"^# TYPE (humanline_\w+) ", served, re.M)
+        if not name.endswith("_created")
+    }
+    asked = " ".join(expressions())
+    readme = README.read_text()
+
+    assert families
+    assert sorted(f for f in families if f not in asked) == []
+    assert sorted(f for f in families if f.removesuffix("_total") not in readme) == []
 
 
 @pytest.mark.django_db

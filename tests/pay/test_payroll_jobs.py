@@ -107,6 +107,21 @@ def test_a_job_whose_worker_vanished_is_failed_and_started_again(ended, staff, c
     assert lost.status == PayrollJobStatus.FAILED and lost.error_code == "stalled"
 
 
+def test_a_job_whose_task_was_lost_is_run_by_the_sweep_a_minute_later(ended, staff, clock):
+    # Queued, and its task never published (Redis down at the commit): no commit
+    # runs the enqueue in a test, as none reached the broker there.
+    lost = payroll_jobs.payroll_job_start(period_id=ended.pk, kind="close", actor=staff)
+
+    assert payroll_jobs.payroll_jobs_requeue() == 0  # its own task may still be on its way
+    clock.shift(payroll_jobs.REQUEUE_AFTER)
+    assert payroll_jobs.payroll_jobs_requeue() == 1
+
+    lost.refresh_from_db()
+    ended.refresh_from_db()
+    assert lost.status == PayrollJobStatus.DONE and ended.status == "closed"
+    assert payroll_jobs.payroll_jobs_requeue() == 0  # nothing left queued
+
+
 def test_a_redelivered_task_does_nothing_the_second_time(closed, staff):
     job = PayrollJob.objects.create(period=closed, kind="export", created_by=staff)
     assert payroll_jobs.payroll_job_run(job_id=job.pk).status == PayrollJobStatus.DONE

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.conftest import sign_in
 from tests.tickets.factories import HANDOFF, TicketFactory, assigned, resolved
 from tickets import services
-from tickets.models import Rating, Ticket
+from tickets.models import IdempotencyKey, Rating, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +27,23 @@ def test_a_customer_opens_a_ticket_from_the_help_centre(client, customer):
     page = client.get(response["Location"]).content.decode()
     assert 'You are number <strong id="queue-position">1</strong> in line' in page
     assert 'about <strong id="queue-eta">3 minutes</strong>' in page
+
+
+def test_the_help_centre_form_submitted_twice_opens_one_ticket(client, customer):
+    """The form carries an idempotency key, one per rendering: a double click, or
+    a retry after an answer lost to a failing server, finds the first ticket."""
+    client.force_login(customer)
+    page = client.get("/help/").content.decode()
+    key = re.search(r'name="idempotency_key" value="([0-9a-f-]{36})"', page).group(1)
+    assert key not in client.get("/help/").content.decode()  # each rendering its own
+    form = {"idempotency_key": key, "subject": "Card declined", "category": "payments"}
+
+    first = client.post("/help/", {**form, "body": "Twice."})
+    again = client.post("/help/", {**form, "body": "Twice."})
+
+    ticket = Ticket.objects.get()
+    assert first["Location"] == again["Location"] == f"/help/tickets/{ticket.pk}/"
+    assert IdempotencyKey.objects.get(ticket=ticket).key == f"help-centre:{key}"
 
 
 def test_the_help_centre_reports_bad_input(client, customer):
