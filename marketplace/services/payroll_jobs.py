@@ -47,11 +47,17 @@ from marketplace.services import payroll
 
 log = logging.getLogger(__name__)
 
-# A job with no news for this long (not claimed, or no row written; a close
-# is one transaction, so a very large one must finish within it) lost its
-# worker (a crash, a deploy): the next request for the same work marks it
-# failed and starts again.  Closing and exporting are both safe to repeat.
-STALE_AFTER = timedelta(minutes=15)
+
+def stale_after() -> timedelta:
+    """A job with no news for this long lost its worker (a crash, a deploy): the
+    next request for the same work marks it failed and starts again.  It is the
+    longest a task may run (``CELERY_TASK_TIME_LIMIT``; a close is one
+    transaction, so a very large one must finish within it), so a job still
+    running is never taken for lost.  Closing and exporting are both safe to repeat.
+    """
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
 # A job still queued this long after it was created lost its task (the broker
 # refused it while Redis was down, or Redis restarted before a worker took
 # it): the beat's sweep (``payroll_jobs_requeue``) hands it to a worker again.
@@ -107,7 +113,7 @@ def payroll_job_start(
     _check(period, kind, now)
     active = PayrollJob.objects.filter(period=period, kind=kind, status__in=ACTIVE_JOB).first()
     if active is not None:
-        if (active.heartbeat_at or active.created_at) > now - STALE_AFTER:
+        if (active.heartbeat_at or active.created_at) > now - stale_after():
             return active
         _finish(
             active.pk,

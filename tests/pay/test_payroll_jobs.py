@@ -98,7 +98,7 @@ def test_a_second_click_joins_the_job_under_way(ended, staff, django_capture_on_
 
 def test_a_job_whose_worker_vanished_is_failed_and_started_again(ended, staff, clock):
     lost = payroll_jobs.payroll_job_start(period_id=ended.pk, kind="close", actor=staff)
-    clock.shift(payroll_jobs.STALE_AFTER + timedelta(seconds=1))
+    clock.shift(payroll_jobs.stale_after() + timedelta(seconds=1))
 
     fresh = payroll_jobs.payroll_job_start(period_id=ended.pk, kind="close", actor=staff)
 
@@ -365,7 +365,7 @@ def test_a_long_job_still_writing_rows_is_not_taken_for_a_lost_one(closed, staff
     job = PayrollJob.objects.create(
         period=closed, kind="export", status="running", started_at=started, rows_total=10
     )
-    clock.shift(payroll_jobs.STALE_AFTER * 2)
+    clock.shift(payroll_jobs.stale_after() * 2)
     PayrollJob.objects.filter(pk=job.pk).update(rows_done=5, heartbeat_at=timezone.now())
 
     again = payroll_jobs.payroll_job_start(period_id=closed.pk, kind="export", actor=staff)
