@@ -68,18 +68,19 @@ class PooledASGIHandler:
                 body.write(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
+            length = body.tell()
             body.seek(0)
             loop = asyncio.get_running_loop()
             context = contextvars.copy_context()
             whole = await loop.run_in_executor(
-                self.pool, context.run, self.respond, loop, scope, body, send
+                self.pool, context.run, self.respond, loop, scope, body, length, send
             )
         if whole is not None:  # built on the thread in one chunk: send it from here
             start, content = whole
             await send(start)
             await send({"type": "http.response.body", "body": content})
 
-    def respond(self, loop, scope, body, send):
+    def respond(self, loop, scope, body, length, send):
         """On a pool thread: the whole request.
 
         Returns the response's start message and its one chunk for the loop
@@ -96,7 +97,7 @@ class PooledASGIHandler:
                 ],
             }
 
-        result = self.application(wsgi_environ(scope, body), start_response)
+        result = self.application(wsgi_environ(scope, body, length), start_response)
         try:
             chunks = iter(result)
             first = next(chunks, b"")
@@ -120,8 +121,13 @@ class PooledASGIHandler:
                 close()
 
 
-def wsgi_environ(scope: dict, body) -> dict:
-    """The WSGI environ of an ASGI HTTP scope, as the ASGI specification maps it."""
+def wsgi_environ(scope: dict, body, length: int = 0) -> dict:
+    """The WSGI environ of an ASGI HTTP scope, as the ASGI specification maps it.
+
+    ``length`` is the size of the body as received: a body sent without a
+    ``Content-Length`` (chunked) gets it, since Django reads no more than
+    ``CONTENT_LENGTH`` says.
+    """
     root = scope.get("root_path", "")
     path = scope["path"]
     if root and path.startswith(root):
@@ -158,4 +164,6 @@ def wsgi_environ(scope: dict, body) -> dict:
         if key in environ:  # a repeated header: joined, as RFC 9110 allows
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value
+    if length and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(length)
     return environ

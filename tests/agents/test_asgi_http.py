@@ -9,6 +9,7 @@ from django.core import signals
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
 from config import channel_send
@@ -46,18 +47,30 @@ def echo(request):
     return HttpResponse(request.path.encode())
 
 
+@csrf_exempt
+def echo_body(request):
+    return HttpResponse(request.body)
+
+
 urlpatterns = [
     path("probe/", probe),
     path("caf\u00e9/", echo),
     path("stream/", stream),
+    path("body/", echo_body),
     path("broken/", broken),
     path("backend/", backend),
 ]
 
 
-async def call(handler, method="GET", url="/probe/", body=b"", headers=()):
-    """One request through the handler; returns (status, headers, body)."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
+async def call(handler, method="GET", url="/probe/", body=b"", headers=(), chunks=None):
+    """One request through the handler; returns (status, headers, body).
+
+    ``chunks``: the body sent in these pieces instead (as a chunked upload is)."""
+    pieces = chunks if chunks is not None else [body]
+    pending = [
+        {"type": "http.request", "body": piece, "more_body": n < len(pieces) - 1}
+        for n, piece in enumerate(pieces)
+    ]
     sent = []
 
     async def receive():
@@ -257,6 +270,16 @@ def test_the_wsgi_environ_follows_the_asgi_mapping():
         "443",
     )
     assert environ["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.asyncio
+async def test_a_body_sent_without_a_length_reaches_the_view_whole(probe_urls):
+    pieces = [b"first,", b"second,", b"third"]
+    status, _, body = await call(
+        PooledASGIHandler(threads=1), method="POST", url="/body/", chunks=pieces
+    )
+
+    assert (status, body) == (200, b"first,second,third")
 
 
 @pytest.mark.asyncio
