@@ -6,7 +6,8 @@ Two stops, one after the other:
   (``config.asgi``): the server hands the body over in chunks, and both ways of
   running Django (``config.asgi_http`` and Django's own ASGI handler) keep all
   of it, spilling to a temporary file, before Django sees a byte.  A body
-  larger than any request Humanline accepts (``largest_body``) is answered 413
+  larger than any request of its type Humanline accepts (``largest_body``: an
+  upload's document and envelope, or a JSON or form body) is answered 413
   ``body_too_large`` as soon as its declared length, or the bytes received so
   far, show it: nothing past that is read or kept.
 - ``SizeLimit``, first in ``FILE_UPLOAD_HANDLERS`` (Django's documented
@@ -53,14 +54,13 @@ def refusal(request) -> InvalidInput | None:
     return InvalidInput(message, code="file_too_large", fields={"file": [message]})
 
 
-def largest_body() -> int:
-    """The largest request body any view accepts: a JSON or form body
-    (``DATA_UPLOAD_MAX_MEMORY_SIZE``) or an identity document, with room for
-    the multipart envelope."""
-    return (
-        max(settings.DATA_UPLOAD_MAX_MEMORY_SIZE, settings.HUMANLINE["DOCUMENT_MAX_BYTES"])
-        + ENVELOPE_BYTES
-    )
+def largest_body(content_type: bytes) -> int:
+    """The largest request body any view accepts of this type: a multipart body
+    carries an identity document (the only uploads) and its envelope; any other
+    is a JSON or form body (``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
+    if content_type.lower().startswith(b"multipart/"):
+        return settings.HUMANLINE["DOCUMENT_MAX_BYTES"] + ENVELOPE_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE + ENVELOPE_BYTES
 
 
 class BodyLimit:
@@ -78,7 +78,7 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.application(scope, receive, send)
-        limit = largest_body()
+        limit = largest_body(_header(scope, b"content-type") or b"")
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             return await _too_large(scope, send, limit)
@@ -102,14 +102,19 @@ class BodyLimit:
             await _too_large(scope, send, limit)
 
 
-def _declared_length(scope) -> int | None:
+def _header(scope, wanted: bytes) -> bytes | None:
     for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server refuses a malformed length before this
+        if name.lower() == wanted:
+            return value
     return None
+
+
+def _declared_length(scope) -> int | None:
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None  # the server refuses a malformed length before this
 
 
 async def _too_large(scope, send, limit: int) -> None:

@@ -153,10 +153,10 @@ def _far_too_long():
 
 @pytest.fixture
 def small_bodies(settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = LIMIT
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * LIMIT  # a JSON body may be larger
     from config.uploads import ENVELOPE_BYTES
 
-    return LIMIT + ENVELOPE_BYTES  # the largest body the application reads
+    return LIMIT + ENVELOPE_BYTES  # the largest upload the application reads
 
 
 @pytest.mark.asyncio
@@ -197,3 +197,47 @@ async def test_a_document_within_the_limit_still_arrives_over_asgi(applicant, sm
 
     assert status == 201, body
     assert await AgentDocument.objects.aexists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_json_body_declared_past_the_data_limit_is_a_413_before_a_byte_is_read(
+    customer, settings
+):
+    from config.asgi import application
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = LIMIT
+    pulled = 0
+    sent = []
+
+    async def receive():
+        nonlocal pulled
+        pulled += CHUNK
+        return {"type": "http.request", "body": b" " * CHUNK, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/tickets/",
+        "raw_path": b"/api/v1/tickets/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(10 * LIMIT).encode()),
+        ],
+        "client": ("192.0.2.11", 50000),
+        "server": ("testserver", 80),
+    }
+    await asyncio.wait_for(application(scope, receive, send), timeout=30)
+
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error"]["code"] == "body_too_large"
+    assert pulled == 0
