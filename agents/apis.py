@@ -1,6 +1,5 @@
 """HTTP API for people: token sign-in, sign-up, applications, documents, review."""
 
-from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.http import FileResponse, Http404
 from django.urls import reverse
@@ -35,7 +34,7 @@ from agents.serializers import (
     VerificationInput,
 )
 from agents.validators import ALLOWED_DOCUMENT_TYPES
-from config import params, uploads
+from config import authentication, params, uploads
 from config.api import PaginatedAPIView, error_body
 from config.permissions import IsAgentUser, IsCustomerUser, IsOperations
 from config.schema import error
@@ -78,15 +77,11 @@ class TokenView(APIView):
         )
         if user is None and getattr(request, "axes_locked_out", False):
             # django-axes refused it: the account or this address failed too often.
-            minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
             response = Response(
-                error_body(
-                    "sign_in_locked",
-                    f"Too many failed sign-ins. Try again in {minutes} minutes.",
-                ),
+                error_body("sign_in_locked", authentication.lockout_message()),
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
             )
-            response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+            response["Retry-After"] = str(authentication.lockout_seconds())
             return response
         if user is None:
             return Response(

@@ -61,7 +61,7 @@ class AgentConsumer(JsonConsumer):
         await self.send_json(snapshot)
 
     async def receive_json(self, content, **kwargs):
-        kind = content.get("type") if isinstance(content, dict) else None
+        kind = content.get("type")  # an object: config.realtime refuses any other frame
         if kind == "ping":
             await self.rejoin(self.group)
             await database_sync_to_async(presence.agent_connection_seen)(

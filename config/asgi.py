@@ -27,6 +27,7 @@ from config.channel_send import serving  # noqa: E402
 from config.embedded import start_background_loop  # noqa: E402
 from config.realtime import websocket_stack  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.uploads import BodyLimit  # noqa: E402
 from simulation.live import start_live_demo  # noqa: E402
 
 start_background_loop()
@@ -37,8 +38,9 @@ start_live_demo()
 application = serving(
     ProtocolTypeRouter(
         {
-            # Each request whole on one thread of a pool (config.asgi_http).
-            "http": (
+            # Each request whole on one thread of a pool (config.asgi_http); a body
+            # larger than any request accepts is refused as it comes (config.uploads).
+            "http": BodyLimit(
                 PooledASGIHandler() if settings.HTTP_HANDLER == "pooled" else get_asgi_application()
             ),
             "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),

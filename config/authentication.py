@@ -13,9 +13,14 @@ matches).
 
 from __future__ import annotations
 
+import math
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.authtoken.models import Token
 
@@ -87,3 +92,34 @@ def sign_in_name(request, credentials: dict | None) -> str | None:
     data = getattr(request, "data", None) or getattr(request, "POST", {})
     name = data.get("username") if hasattr(data, "get") else None
     return str(name).strip().lower() if name else None
+
+
+def lockout_seconds() -> int:
+    """How long a locked-out sign-in waits from now.
+
+    Every attempt during the lockout starts it again
+    (``AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT``), so the whole lockout
+    is what is left after the attempt just refused.
+    """
+    return int(settings.AXES_COOLOFF_TIME.total_seconds())
+
+
+def lockout_message() -> str:
+    """What every sign-in surface says when the lockout refuses it."""
+    minutes = math.ceil(lockout_seconds() / 60)
+    return ngettext(
+        "Too many failed sign-ins. Try again in %(minutes)d minute.",
+        "Too many failed sign-ins. Try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
+
+
+def lockout_page(request, original_response=None, credentials=None):
+    """The sign-in page and the Django admin's, locked out (``AXES_LOCKOUT_CALLABLE``):
+    a 429 page that says when to try again, with ``Retry-After`` in seconds.
+    The token endpoint answers the same in JSON (``agents.apis``)."""
+    response = render(
+        request, "registration/locked_out.html", {"message": lockout_message()}, status=429
+    )
+    response["Retry-After"] = str(lockout_seconds())
+    return response

@@ -30,8 +30,13 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     """
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        """A frame that is not JSON text is answered with an ``error`` frame; the
-        socket stays open (channels' own ``receive`` would raise and drop it)."""
+        """A frame that is not a JSON object is answered with an ``error`` frame;
+        the socket stays open (channels' own ``receive`` would raise and drop it).
+
+        So ``receive_json`` always gets an object.  Text holding a NUL character
+        is refused here too, as the API's fields refuse it: PostgreSQL cannot
+        store one, and the statement's error would drop the socket.
+        """
         if text_data is None:
             await self.send_json(_bad_frame("Send JSON text frames."))
             return
@@ -39,6 +44,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             content = await self.decode_json(text_data)
         except ValueError:
             await self.send_json(_bad_frame("The frame is not valid JSON."))
+            return
+        if not isinstance(content, dict):
+            await self.send_json(_bad_frame('Send a JSON object with a "type".'))
+            return
+        if _holds_nul(content):
+            await self.send_json(_bad_frame("Text may not hold NUL characters."))
             return
         await self.receive_json(content, **kwargs)
 
@@ -79,6 +90,17 @@ def handler_name(message: dict) -> str:
 
 def _bad_frame(message: str) -> dict:
     return {"type": "error", "error": {"code": "bad_frame", "message": message}}
+
+
+def _holds_nul(value) -> bool:
+    """Whether a decoded JSON value holds a NUL character, in a key or a string."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 class RealtimeTicketMiddleware:

@@ -114,6 +114,13 @@ AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGN_IN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks
 AXES_RESET_ON_SUCCESS = True
+# Each attempt while locked out starts the lockout again (django-axes' default,
+# set here because the answer relies on it): "try again in 15 minutes" is then
+# exact on every surface (config.authentication.lockout_message).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+# The sign-in page and the Django admin answer a lockout with this site's page,
+# saying when to try again (axes' own answer says only "later").
+AXES_LOCKOUT_CALLABLE = "config.authentication.lockout_page"
 # The same client address as the API's throttles (TRUSTED_PROXY_COUNT).
 AXES_CLIENT_IP_CALLABLE = "config.authentication.client_address"
 AXES_USERNAME_CALLABLE = "config.authentication.sign_in_name"

@@ -162,10 +162,18 @@ def routes() -> list[tuple[str, list, Callable]]:
     ]
 
 
-# The offers whose agent may still read the customer's words: the one they are
-# deciding on, and the one they took.  A declined, expired or withdrawn offer
-# keeps only the facts of the ticket, no text of the customer's.
-WITH_CUSTOMER_TEXT = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
+def shows_customer_text(offer) -> bool:
+    """Whether an offer's agent may still read the customer's words in it.
+
+    The offer they are deciding on, and the one they took while the ticket is
+    still theirs (as ``tickets.selectors.tickets_visible_to`` lets them read
+    it).  A declined, expired or withdrawn offer, and an accepted one whose
+    ticket was taken back (requeued, reopened, given to another agent), keep
+    only the facts of the ticket, no text of the customer's.
+    """
+    if offer.status == OfferStatus.PENDING:
+        return True
+    return offer.status == OfferStatus.ACCEPTED and offer.ticket.assigned_agent_id == offer.agent_id
 
 
 def ticket_summary(ticket, *, with_text: bool = True) -> dict:
@@ -204,7 +212,7 @@ def offer_payload(offer) -> dict:
         "seen_at": _iso(offer.seen_at),
         "window_seconds": int((offer.expires_at - offer.created_at).total_seconds()),
         "decline_reason": offer.decline_reason or None,
-        "ticket": ticket_summary(offer.ticket, with_text=offer.status in WITH_CUSTOMER_TEXT),
+        "ticket": ticket_summary(offer.ticket, with_text=shows_customer_text(offer)),
     }
 
 

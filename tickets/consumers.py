@@ -53,14 +53,23 @@ class TicketConsumer(JsonConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        kind = content.get("type") if isinstance(content, dict) else None
+        kind = content.get("type")  # an object: config.realtime refuses any other frame
         if kind == "ping":
             await self.rejoin(self.group)
             await self._watching()
             await self.send_json({"type": "pong"})
         elif kind == "ticket.message":
+            body = content.get("body")
+            if not isinstance(body, str):
+                await self.send_json(
+                    {
+                        "type": "error",
+                        "error": {"code": "invalid", "message": "Give the body as text."},
+                    }
+                )
+                return
             try:
-                await self._post(str(content.get("body") or ""))
+                await self._post(body)
             except DomainError as exc:
                 await self.send_json(
                     {"type": "error", "error": {"code": exc.code, "message": exc.message}}

@@ -13,6 +13,7 @@ The state machine (``TRANSITIONS``; docs/architecture.md has the table)::
 Callers are a ``User`` or an ``IntegrationPrincipal`` (``tickets.principals``).
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -365,8 +366,9 @@ def ticket_open(
 
     The ticket starts ``queued``; after commit ``events.ticket_queued`` runs —
     the point where dispatch takes over.  On PostgreSQL, without an
-    Idempotency-Key, the ticket and its audit row are one statement (no
-    transaction to begin and commit); otherwise one transaction through the ORM.
+    Idempotency-Key, the ticket and its audit row are one statement, in a
+    transaction that holds the open-ticket cap's lock; otherwise one
+    transaction through the ORM.
     """
     integration = caller.integration if is_integration(caller) else None
     if integration is None and not (caller.is_authenticated and caller.is_customer):
@@ -375,16 +377,18 @@ def ticket_open(
     if integration is not None and customer is None:
         raise _invalid("customer", "Name the customer by e-mail or external_id.")
     if not idempotency_key and connection.vendor == "postgresql":
-        # The common case: the ticket and its audit row in one statement.
-        owner = _owner(caller, integration, customer, checked)
-        _refuse_over_open_cap(owner)
-        ticket, event = _opened_rows(
-            caller=caller, owner=owner, integration=integration, new=checked
-        )
-        _insert_opened(ticket, event)
-        selectors.lane_entered(ticket)
-        # Autocommit: the hooks run at once (or at the commit of a caller's transaction).
-        _on_commit_entered_queue(ticket, opened=True)
+        # The common case: the ticket and its audit row in one statement, in a
+        # transaction for the cap's lock: the caller's, or one begun here.
+        with contextlib.nullcontext() if connection.in_atomic_block else transaction.atomic():
+            owner = _owner(caller, integration, customer, checked)
+            _refuse_over_open_cap(owner)
+            ticket, event = _opened_rows(
+                caller=caller, owner=owner, integration=integration, new=checked
+            )
+            _insert_opened(ticket, event)
+            selectors.lane_entered(ticket)
+            # The hooks run at the commit (of this transaction, or of a caller's).
+            _on_commit_entered_queue(ticket, opened=True)
         return Opened(ticket=ticket, created=True)
 
     with transaction.atomic():
@@ -429,14 +433,27 @@ _OPEN_COUNT = prepared.Statement(
 )
 
 
+_CUSTOMER_LOCK = prepared.Statement(
+    "humanline_open_tickets_lock",
+    f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s FOR NO KEY UPDATE",  # noqa: S608 (a name)
+)
+
+
 def _refuse_over_open_cap(owner) -> None:
     """One customer holds ``OPEN_TICKETS_PER_CUSTOMER`` open tickets at most (a 429).
 
-    Checked before the insert, not under a lock: two requests of the same
-    customer at the same instant may both pass it; a flood may not.
+    The caller holds the transaction that inserts the ticket.  Requests of one
+    customer sent at the same instant take turns: on PostgreSQL the customer's
+    row is locked first (until the commit), so each count, a statement of its
+    own, sees the tickets the earlier ones opened; without it a burst all
+    counted before any insert committed, and all passed.  SQLite's writers
+    already take turns (``IMMEDIATE`` transactions).  ``NO KEY UPDATE``: other
+    rows that name the customer (messages, events) are not held up.
     """
     cap = settings.HUMANLINE["OPEN_TICKETS_PER_CUSTOMER"]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _CUSTOMER_LOCK.execute(connection, cursor, [owner.pk])
         _OPEN_COUNT.execute(connection, cursor, {"customer": owner.pk, "cap": cap})
         (held,) = cursor.fetchone()
     if held >= cap:

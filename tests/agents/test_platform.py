@@ -166,3 +166,39 @@ def test_demo_data_refuses_outside_the_embedded_default(settings):
 
 def test_health_endpoint_checks_the_database(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/customers/", {"password": "a-long-secret-phrase", "name": "Nia"}),
+        (
+            "/api/v1/agents/applications/",
+            {
+                "password": "a-long-secret-phrase",
+                "name": "Lena Lima",
+                "cohort": "rural",
+                "languages": ["pt"],
+                "skills": ["general"],
+                "country": "pt",
+                "time_zone": "Europe/Lisbon",
+            },
+        ),
+    ],
+)
+def test_one_address_cannot_script_sign_ups_even_claiming_other_addresses(api, db, path, body):
+    # Each sign-up is an account (and a mail): 30 an hour from one address (SIGN_UP_THROTTLE),
+    # whatever X-Forwarded-For it claims.
+    codes = [
+        api.post(
+            path,
+            {**body, "email": f"flood{i}@example.org"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(31)
+    ]
+
+    assert codes[:30] == [201] * 30
+    assert codes[30] == 429
+    assert User.objects.filter(email__startswith="flood").count() == 30

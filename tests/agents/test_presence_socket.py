@@ -145,6 +145,54 @@ async def test_unknown_message_type_gets_an_error_not_a_crash(agent):
     await socket.disconnect()
 
 
+@pytest.mark.parametrize("frame", [["ping"], "ping", 7, None])
+@pytest.mark.parametrize("path", ["/ws/agent/", "/ws/ping/"])
+async def test_a_frame_that_is_not_an_object_is_an_error_and_the_socket_stays_open(
+    agent, path, frame
+):
+    # The liveness socket read .get() of whatever came, and a list dropped it.
+    value, _ = await database_sync_to_async(services.realtime_ticket_issue)(user=agent.user)
+    socket = WebsocketCommunicator(application, f"{path}?ticket={value}", headers=ORIGIN)
+    assert (await socket.connect())[0]
+    await socket.receive_json_from()  # the snapshot, or the hello
+
+    await socket.send_json_to(frame)
+    answer = await socket.receive_json_from()
+
+    assert answer["type"] == "error"
+    assert answer["error"]["code"] == "bad_frame"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_a_decline_note_holding_a_nul_is_an_error_and_the_offer_stays_open(agent):
+    offer = await database_sync_to_async(_offer_to)(agent)
+    socket, _, _ = await _open(agent)
+    await socket.receive_json_from()
+
+    await socket.send_json_to({"type": "offer.decline", "offer_id": offer.pk, "note": "a\x00b"})
+    answer = await socket.receive_json_from()
+
+    assert answer["error"]["code"] == "bad_frame"
+    await offer.arefresh_from_db()
+    assert offer.status == "pending"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()
+
+
+def _offer_to(agent):
+    from marketplace.models import Offer
+    from marketplace.services import dispatch
+    from tests.tickets.factories import TicketFactory
+
+    presence.agent_presence_set(agent_id=agent.pk, status=Presence.ONLINE)
+    ticket = TicketFactory(category="general", language="en")
+    dispatch.dispatch_pass()
+    return Offer.objects.get(ticket=ticket, agent=agent)
+
+
 @pytest.mark.redis("the presence push through channels-redis")
 async def test_presence_change_is_pushed_live_over_redis(agent, settings):
     assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]

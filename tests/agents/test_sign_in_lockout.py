@@ -71,6 +71,7 @@ def test_the_sign_in_page_is_locked_too(client, customer, password):
 
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
+    _says_when_to_try_again(response)
 
 
 def test_the_django_admin_sign_in_is_locked_too(client, staff, password):
@@ -80,6 +81,41 @@ def test_the_django_admin_sign_in_is_locked_too(client, staff, password):
     response = client.post("/django-admin/login/", {"username": staff.email, "password": password})
 
     assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    _says_when_to_try_again(response)
+
+
+def _says_when_to_try_again(response):
+    assert response["Retry-After"] == "900"
+    assert "Try again in 15 minutes." in response.content.decode()
+
+
+def test_the_locked_page_speaks_the_readers_language(client, customer, settings):
+    for _ in range(3):
+        client.post("/login/", {"username": customer.email, "password": "wrong"})
+
+    response = client.post(
+        "/login/", {"username": customer.email, "password": "wrong"}, HTTP_ACCEPT_LANGUAGE="fr"
+    )
+
+    assert response.status_code == 429
+    assert "15 minutes" in response.content.decode()
+    assert "Try again" not in response.content.decode()
+
+
+def test_the_wait_starts_again_with_each_attempt_while_locked(api, customer, password):
+    for _ in range(3):
+        _guess(api, customer.email)
+    ten_minutes_on = timezone.now() + timedelta(minutes=10)
+    with time_machine.travel(ten_minutes_on):
+        assert _guess(api, customer.email).status_code == 429
+
+    # 16 minutes after the first lockout, but 6 after the attempt that started it again.
+    with time_machine.travel(ten_minutes_on + timedelta(minutes=6)):
+        response = _guess(api, customer.email, password=password)
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "900"
 
 
 def test_changing_the_case_of_the_address_is_the_same_account(api, customer):

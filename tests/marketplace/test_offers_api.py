@@ -148,6 +148,27 @@ class TestOffersOverHttp:
         )
         assert row["ticket"]["category"] == offer.ticket.category  # the facts stay
 
+    def test_an_accepted_offer_keeps_no_customer_text_once_the_ticket_is_taken_back(
+        self, api, offered
+    ):
+        # The agent took the ticket, then lost it (gone offline, suspended, silent):
+        # the ticket is closed to them, and so is its text in their offer list.
+        agent, offer = offered
+        client = api.as_(agent.user)
+        accepted = client.post(f"/api/v1/offers/{offer.pk}/accept/").json()
+        assert accepted["ticket"]["subject"].startswith("My card payment")
+
+        dispatch.assignments_return_for_agent(agent_id=agent.pk, reason="Agent went offline.")
+
+        (row,) = [r for r in client.get("/api/v1/offers/").json() if r["id"] == offer.pk]
+        assert row["status"] == "accepted"
+        assert (row["ticket"]["subject"], row["ticket"]["summary"], row["ticket"]["intent"]) == (
+            None,
+            None,
+            None,
+        )
+        assert client.get(f"/api/v1/tickets/{offer.ticket_id}/").status_code == 404
+
 
 @pytest.mark.django_db
 def test_opening_a_ticket_pushes_an_offer_with_pay_to_the_agent(

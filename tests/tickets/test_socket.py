@@ -363,8 +363,38 @@ async def test_a_frame_that_is_not_json_is_an_error_frame_and_the_socket_stays_o
     await socket.send_json_to(["not", "an", "object"])
     third = await socket.receive_json_from()
 
-    assert [first["error"]["code"], second["error"]["code"]] == ["bad_frame", "bad_frame"]
-    assert third["type"] == "error"
+    assert [first["error"]["code"], second["error"]["code"], third["error"]["code"]] == [
+        "bad_frame",
+        "bad_frame",
+        "bad_frame",
+    ]
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("a\x00b", "bad_frame"),  # PostgreSQL refuses NUL in text: it dropped the socket
+        ({"text": "hi"}, "invalid"),  # was stored as the text of a dict
+        (["hi"], "invalid"),
+        (None, "invalid"),
+    ],
+)
+async def test_a_crafted_message_is_an_error_frame_stores_nothing_and_the_socket_stays_open(
+    customer, ticket, body, code, _flush_layer
+):
+    socket, connected, _ = await _open(customer, ticket.pk)
+    assert connected
+    await _drain(socket)
+
+    await socket.send_json_to({"type": "ticket.message", "body": body})
+    answer = await socket.receive_json_from()
+
+    assert answer["type"] == "error"
+    assert answer["error"]["code"] == code
+    assert not await database_sync_to_async(Message.objects.filter(ticket=ticket).exists)()
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from() == {"type": "pong"}
     await socket.disconnect()
