@@ -270,6 +270,31 @@ def test_redirects_are_not_followed_and_the_answer_is_read_capped(bot, endpoint,
     assert len(second.response_excerpt) == 500
 
 
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_timeout(
+    bot, endpoint, receiver, agent, settings
+):
+    # given: a receiver that answers at once, then sends its body a byte every
+    # 0.2 s, each byte well inside any per-read timeout
+    settings.HUMANLINE = {**settings.HUMANLINE, "WEBHOOK_TIMEOUT_SECONDS": 1.0}
+    receiver.answers = [(200, {}, b"x" * 100)]
+    receiver.drip_seconds = 0.2
+    ticket = opened(bot)
+    tickets.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
+
+    # when: the delivery is tried
+    started = time.monotonic()
+    services.deliver_due()
+
+    # then: the attempt as a whole stopped at the timeout, and will be tried again
+    assert time.monotonic() - started < 5  # the whole answer would take 20 s
+    attempt = Attempt.objects.get()
+    assert attempt.status_code is None
+    assert attempt.error == "No complete answer within 1 s."
+    assert 900 <= attempt.duration_ms < 5000
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+
+
 def test_a_signature_too_old_is_refused():
     body = b'{"id": "evt"}'
     header = signing.sign("whsec_x", body, timestamp=int(time.time()) - 301)
