@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 # --- endpoints ------------------------------------------------------------------
 
 
-def _checked(*, url: str, events: list[str]) -> tuple[str, list[str]]:
+def endpoint_checked(*, url: str, events: list[str]) -> tuple[str, list[str]]:
+    """The URL and events as an endpoint keeps them, or InvalidInput naming what is wrong
+    (the one check for the API and the Django admin)."""
     errors: dict[str, list[str]] = {}
     url = (url or "").strip()
     if problem := sending.destination_problem(url):
@@ -53,7 +55,7 @@ def endpoint_create(*, actor, integration_id: int, url: str, events: list[str]) 
 
     if not Integration.objects.filter(pk=integration_id).exists():
         raise NotFound("No integration has this id.")
-    url, events = _checked(url=url, events=events)
+    url, events = endpoint_checked(url=url, events=events)
     return Endpoint.objects.create(
         integration_id=integration_id, url=url, events=events, created_by=actor
     )
@@ -71,7 +73,7 @@ def endpoint_update(
     endpoint = Endpoint.objects.select_for_update().filter(pk=endpoint_id).first()
     if endpoint is None:
         raise NotFound("No webhook endpoint has this id.")
-    endpoint.url, endpoint.events = _checked(
+    endpoint.url, endpoint.events = endpoint_checked(
         url=endpoint.url if url is None else url,
         events=endpoint.events if events is None else events,
     )
