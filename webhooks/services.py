@@ -14,6 +14,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from config import effects
 from config.errors import InvalidInput, InvalidTransition, NotFound
@@ -217,8 +219,10 @@ def _record(delivery: Delivery, answer: sending.Answer, *, started) -> Attempt:
 
 
 def _disable(endpoint: Endpoint, *, now, last: str) -> None:
-    """Stop sending to an endpoint that keeps failing, and tell operations staff."""
+    """Stop sending to an endpoint that keeps failing, and tell operations staff,
+    each in their own language."""
     from agents.models import Role, User
+    from config.locale import recipient_language
     from outbox.services import mail
 
     endpoint.active = False
@@ -227,18 +231,25 @@ def _disable(endpoint: Endpoint, *, now, last: str) -> None:
         f"{endpoint.failure_streak} failed attempts in a row; the last: {last}"
     )[:300]
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
-    staff = User.objects.filter(role=Role.STAFF, is_active=True).values_list("email", flat=True)
-    for address in staff:
-        mail(
-            to=address,
-            subject=f"Webhooks to {endpoint.integration} stopped",
-            body=(
-                f"The webhook endpoint {endpoint.url} of {endpoint.integration} was disabled: "
-                f"{endpoint.disabled_reason}.\n\nIts deliveries wait. Switch it on again from "
-                "the Django admin or the API once the receiver answers, and redeliver from "
-                "its delivery log.\n"
-            ),
-        )
+    said = {
+        "url": endpoint.url,
+        "integration": endpoint.integration.name,
+        "count": endpoint.failure_streak,
+        "last": last,
+    }
+    for user in User.objects.filter(role=Role.STAFF, is_active=True).order_by("pk"):
+        with override(recipient_language(user)):
+            mail(
+                to=user.email,
+                subject=_("Webhooks to %(integration)s stopped") % said,
+                body=_(
+                    "The webhook endpoint %(url)s of %(integration)s was switched off after "
+                    "%(count)d failed attempts in a row. The last: %(last)s\n\n"
+                    "Its deliveries wait. Switch it on again from the Django admin or the API "
+                    "once the receiver answers, and redeliver from its delivery log.\n"
+                )
+                % said,
+            )
 
 
 def deliveries_due(*, now=None, limit: int = 100) -> list[int]:
