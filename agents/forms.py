@@ -1,6 +1,8 @@
 import zoneinfo
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from agents.models import Cohort
@@ -51,3 +53,16 @@ class DocumentForm(forms.Form):
 
 class DecisionForm(forms.Form):
     reason = forms.CharField(max_length=2000, required=False)
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's, with the e-mail written in its recipient's language: their profile
+    language if the pages are translated into it, else the language of the page
+    that asked (the person asking is most likely the recipient)."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs):
+        from config.locale import ui_language
+
+        language = ui_language(context["user"].language) or translation.get_language()
+        with translation.override(language):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)

@@ -53,4 +53,3 @@ def on_waiting(*, ticket, notice: dict) -> None:
     if ticket.integration_id is None:
         return
     emit(ticket=ticket, type="ticket.waiting", data={"waiting": notice})
-
