@@ -56,12 +56,11 @@ def endpoint(api, staff, bot, receiver):
     return Endpoint.objects.get(pk=made.json()["id"]), made.json()["secret"]
 
 
-def opened(bot, **customer) -> Ticket:
-    response = bot.post(
-        "/api/v1/tickets/",
-        new_ticket_body(customer=customer or {"external_id": "crm-1"}),
-        format="json",
-    )
+def opened(bot, language: str | None = None, **customer) -> Ticket:
+    body = new_ticket_body(customer=customer or {"external_id": "crm-1"})
+    if language:
+        body["language"] = language
+    response = bot.post("/api/v1/tickets/", body, format="json")
     assert response.status_code == 201, response.json()
     return Ticket.objects.get(pk=response.json()["id"])
 
@@ -363,11 +362,15 @@ def test_a_ticket_waiting_past_its_target_is_told_once(bot, endpoint, receiver):
 
 
 def _json_schema(node):
-    """OpenAPI 3.0's ``nullable`` as JSON Schema's null type, throughout."""
+    """OpenAPI 3.0's ``nullable`` as JSON Schema's null type, throughout; and an
+    object may hold only the properties the schema names (a field sent but not
+    described fails)."""
     if isinstance(node, dict):
         node = {key: _json_schema(value) for key, value in node.items()}
         if node.pop("nullable", False) and "type" in node:
             node["type"] = [node["type"], "null"]
+        if node.get("type") == "object" and "properties" in node:
+            node.setdefault("additionalProperties", False)
         return node
     if isinstance(node, list):
         return [_json_schema(item) for item in node]
@@ -377,15 +380,13 @@ def _json_schema(node):
 def test_each_delivery_is_the_body_the_schema_describes(api, bot, endpoint, receiver, agent):
     import jsonschema
 
-    from tickets.models import Rung
+    from marketplace.services import escalation
 
-    ticket = opened(bot)
-    tickets.ticket_escalate(
-        ticket_id=ticket.pk,
-        to=Rung.CUSTOMER_NOTICE,
-        reasons={},
-        notice={"code": "c", "message": "m"},
-    )
+    # A ticket in a language nobody online speaks, past its target: the ladder
+    # tells the customer (and the integration) why, as the sweep does.
+    ticket = opened(bot, external_id="crm-9", language="mt")
+    escalation.escalate_overdue(now=timezone.now() + timedelta(hours=2))
+    assert Event.objects.filter(type="ticket.waiting").exists()
     tickets.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
     tickets.message_post(ticket_id=ticket.pk, caller=agent.user, body="On it.")
     tickets.ticket_resolve(ticket_id=ticket.pk, caller=agent.user)
