@@ -137,6 +137,42 @@ def test_an_agent_chooses_their_language_and_keeps_their_declared_time_zone(clie
     assert "Tableau des créneaux" in client.get("/agent/shifts/").content.decode()
 
 
+PAGES = [
+    # (path, who, a string of the page as English writes it)
+    ("/", None, "A person is always a click away."),
+    ("/login/", None, "Sign in"),
+    ("/apply/", None, "Become a Humanline agent"),
+    ("/apply/status/", "applicant", "My application"),
+    ("/help/", "customer", "Help centre"),
+    ("/agent/", "agent", "Hi %(name)s"),
+    ("/agent/shifts/", "agent", "Shift board"),
+    ("/agent/earnings/", "agent", "Earnings"),
+]
+
+
+@pytest.mark.parametrize("language", ["fr", "sv", "de"])
+@pytest.mark.parametrize(("path", "who", "english"), PAGES)
+def test_every_customer_and_agent_page_answers_in_the_browsers_language(
+    client, request, language, path, who, english
+):
+    if who:
+        person = request.getfixturevalue(who)
+        user = getattr(person, "user", person)
+        user.language = ""
+        user.save(update_fields=["language"])
+        client.force_login(user)
+    with translation.override(language):
+        translated = translation.gettext(english)
+    assert translated != english, f"{english!r} has no {language} translation"
+
+    response = client.get(path, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'<html lang="{language}">' in page
+    assert translated.split("%(")[0] in page
+
+
 # --- the ticket's language ------------------------------------------------------
 
 
