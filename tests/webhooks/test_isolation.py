@@ -85,8 +85,10 @@ def test_a_delivery_is_published_to_the_webhooks_queue_and_sent_by_its_worker(
     def note(sender=None, routing_key=None, **kwargs):
         published.append((sender, routing_key))
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Celery's configuration is read from Django's settings once: take its value
+    # before changing those, to put it back after.
     eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     signals.before_task_publish.connect(note)
     try:
         # when: the integration's ticket is assigned, and committed

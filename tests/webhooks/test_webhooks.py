@@ -1,6 +1,7 @@
 """Integrations hear back: signed deliveries to a real HTTP receiver on loopback,
 retried, logged, switched off when they keep failing, and sent again on demand."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -151,6 +152,14 @@ def test_a_failed_delivery_is_retried_with_back_off_until_it_succeeds(
     assert log == [(500, "The receiver answered 500."), (200, "")]
     assert len(receiver.requests) == 2
     assert receiver.events()[0]["id"] == receiver.events()[1]["id"]  # the same event again
+
+
+def test_the_default_back_off_grows_and_spans_about_a_day():
+    waits = services.retry_schedule()
+
+    assert waits == sorted(waits) and waits[0] <= 60
+    assert all(later <= 5 * earlier for earlier, later in itertools.pairwise(waits))
+    assert 20 * 3600 <= sum(waits) <= 28 * 3600
 
 
 def test_an_endpoint_that_keeps_failing_is_switched_off_and_staff_told(
