@@ -374,6 +374,42 @@ def test_a_password_reset_is_mailed_in_the_recipients_language_whatever_the_page
     assert sofia.subject.startswith("Lösenord")  # no profile language: the page's (Swedish)
 
 
+def test_a_cancelled_shift_is_mailed_in_the_agents_language_and_time_zone(
+    staff, django_capture_on_commit_callbacks
+):
+    from marketplace.services import shifts
+    from tests.marketplace.factories import ShiftBookingFactory, ShiftSlotFactory
+
+    # given: a French agent in Paris booked on a slot at 08:00 UTC on a Monday
+    agent = AgentFactory(user__language="fr", time_zone="Europe/Paris")
+    slot = ShiftSlotFactory(
+        starts_at=datetime(2030, 1, 7, 8, 0, tzinfo=UTC),
+        ends_at=datetime(2030, 1, 7, 8, 30, tzinfo=UTC),
+    )
+    ShiftBookingFactory(slot=slot, agent=agent)
+
+    # when: staff reading English cancel it
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        shifts.shift_slot_cancel(actor=staff, slot_id=slot.pk, reason="Peu de demande")
+
+    # then: the mail is in French, its times in Paris (09:00, a Monday: "lundi")
+    (sent,) = mail.outbox
+    assert sent.subject == "Un créneau que vous aviez réservé a été annulé"
+    assert "lundi 7 janvier, 09:00" in sent.body and "09:30 (Europe/Paris)" in sent.body
+
+
+def test_the_address_check_is_mailed_in_the_customers_language():
+    sofia = UserFactory(role=Role.CUSTOMER, language="sv", email_verified_at=None)
+
+    with translation.override("de"):
+        agent_services.email_verification_send(user=sofia, link=lambda token: f"/v/{token}/")
+
+    from outbox.models import Mail
+
+    (sent,) = Mail.objects.filter(to=sofia.email)
+    assert sent.subject == "Bekräfta din e-postadress för Humanline"
+
+
 def test_a_recipient_without_a_translated_language_is_mailed_in_english(
     staff, django_capture_on_commit_callbacks
 ):
