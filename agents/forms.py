@@ -1,8 +1,9 @@
 import zoneinfo
 
 from django import forms
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth import forms as auth_forms
 from django.template import loader
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from agents.models import Cohort
@@ -56,12 +57,18 @@ class DecisionForm(forms.Form):
     reason = forms.CharField(max_length=2000, required=False)
 
 
-class OutboxPasswordResetForm(PasswordResetForm):
-    """Django's reset form, its e-mail owed through the outbox instead of sent in
-    the request: a row now, sent by a worker, and by the outbox sweep when the
-    worker's task was lost or the mail server refused it.  ``send_mail`` is the
-    method Django documents for changing how the message goes out; the link in
-    it stays good for ``PASSWORD_RESET_TIMEOUT``, long past any retry."""
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's reset form, its e-mail written in its recipient's language and owed
+    through the outbox instead of sent in the request.
+
+    The language is the recipient's profile language if the pages are
+    translated into it, else the language of the page that asked (the person
+    asking is most likely the recipient).  The mail is a row now, sent by a
+    worker, and by the outbox sweep when the worker's task was lost or the mail
+    server refused it.  ``send_mail`` is the method Django documents for
+    changing how the message goes out; the link in it stays good for
+    ``PASSWORD_RESET_TIMEOUT``, long past any retry.
+    """
 
     def send_mail(
         self,
@@ -72,6 +79,10 @@ class OutboxPasswordResetForm(PasswordResetForm):
         to_email,
         html_email_template_name=None,
     ):
-        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
-        body = loader.render_to_string(email_template_name, context)
+        from config.locale import ui_language
+
+        language = ui_language(context["user"].language) or translation.get_language()
+        with translation.override(language):
+            subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+            body = loader.render_to_string(email_template_name, context)
         mail(to=to_email, subject=subject, body=body)

@@ -259,6 +259,12 @@ def agent_apply(*, application: Application) -> Agent:
 # --- documents --------------------------------------------------------------
 
 
+def _documents_closed(status: str) -> str:
+    return _("Documents can be added while the application is open, not when it is %(status)s.") % {
+        "status": AgentStatus(status).label.lower()
+    }
+
+
 def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
     """Store an identity document; the first accepted one puts the application in review.
 
@@ -279,10 +285,7 @@ def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
         message = _("Upload a PDF, JPEG or PNG document (judged by its content, not its name).")
         raise InvalidInput(message, code="unsupported_file_type", fields={"file": [message]})
     if agent.status not in (AgentStatus.APPLIED, AgentStatus.IN_REVIEW):
-        raise InvalidTransition(
-            f"Documents can be added while the application is open, not when {agent.status}.",
-            fields={"status": [agent.status]},
-        )
+        raise InvalidTransition(_documents_closed(agent.status), fields={"status": [agent.status]})
 
     digest = hashlib.sha256()
     upload.seek(0)
@@ -296,10 +299,7 @@ def agent_document_upload(*, agent: Agent, upload) -> AgentDocument:
         with transaction.atomic():
             locked = Agent.objects.select_for_update().get(pk=agent.pk)
             if locked.status not in (AgentStatus.APPLIED, AgentStatus.IN_REVIEW):
-                raise InvalidTransition(
-                    f"Documents can be added while the application is open, not when "
-                    f"{locked.status}."
-                )
+                raise InvalidTransition(_documents_closed(locked.status))
             # Counted under the agent's lock: concurrent uploads cannot pass it together.
             most = settings.HUMANLINE["DOCUMENT_MAX_COUNT"]
             if AgentDocument.objects.filter(agent=locked).count() >= most:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from agents import selectors, services
 from agents.apis import document_response, verification_link
-from agents.forms import ApplyForm, DecisionForm, DocumentForm, OutboxPasswordResetForm
+from agents.forms import ApplyForm, DecisionForm, DocumentForm, PasswordResetForm
 from agents.models import AgentDocument, AgentStatus
 from config import pages, throttles, uploads
 from config.errors import DomainError, InvalidInput
@@ -148,9 +148,10 @@ def staff_document(request, document_id):
 class PasswordReset(auth_views.PasswordResetView):
     """Django's password reset, its e-mails limited per client address
     (``PASSWORD_RESET_THROTTLE``): each request sends mail to whoever the address
-    names.  The mail goes through the outbox (``OutboxPasswordResetForm``)."""
+    names.  Each e-mail is in its recipient's language and goes through the
+    outbox (``PasswordResetForm``)."""
 
-    form_class = OutboxPasswordResetForm
+    form_class = PasswordResetForm
 
     def post(self, request, *args, **kwargs):
         if minutes := throttles.refusal(request, "password_reset"):

@@ -2,7 +2,7 @@
 
 ``make serve`` runs the same processes under honcho; here they are started one
 by one (two uvicorn processes of one worker each on two loopback ports, a
-Celery worker on the ``celery`` and ``dispatch`` queues, beat) so that the
+Celery worker on the ``celery``, ``dispatch`` and ``webhooks`` queues, beat) so that the
 chaos suite can ``kill -9`` one of them and start it again, as a supervisor
 (systemd, Kubernetes) would.  Redis is a server of the suite's own on a free
 loopback port, never the machine's.
@@ -146,7 +146,7 @@ class Process:
 
 
 class Stack:
-    """Two web processes, a worker (queues ``celery`` and ``dispatch``) and beat."""
+    """Two web processes, a worker (queues ``celery``, ``dispatch`` and ``webhooks``) and beat."""
 
     def __init__(self, env: dict, workdir: Path):
         self.env, self.workdir = env, workdir
@@ -185,7 +185,7 @@ class Stack:
                 "--pool=threads",
                 "--concurrency=4",
                 "-Q",
-                "celery,dispatch",
+                "celery,dispatch,webhooks",
                 "-n",
                 "chaos@%h",
                 "--without-heartbeat",

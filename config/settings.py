@@ -322,7 +322,15 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # e-mails never hold it up.  Workers consume both unless scaled apart
 # (`celery -A config worker -Q dispatch` and `-Q celery`); see README.
 CELERY_DISPATCH_QUEUE = env.str("CELERY_DISPATCH_QUEUE", default="dispatch")
-CELERY_TASK_ROUTES = {"marketplace.tasks.dispatch": {"queue": CELERY_DISPATCH_QUEUE}}
+# A webhook delivery waits on someone else's server (up to WEBHOOK_TIMEOUT_SECONDS),
+# so deliveries have their own queue and workers (the Procfile's `webhooks`): a
+# slow or failing receiver then holds none of the workers that dispatch, its
+# sweep, e-mail and the other sweeps need.
+CELERY_WEBHOOKS_QUEUE = env.str("CELERY_WEBHOOKS_QUEUE", default="webhooks")
+CELERY_TASK_ROUTES = {
+    "marketplace.tasks.dispatch": {"queue": CELERY_DISPATCH_QUEUE},
+    "webhooks.tasks.deliver": {"queue": CELERY_WEBHOOKS_QUEUE},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 # Celery's Django fixup closes a worker's database connections before and after
 # every task unless this is set; then it closes them once per this many tasks,

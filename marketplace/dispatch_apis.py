@@ -1,5 +1,6 @@
 """HTTP API for dispatch and pricing: answering offers, the rate card, the surge."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -53,7 +54,7 @@ def _answer(action, request, offer_id: int, **kwargs) -> Response:
             offer = action(offer_id=offer_id, user=request.user, **kwargs)
     except Offer.DoesNotExist as exc:
         # Another agent's offer is not acknowledged to exist.
-        raise NotFound("No such offer.") from exc
+        raise NotFound(_("No such offer.")) from exc
     # The offer as the service wrote it (its ticket read with it, or on first use).
     return Response(events.offer_payload(offer))
 

@@ -63,8 +63,17 @@ def celery_configured() -> bool:
 
 
 def heartbeat_queues() -> list[str]:
-    """The queues whose workers must be running: the default one and dispatch's."""
-    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_DISPATCH_QUEUE]))
+    """The queues whose workers must be running: the default one, dispatch's and
+    the webhook deliveries'."""
+    return list(
+        dict.fromkeys(
+            [
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                settings.CELERY_DISPATCH_QUEUE,
+                settings.CELERY_WEBHOOKS_QUEUE,
+            ]
+        )
+    )
 
 
 def redis_client() -> redis.Redis:

@@ -619,7 +619,12 @@ def _transition(
     )
     if not allowed:
         raise InvalidTransition(
-            f"A {ticket.status} ticket cannot become {to}.", fields={"status": [ticket.status]}
+            _("A ticket that is %(status)s cannot become %(to)s.")
+            % {
+                "status": TicketStatus(ticket.status).label.lower(),
+                "to": TicketStatus(to).label.lower(),
+            },
+            fields={"status": [ticket.status]},
         )
     _write_status(
         [ticket], to=to, caller=caller, agent=agent, reasons={ticket.pk: reason}, **changes
@@ -811,11 +816,15 @@ def refuse_unless_assignable(*, ticket_status: str, agent_status: str | None = N
     """Why a ticket cannot go to an agent, read from their locked rows (none: it can)."""
     if ticket_status not in WAITING:
         raise InvalidTransition(
-            f"A {ticket_status} ticket cannot be assigned.", fields={"status": [ticket_status]}
+            _("A ticket that is %(status)s cannot be assigned.")
+            % {"status": TicketStatus(ticket_status).label.lower()},
+            fields={"status": [ticket_status]},
         )
     if agent_status is not None and agent_status != AgentStatus.APPROVED:
         raise InvalidTransition(
-            f"An agent who is {agent_status} cannot take tickets.", code="agent_not_available"
+            _("An agent who is %(status)s cannot take tickets.")
+            % {"status": AgentStatus(agent_status).label.lower()},
+            code="agent_not_available",
         )
 
 

@@ -77,12 +77,12 @@ class RatingForm(forms.Form):
 NO_ESTIMATE_REASONS = ("no_agent_online", "language_unserved", "skill_unserved")
 
 
-def _language_name(code: str) -> str:
+def _language_name(code: str, *, capitalise: bool = True) -> str:
     """The language's name in the page's language; dispatch's English name where
     CLDR has none."""
     from marketplace.services.escalation import language_name
 
-    name = locale.language_name(code)
+    name = locale.language_name(code, capitalise=capitalise)
     return language_name(code) if name == code else name
 
 
@@ -250,13 +250,17 @@ def _language(request, ticket_id: int) -> str:
     ticket = services.ticket_language_change(
         ticket_id=ticket_id, caller=request.user, language=request.POST.get("language", "")
     )
-    return f"You continue in {_language_name(ticket.language)}. Your place in line is kept."
+    return _("You continue in %(language)s. Your place in line is kept.") % {
+        "language": _language_name(ticket.language, capitalise=False)
+    }
 
 
 def _rate(request, ticket_id: int) -> str:
     form = RatingForm(request.POST)
     if not form.is_valid():
-        raise InvalidInput("Choose a score from 1 to 5.", fields={"score": ["Choose 1 to 5."]})
+        raise InvalidInput(
+            _("Choose a score from 1 to 5."), fields={"score": [_("Choose 1 to 5.")]}
+        )
     services.rating_submit(ticket_id=ticket_id, caller=request.user, **form.cleaned_data)
     return _("Thank you for rating the help you got.")
 

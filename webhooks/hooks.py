@@ -10,12 +10,9 @@ def on_status(*, ticket, from_status: str, agent) -> None:
     if ticket.integration_id is None:
         return
     if ticket.status == TicketStatus.ASSIGNED:
-        name = (
-            Agent.objects.filter(pk=ticket.assigned_agent_id)
-            .values_list("user__name", flat=True)
-            .first()
-        ) or ""
-        emit(ticket=ticket, type="ticket.assigned", data={"agent": {"first_name": _first(name)}})
+        agent = Agent.objects.select_related("user").filter(pk=ticket.assigned_agent_id).first()
+        first_name = agent.user.first_name if agent is not None else ""
+        emit(ticket=ticket, type="ticket.assigned", data={"agent": {"first_name": first_name}})
     elif ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED):
         emit(ticket=ticket, type="ticket.status", data={"status": ticket.status})
     elif from_status == TicketStatus.RESOLVED and ticket.status in WAITING:
@@ -56,7 +53,3 @@ def on_waiting(*, ticket, notice: dict) -> None:
     if ticket.integration_id is None:
         return
     emit(ticket=ticket, type="ticket.waiting", data={"waiting": notice})
-
-
-def _first(name: str) -> str:
-    return name.split()[0] if name.strip() else ""

@@ -7,9 +7,14 @@
   name is resolved again at each send, since what it resolves to may change.
 - Redirects are not followed: a 3xx is a failed attempt.
 - The answer's body is read up to ``RESPONSE_CAP`` bytes, and the whole attempt
-  is bounded by ``WEBHOOK_TIMEOUT_SECONDS``.
+  (connecting, sending, the status line, headers and body) is bounded by
+  ``WEBHOOK_TIMEOUT_SECONDS``.  httpx's own timeouts bound each network
+  operation, not their sum: a receiver that drips a byte at a time would hold
+  the worker for as long as it likes.  So the exchange runs on httpx's async
+  client under one ``asyncio.timeout`` for the whole of it.
 """
 
+import asyncio
 import ipaddress
 import socket
 import time
@@ -61,25 +66,34 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     problem = destination_problem(url)
     if problem:
         return Answer(None, problem, "", 0)
+    limit = settings.HUMANLINE["WEBHOOK_TIMEOUT_SECONDS"]
     started = time.monotonic()
 
     def took() -> int:
         return int((time.monotonic() - started) * 1000)
 
     try:
-        with (
-            httpx.Client(
-                timeout=settings.HUMANLINE["WEBHOOK_TIMEOUT_SECONDS"], follow_redirects=False
-            ) as client,
-            client.stream("POST", url, content=body, headers=headers) as response,
-        ):
-            read = b""
-            for chunk in response.iter_bytes():
-                read += chunk
-                if len(read) >= RESPONSE_CAP:
-                    break
-            status = response.status_code
+        status, read = asyncio.run(_exchange(url, body, headers, limit))
+    except TimeoutError:
+        return Answer(None, f"No complete answer within {limit:g} s.", "", took())
     except httpx.HTTPError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}"[:500], "", took())
     error = "" if 200 <= status < 300 else f"The receiver answered {status}."
     return Answer(status, error, read[:500].decode(errors="replace"), took())
+
+
+async def _exchange(
+    url: str, body: bytes, headers: dict[str, str], limit: float
+) -> tuple[int, bytes]:
+    """The status and the first ``RESPONSE_CAP`` bytes of the answer, all within ``limit``."""
+    async with (
+        asyncio.timeout(limit),
+        httpx.AsyncClient(timeout=limit, follow_redirects=False) as client,
+        client.stream("POST", url, content=body, headers=headers) as response,
+    ):
+        read = b""
+        async for chunk in response.aiter_bytes():
+            read += chunk
+            if len(read) >= RESPONSE_CAP:
+                break
+        return response.status_code, read

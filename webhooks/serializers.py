@@ -107,7 +107,12 @@ class _Rating(serializers.Serializer):
 
 class _Waiting(serializers.Serializer):
     code = serializers.CharField(help_text="Why nobody has taken the ticket yet.")
-    message = serializers.CharField(help_text="What the customer is told.")
+    message = serializers.CharField(help_text="What the customer is told, in their language.")
+    languages = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="When nobody online speaks the ticket's language: the ISO 639-1 codes of"
+        " those the pool serves now, in which the customer may continue (else empty).",
+    )
 
 
 def _event(type_name: str, data_fields: dict) -> type[serializers.Serializer]:

@@ -14,6 +14,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from config import effects
 from config.errors import InvalidInput, InvalidTransition, NotFound
@@ -33,7 +35,9 @@ logger = logging.getLogger(__name__)
 # --- endpoints ------------------------------------------------------------------
 
 
-def _checked(*, url: str, events: list[str]) -> tuple[str, list[str]]:
+def endpoint_checked(*, url: str, events: list[str]) -> tuple[str, list[str]]:
+    """The URL and events as an endpoint keeps them, or InvalidInput naming what is wrong
+    (the one check for the API and the Django admin)."""
     errors: dict[str, list[str]] = {}
     url = (url or "").strip()
     if problem := sending.destination_problem(url):
@@ -53,7 +57,7 @@ def endpoint_create(*, actor, integration_id: int, url: str, events: list[str]) 
 
     if not Integration.objects.filter(pk=integration_id).exists():
         raise NotFound("No integration has this id.")
-    url, events = _checked(url=url, events=events)
+    url, events = endpoint_checked(url=url, events=events)
     return Endpoint.objects.create(
         integration_id=integration_id, url=url, events=events, created_by=actor
     )
@@ -71,7 +75,7 @@ def endpoint_update(
     endpoint = Endpoint.objects.select_for_update().filter(pk=endpoint_id).first()
     if endpoint is None:
         raise NotFound("No webhook endpoint has this id.")
-    endpoint.url, endpoint.events = _checked(
+    endpoint.url, endpoint.events = endpoint_checked(
         url=endpoint.url if url is None else url,
         events=endpoint.events if events is None else events,
     )
@@ -215,8 +219,10 @@ def _record(delivery: Delivery, answer: sending.Answer, *, started) -> Attempt:
 
 
 def _disable(endpoint: Endpoint, *, now, last: str) -> None:
-    """Stop sending to an endpoint that keeps failing, and tell operations staff."""
+    """Stop sending to an endpoint that keeps failing, and tell operations staff,
+    each in their own language."""
     from agents.models import Role, User
+    from config.locale import recipient_language
     from outbox.services import mail
 
     endpoint.active = False
@@ -225,18 +231,25 @@ def _disable(endpoint: Endpoint, *, now, last: str) -> None:
         f"{endpoint.failure_streak} failed attempts in a row; the last: {last}"
     )[:300]
     logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
-    staff = User.objects.filter(role=Role.STAFF, is_active=True).values_list("email", flat=True)
-    for address in staff:
-        mail(
-            to=address,
-            subject=f"Webhooks to {endpoint.integration} stopped",
-            body=(
-                f"The webhook endpoint {endpoint.url} of {endpoint.integration} was disabled: "
-                f"{endpoint.disabled_reason}.\n\nIts deliveries wait. Switch it on again from "
-                "the Django admin or the API once the receiver answers, and redeliver from "
-                "its delivery log.\n"
-            ),
-        )
+    said = {
+        "url": endpoint.url,
+        "integration": endpoint.integration.name,
+        "count": endpoint.failure_streak,
+        "last": last,
+    }
+    for user in User.objects.filter(role=Role.STAFF, is_active=True).order_by("pk"):
+        with override(recipient_language(user)):
+            mail(
+                to=user.email,
+                subject=_("Webhooks to %(integration)s stopped") % said,
+                body=_(
+                    "The webhook endpoint %(url)s of %(integration)s was switched off after "
+                    "%(count)d failed attempts in a row. The last: %(last)s\n\n"
+                    "Its deliveries wait. Switch it on again from the Django admin or the API "
+                    "once the receiver answers, and redeliver from its delivery log.\n"
+                )
+                % said,
+            )
 
 
 def deliveries_due(*, now=None, limit: int = 100) -> list[int]:

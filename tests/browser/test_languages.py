@@ -5,6 +5,7 @@ JavaScript catalog)."""
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -63,12 +64,17 @@ def test_the_help_centre_speaks_the_browsers_language_live(new_page, locale):
     code = words["code"]
     # given: a customer who never chose a language, and someone already in the lane
     camille = UserFactory(
-        email=f"camille-{code}@example.org", name="Camille", role=Role.CUSTOMER, language=""
+        email=f"camille-{code}@example.org",
+        name="Camille",
+        role=Role.CUSTOMER,
+        language="",
+        time_zone="America/Montreal",
     )
     earlier = TicketFactory(
         language=code, category="general", queued_at=timezone.now() - timedelta(seconds=30)
     )
-    page = new_page(viewport={"width": 390, "height": 844}, locale=locale)
+    # Her browser's clock is elsewhere: times follow her profile's zone.
+    page = new_page(viewport={"width": 390, "height": 844}, locale=locale, timezone_id="Asia/Tokyo")
     sign_in_by_field(page, camille.email)
 
     # when: they open the help centre
@@ -111,3 +117,12 @@ def test_the_help_centre_speaks_the_browsers_language_live(new_page, locale):
     expect(page.get_by_test_id("messages")).to_contain_text(words["joined"])
     expect(page.get_by_test_id("ticket-agent")).to_have_text(words["helping"])
     expect(page.get_by_test_id("queue-place")).to_be_hidden()
+
+    # when: Fred writes
+    said = elsewhere(
+        ticket_services.message_post, ticket_id=ticket.pk, caller=fred.user, body="Oui"
+    )
+
+    # then: it arrives live, its time in Camille's zone, as the page writes times
+    montreal = said.created_at.astimezone(ZoneInfo("America/Montreal")).strftime("%H:%M")
+    expect(page.locator(f'[data-id="{said.pk}"] time')).to_have_text(montreal)

@@ -137,6 +137,42 @@ def test_an_agent_chooses_their_language_and_keeps_their_declared_time_zone(clie
     assert "Tableau des créneaux" in client.get("/agent/shifts/").content.decode()
 
 
+PAGES = [
+    # (path, who, a string of the page as English writes it)
+    ("/", None, "A person is always a click away."),
+    ("/login/", None, "Sign in"),
+    ("/apply/", None, "Become a Humanline agent"),
+    ("/apply/status/", "applicant", "My application"),
+    ("/help/", "customer", "Help centre"),
+    ("/agent/", "agent", "Hi %(name)s"),
+    ("/agent/shifts/", "agent", "Shift board"),
+    ("/agent/earnings/", "agent", "Earnings"),
+]
+
+
+@pytest.mark.parametrize("language", ["fr", "sv", "de"])
+@pytest.mark.parametrize(("path", "who", "english"), PAGES)
+def test_every_customer_and_agent_page_answers_in_the_browsers_language(
+    client, request, language, path, who, english
+):
+    if who:
+        person = request.getfixturevalue(who)
+        user = getattr(person, "user", person)
+        user.language = ""
+        user.save(update_fields=["language"])
+        client.force_login(user)
+    with translation.override(language):
+        translated = translation.gettext(english)
+    assert translated != english, f"{english!r} has no {language} translation"
+
+    response = client.get(path, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'<html lang="{language}">' in page
+    assert translated.split("%(")[0] in page
+
+
 # --- the ticket's language ------------------------------------------------------
 
 
@@ -218,6 +254,65 @@ def test_api_errors_stay_english_by_default(api):
     }
 
 
+def test_a_refused_transition_is_said_in_the_requests_language(api):
+    # given: a customer whose ticket is resolved, whose app speaks German
+    claire = UserFactory(role=Role.CUSTOMER, language="")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=claire).key}")
+    ticket = TicketFactory(customer=claire, status="resolved")
+
+    # when: they try to cancel it
+    response = api.post(f"/api/v1/tickets/{ticket.pk}/cancel/", HTTP_ACCEPT_LANGUAGE="de")
+
+    # then: the refusal is in German, its code and fields as ever
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["message"] == (
+        "Ein Ticket im Status „gelöst“ kann nicht in den Status „storniert“ wechseln."
+    )
+    assert error["fields"] == {"status": ["resolved"]}
+
+
+def test_a_document_refused_after_the_decision_is_said_in_the_applicants_language(api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    agent = AgentFactory(user__language="sv", status=AgentStatus.REJECTED)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent.user).key}")
+    pdf = SimpleUploadedFile("id.pdf", b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\n%%EOF\n")
+
+    response = api.post(
+        "/api/v1/agents/me/documents/", {"file": pdf}, format="multipart", HTTP_ACCEPT_LANGUAGE="sv"
+    )
+
+    assert response.status_code == 409, response.json()
+    assert response.json()["error"]["message"] == (
+        "Dokument kan läggas till medan ansökan är öppen, inte när den har status ”avslagen”."
+    )
+
+
+def test_continuing_in_another_language_is_said_in_the_pages_language(client):
+    # given: a French-speaking customer whose ticket waits in Maltese
+    claire = UserFactory(role=Role.CUSTOMER, language="fr")
+    ticket = TicketFactory(customer=claire, language="mt", category="general")
+    client.force_login(claire)
+
+    # when: they continue in English, without JavaScript
+    response = client.post(f"/help/tickets/{ticket.pk}/language/", {"language": "en"}, follow=True)
+
+    # then: the page says so in French, naming the language as French does
+    page = response.content.decode()
+    assert "Vous continuez en anglais. Votre place dans la file est conservée." in page
+
+
+def test_a_rating_without_a_score_is_refused_in_the_pages_language(client):
+    sofia = UserFactory(role=Role.CUSTOMER, language="sv")
+    ticket = TicketFactory(customer=sofia, status="resolved")
+    client.force_login(sofia)
+
+    response = client.post(f"/help/tickets/{ticket.pk}/rate/", {"score": "9"}, follow=True)
+
+    assert "Välj ett betyg från 1 till 5." in response.content.decode()
+
+
 # --- e-mails --------------------------------------------------------------------
 
 
@@ -231,6 +326,88 @@ def test_a_decision_is_mailed_in_the_agents_language_whatever_the_staff_reads(
     assert sent.subject == "Zu deiner Bewerbung bei Humanline"
     assert "Deine Bewerbung wurde nicht genehmigt" in sent.body
     assert "Grund: Dokument unlesbar" in sent.body
+
+
+def test_staff_are_told_of_a_switched_off_webhook_endpoint_in_their_language(staff, settings):
+    from tickets import services as ticket_services
+    from webhooks import services as webhooks
+    from webhooks.models import Delivery
+
+    # given: an endpoint with one failed attempt to go, and two staff members
+    settings.HUMANLINE = {**settings.HUMANLINE, "WEBHOOK_DISABLE_AFTER": 1}
+    agneta = UserFactory(role=Role.STAFF, language="sv", email="agneta@example.org")
+    _, key = ticket_services.integration_key_create(actor=staff, integration_name="Acme")
+    endpoint = webhooks.endpoint_create(
+        actor=staff,
+        integration_id=key.integration_id,
+        url="http://127.0.0.1:9/refused",  # nothing listens on the discard port
+        events=["ticket.status"],
+    )
+    ticket = TicketFactory(integration=key.integration)
+    webhooks.emit(ticket=ticket, type="ticket.status", data={"status": "resolved"})
+
+    # when: the delivery fails, and the endpoint is switched off
+    webhooks.delivery_attempt(delivery_id=Delivery.objects.get().pk)
+
+    # then: each staff member is mailed in their own language
+    from outbox.models import Mail
+
+    endpoint.refresh_from_db()
+    assert not endpoint.active
+    swedish = Mail.objects.get(to=agneta.email)
+    assert swedish.subject == "Webhooks till Acme har stoppats"
+    assert "stängdes av efter 1 misslyckade försök i rad" in swedish.body
+    english = Mail.objects.get(to=staff.email)
+    assert english.subject == "Webhooks to Acme stopped"
+
+
+def test_a_password_reset_is_mailed_in_the_recipients_language_whatever_the_page(client):
+    UserFactory(role=Role.CUSTOMER, language="de", email="greta@example.org")
+    UserFactory(role=Role.CUSTOMER, language="", email="sofia@example.org")
+
+    client.post("/password-reset/", {"email": "greta@example.org"}, HTTP_ACCEPT_LANGUAGE="en")
+    client.post("/password-reset/", {"email": "sofia@example.org"}, HTTP_ACCEPT_LANGUAGE="sv")
+
+    greta, sofia = mail.outbox
+    assert greta.subject.startswith("Passwort")  # Django's German: "Passwort-Rücksetzung …"
+    assert "Passwort" in greta.body
+    assert sofia.subject.startswith("Lösenord")  # no profile language: the page's (Swedish)
+
+
+def test_a_cancelled_shift_is_mailed_in_the_agents_language_and_time_zone(
+    staff, django_capture_on_commit_callbacks
+):
+    from marketplace.services import shifts
+    from tests.marketplace.factories import ShiftBookingFactory, ShiftSlotFactory
+
+    # given: a French agent in Paris booked on a slot at 08:00 UTC on a Monday
+    agent = AgentFactory(user__language="fr", time_zone="Europe/Paris")
+    slot = ShiftSlotFactory(
+        starts_at=datetime(2030, 1, 7, 8, 0, tzinfo=UTC),
+        ends_at=datetime(2030, 1, 7, 8, 30, tzinfo=UTC),
+    )
+    ShiftBookingFactory(slot=slot, agent=agent)
+
+    # when: staff reading English cancel it
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        shifts.shift_slot_cancel(actor=staff, slot_id=slot.pk, reason="Peu de demande")
+
+    # then: the mail is in French, its times in Paris (09:00, a Monday: "lundi")
+    (sent,) = mail.outbox
+    assert sent.subject == "Un créneau que vous aviez réservé a été annulé"
+    assert "lundi 7 janvier, 09:00" in sent.body and "09:30 (Europe/Paris)" in sent.body
+
+
+def test_the_address_check_is_mailed_in_the_customers_language():
+    sofia = UserFactory(role=Role.CUSTOMER, language="sv", email_verified_at=None)
+
+    with translation.override("de"):
+        agent_services.email_verification_send(user=sofia, link=lambda token: f"/v/{token}/")
+
+    from outbox.models import Mail
+
+    (sent,) = Mail.objects.filter(to=sofia.email)
+    assert sent.subject == "Bekräfta din e-postadress för Humanline"
 
 
 def test_a_recipient_without_a_translated_language_is_mailed_in_english(

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -11,6 +12,13 @@ class Receiver:
     def __init__(self):
         self.requests: list[dict] = []
         self.answers: list[tuple[int, dict, bytes]] = []  # taken in order; then 200
+        # A receiver that is slow on purpose: the body's bytes one at a time, this
+        # many seconds apart (a slow network or a hostile receiver, not a wait
+        # for the test's sake).
+        self.drip_seconds: float | None = None
+        # Set while a request is being answered; the answer waits for ``release``.
+        self.holding = threading.Event()
+        self.release: threading.Event | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,12 +34,24 @@ class Receiver:
                 status, headers, body = (
                     receiver.answers.pop(0) if receiver.answers else (200, {}, b"ok")
                 )
+                if receiver.release is not None:
+                    receiver.holding.set()
+                    receiver.release.wait(timeout=60)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if receiver.drip_seconds is None:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(receiver.drip_seconds)
+                except OSError:
+                    pass  # the sender gave up on us
 
             def log_message(self, *args):
                 pass

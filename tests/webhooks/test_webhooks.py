@@ -1,6 +1,7 @@
 """Integrations hear back: signed deliveries to a real HTTP receiver on loopback,
 retried, logged, switched off when they keep failing, and sent again on demand."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -56,12 +57,11 @@ def endpoint(api, staff, bot, receiver):
     return Endpoint.objects.get(pk=made.json()["id"]), made.json()["secret"]
 
 
-def opened(bot, **customer) -> Ticket:
-    response = bot.post(
-        "/api/v1/tickets/",
-        new_ticket_body(customer=customer or {"external_id": "crm-1"}),
-        format="json",
-    )
+def opened(bot, language: str | None = None, **customer) -> Ticket:
+    body = new_ticket_body(customer=customer or {"external_id": "crm-1"})
+    if language:
+        body["language"] = language
+    response = bot.post("/api/v1/tickets/", body, format="json")
     assert response.status_code == 201, response.json()
     return Ticket.objects.get(pk=response.json()["id"])
 
@@ -152,6 +152,14 @@ def test_a_failed_delivery_is_retried_with_back_off_until_it_succeeds(
     assert log == [(500, "The receiver answered 500."), (200, "")]
     assert len(receiver.requests) == 2
     assert receiver.events()[0]["id"] == receiver.events()[1]["id"]  # the same event again
+
+
+def test_the_default_back_off_grows_and_spans_about_a_day():
+    waits = services.retry_schedule()
+
+    assert waits == sorted(waits) and waits[0] <= 60
+    assert all(later <= 5 * earlier for earlier, later in itertools.pairwise(waits))
+    assert 20 * 3600 <= sum(waits) <= 28 * 3600
 
 
 def test_an_endpoint_that_keeps_failing_is_switched_off_and_staff_told(
@@ -270,6 +278,31 @@ def test_redirects_are_not_followed_and_the_answer_is_read_capped(bot, endpoint,
     assert len(second.response_excerpt) == 500
 
 
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_timeout(
+    bot, endpoint, receiver, agent, settings
+):
+    # given: a receiver that answers at once, then sends its body a byte every
+    # 0.2 s, each byte well inside any per-read timeout
+    settings.HUMANLINE = {**settings.HUMANLINE, "WEBHOOK_TIMEOUT_SECONDS": 1.0}
+    receiver.answers = [(200, {}, b"x" * 100)]
+    receiver.drip_seconds = 0.2
+    ticket = opened(bot)
+    tickets.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
+
+    # when: the delivery is tried
+    started = time.monotonic()
+    services.deliver_due()
+
+    # then: the attempt as a whole stopped at the timeout, and will be tried again
+    assert time.monotonic() - started < 5  # the whole answer would take 20 s
+    attempt = Attempt.objects.get()
+    assert attempt.status_code is None
+    assert attempt.error == "No complete answer within 1 s."
+    assert 900 <= attempt.duration_ms < 5000
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+
+
 def test_a_signature_too_old_is_refused():
     body = b'{"id": "evt"}'
     header = signing.sign("whsec_x", body, timestamp=int(time.time()) - 301)
@@ -338,11 +371,15 @@ def test_a_ticket_waiting_past_its_target_is_told_once(bot, endpoint, receiver):
 
 
 def _json_schema(node):
-    """OpenAPI 3.0's ``nullable`` as JSON Schema's null type, throughout."""
+    """OpenAPI 3.0's ``nullable`` as JSON Schema's null type, throughout; and an
+    object may hold only the properties the schema names (a field sent but not
+    described fails)."""
     if isinstance(node, dict):
         node = {key: _json_schema(value) for key, value in node.items()}
         if node.pop("nullable", False) and "type" in node:
             node["type"] = [node["type"], "null"]
+        if node.get("type") == "object" and "properties" in node:
+            node.setdefault("additionalProperties", False)
         return node
     if isinstance(node, list):
         return [_json_schema(item) for item in node]
@@ -352,15 +389,13 @@ def _json_schema(node):
 def test_each_delivery_is_the_body_the_schema_describes(api, bot, endpoint, receiver, agent):
     import jsonschema
 
-    from tickets.models import Rung
+    from marketplace.services import escalation
 
-    ticket = opened(bot)
-    tickets.ticket_escalate(
-        ticket_id=ticket.pk,
-        to=Rung.CUSTOMER_NOTICE,
-        reasons={},
-        notice={"code": "c", "message": "m"},
-    )
+    # A ticket in a language nobody online speaks, past its target: the ladder
+    # tells the customer (and the integration) why, as the sweep does.
+    ticket = opened(bot, external_id="crm-9", language="mt")
+    escalation.escalate_overdue(now=timezone.now() + timedelta(hours=2))
+    assert Event.objects.filter(type="ticket.waiting").exists()
     tickets.ticket_assign(ticket_id=ticket.pk, agent_id=agent.pk)
     tickets.message_post(ticket_id=ticket.pk, caller=agent.user, body="On it.")
     tickets.ticket_resolve(ticket_id=ticket.pk, caller=agent.user)

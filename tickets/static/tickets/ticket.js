@@ -33,9 +33,18 @@
     return interpolate(ngettext("%s minute", "%s minutes", m), [m]);
   }
 
+  // A time as the server writes it (H:i), in the viewer's time zone as the server
+  // chose it (their profile's, else UTC), not the browser's: live messages then
+  // read like the ones the page was rendered with.
   function clock(iso) {
     const lang = document.documentElement.lang || undefined;
-    return new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    const shown = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    const zone = document.body.dataset.timeZone;
+    try {
+      return new Date(iso).toLocaleTimeString(lang, zone ? { ...shown, timeZone: zone } : shown);
+    } catch (e) {
+      return new Date(iso).toLocaleTimeString(lang, shown);  // a zone the browser lacks
+    }
   }
 
   function attach(root, options) {
