@@ -212,8 +212,13 @@ def web_server(args) -> list[str]:
     ]
 
 
+# The stack's processes, in the order ``start_stack`` returns them (the Procfile's).
+STACK_PARTS = ["ASGI server", "dispatch worker", "other worker", "webhooks worker", "beat"]
+
+
 def start_stack(env: dict, args, workdir: str) -> list[subprocess.Popen]:
-    """The ASGI server, a dispatch worker, a worker for everything else, and beat."""
+    """The ASGI server, a dispatch worker, a worker for everything else, the webhook
+    deliveries' worker, and beat (``STACK_PARTS``)."""
     log = open(Path(workdir) / "stack.log", "w")  # noqa: SIM115
     level = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
     celery = [sys.executable, "-m", "celery", "-A", "config"]
@@ -257,6 +262,7 @@ def start_stack(env: dict, args, workdir: str) -> list[subprocess.Popen]:
         spawn(web_server(args), web_env),
         worker("dispatch", 2),
         worker("celery", 4),
+        worker("webhooks", 8),
         spawn([*celery, "beat", "--loglevel=WARNING", f"--schedule={workdir}/beat-schedule"], env),
     ]
 
@@ -322,7 +328,7 @@ class MachineMeter:
 class CpuMeter:
     """CPU seconds used by each part of the stack, read from /proc (Linux).
 
-    Parts: the ASGI server, the dispatch worker, the other worker, beat (each a
+    Parts: the ASGI server, the dispatch worker, the other worker, the webhooks worker, beat (each a
     process group the benchmark started), PostgreSQL's and Redis's processes,
     and this load generator.
     """
@@ -932,8 +938,9 @@ def main() -> int:
                 return 1
             time.sleep(0.2)  # polling the server's health endpoint until it answers
         time.sleep(2)  # let the worker and beat connect to the broker
-        parts = ["ASGI server", "dispatch worker", "other worker", "beat"]
-        cpu = CpuMeter({part: process.pid for part, process in zip(parts, processes, strict=True)})
+        cpu = CpuMeter(
+            {part: process.pid for part, process in zip(STACK_PARTS, processes, strict=True)}
+        )
         sessions = SessionMeter(env["DATABASE_URL"])
         try:
             result = run_loop(load(args, credentials, token, cpu, sessions))

@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dispatch import (  # the benchmarks' shared stack
+    STACK_PARTS,
     CpuMeter,
     HttpPool,
     MachineMeter,
@@ -273,8 +274,7 @@ def main() -> int:
             stop(processes)
             processes = start_stack(env, args, workdir)  # fresh processes: no warm caches
             wait_for_server(args.port, workdir)
-            parts = ["ASGI server", "dispatch worker", "other worker", "beat"]
-            cpu = CpuMeter({p: proc.pid for p, proc in zip(parts, processes, strict=True)})
+            cpu = CpuMeter({p: proc.pid for p, proc in zip(STACK_PARTS, processes, strict=True)})
             machine = MachineMeter.read()
             result = run_loop(measure(args, people, cpu))
             load = MachineMeter.between(machine, MachineMeter.read())

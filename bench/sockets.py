@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dispatch import (  # the benchmarks' shared stack
     CONNECT_AT_ONCE,
+    STACK_PARTS,
     CpuMeter,
     HttpPool,
     MachineMeter,
@@ -71,7 +72,6 @@ SPARE_FDS = 512
 # Free PostgreSQL connections below which a warning is printed: the stack's
 # processes open theirs as they go (one per thread that touches the database).
 LOW_CONNECTIONS = 30
-PARTS = ["ASGI server", "dispatch worker", "other worker", "beat"]
 
 
 def raise_file_limit(needed: int) -> tuple[int, int]:
@@ -186,7 +186,7 @@ def cpu_line(spent: dict[str, float], seconds: float) -> str:
         return f"{100 * spent.get(part, 0.0) / max(seconds, 1e-9):.1f} %"
 
     return (
-        ", ".join(f"{part} {share(part)}" for part in PARTS)
+        ", ".join(f"{part} {share(part)}" for part in STACK_PARTS)
         + f", PostgreSQL {share(StackCpu.OWN)} (its other processes {share('postgresql')}),"
         f" Redis {share('redis')} (the whole server), load generator {share('load generator')}"
     )
@@ -499,7 +499,7 @@ def main() -> int:
     processes = start_stack(env, args, workdir)
     try:
         wait_for_server(args.port, workdir)
-        cpu = StackCpu({part: p.pid for part, p in zip(PARTS, processes, strict=True)})
+        cpu = StackCpu({part: p.pid for part, p in zip(STACK_PARTS, processes, strict=True)})
         sessions = SessionMeter(env["DATABASE_URL"])
         try:
             free, most = free_connections(sessions)
