@@ -77,12 +77,24 @@ def make_agents(scenario: Scenario, *, tag: str, staff) -> list[SimAgent]:
 QUIET_MAIL = "django.core.mail.backends.locmem.EmailBackend"
 
 
+def offstage():
+    """What a run on the simulated clock changes in the settings while it plays.
+
+    Its mail stays in memory, and no channel layer is configured: the services
+    build every event they push as always, but nobody is connected to a floor
+    that lives in the past, and outside the server each send to the in-memory
+    layer starts an event loop of its own (``config.channel_send``), a third
+    of a simulated day's time.
+    """
+    return override_settings(EMAIL_BACKEND=QUIET_MAIL, CHANNEL_LAYERS={})
+
+
 def simulate(scenario: Scenario, *, tag: str | None = None, staff=None) -> tuple[Engine, dict]:
     """Play ``scenario`` on the configured database; the engine and its report."""
     check_floor()
     tag = tag or uuid.uuid4().hex[:8]
     start = scenario.start or default_start()
-    with override_settings(EMAIL_BACKEND=QUIET_MAIL), SimulatedClock(start - SETUP_LEAD) as clock:
+    with offstage(), SimulatedClock(start - SETUP_LEAD) as clock:
         staff = staff or people.staff_member(tag=tag)
         agents = make_agents(scenario, tag=tag, staff=staff)
         engine = Engine(scenario, clock=clock, tag=tag, staff=staff, agents=agents, start=start)
