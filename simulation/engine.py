@@ -393,7 +393,7 @@ class Engine:
         self.waiting.discard(ticket_id)
         ticket.waiting, ticket.agent, ticket.answered_at = False, agent, now
         agent.active.add(ticket_id)
-        handle = timedelta(seconds=ticket.handle_seconds)
+        handle = timedelta(seconds=ticket.handle_seconds * agent.group.handle_factor)
         # The first reply comes quickly (silence past the limit returns the ticket).
         greet = min(timedelta(seconds=self.rng_agents.uniform(3, 30)), handle / 4)
         self.at(now + greet, self.agent_writes, ticket, agent, "greeting")

@@ -127,6 +127,8 @@ def scenario(*, start: datetime, hours: float) -> Scenario:
                 hours=((10, 16),),
                 weekdays=(0, 2, 4, 5, 6),
             ),
+            # A newcomer at the weekend, three times as slow: task pay alone leaves
+            # their engaged hours under the pay floor, which closing the week tops up.
             AgentGroup(
                 count=1,
                 languages=("en", "pt", "fr"),
@@ -134,6 +136,7 @@ def scenario(*, start: datetime, hours: float) -> Scenario:
                 capacity=1,
                 hours=((9, 15),),
                 weekdays=WEEKEND,
+                handle_factor=3.0,
             ),
         ),
     )
