@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from agents.models import Agent, Presence
 from marketplace.models import Offer
@@ -157,3 +157,30 @@ def test_the_dispatcher_is_the_fifo_m_m_n_queue_of_erlang_c():
     raw_low, raw_high = report["mean_wait_ci95"]
     assert raw_low <= predicted <= raw_high
     assert report["answered"] == report["opened"] > 900
+
+
+# --- scenarios that cannot be played ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"queue_discipline": "lifo"}, "queue_discipline"),
+        ({"arrivals_per_hour": [1, 2, 3]}, "arrivals_per_hour"),
+        ({"handle": "uniform"}, "handle"),
+        ({"accept_probability": 1.5}, "accept_probability"),
+        ({"languages": {"en": 0}}, "languages"),
+        ({"agents": [{"count": 2, "capacity": 0}]}, "agents[0]"),
+        ({"agents": [{"count": 1, "handle_factor": 0}]}, "agents[0]"),
+        ({"agents": [{"count": 1, "colour": "blue"}]}, "agents[0]"),
+    ],
+)
+def test_a_scenario_that_cannot_be_played_is_refused_naming_the_field(tmp_path, change, named):
+    path = tmp_path / "wrong.yaml"
+    path.write_text(json.dumps({**MIXED, **change}))  # JSON is YAML too
+
+    with pytest.raises(CommandError) as refused:
+        call_command("simulate", str(path), stdout=StringIO(), stderr=StringIO())
+
+    assert named in str(refused.value)
+    assert not Ticket.objects.exists()
