@@ -184,3 +184,21 @@ def test_a_scenario_that_cannot_be_played_is_refused_naming_the_field(tmp_path, 
 
     assert named in str(refused.value)
     assert not Ticket.objects.exists()
+
+
+@pytest.mark.postgres("synchronous_commit is a PostgreSQL setting")
+def test_a_run_leaves_its_connection_s_commits_as_durable_as_before():
+    from django.db import connection
+
+    def synchronous_commit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    before = synchronous_commit()
+    simulate(scenario.stationary(
+        agents=1, capacity=1, arrivals_per_hour=6, handle_seconds=60, answer_seconds=60,
+        hours=1, accept_probability=1, seed=1, start=START,
+    ))  # fmt: skip
+
+    assert synchronous_commit() == before == "on"
