@@ -106,6 +106,24 @@ def test_the_json_report_has_the_figures_and_the_prediction():
     )
 
 
+def test_the_printed_report_has_every_figure_beside_erlang_c():
+    out = StringIO()
+    call_command(
+        "simulate", "--agents", "2", "--capacity", "1", "--arrivals-per-hour", "12",
+        "--handle-seconds", "240", "--answer-seconds", "60", "--hours", "1",
+        "--accept-probability", "1", "--seed", "3", "--start", "2026-03-02T00:00:00",
+        stdout=out, stderr=StringIO(),
+    )  # fmt: skip
+    printed = out.getvalue()
+
+    for figure in (
+        "answered within 60 s", "(Erlang C ", "mean ", "p50 ", "p90 ", "abandoned ",
+        "acceptance ", "utilisation ", "earnings per online h", "p10 ", "min ", "max ",
+        "pay-floor top-ups", "ideal FIFO queue",
+    ):  # fmt: skip
+        assert figure in printed, figure
+
+
 def scenario_erlang(*, arrivals, handle, agents):
     from marketplace.staffing import erlang_c
 
