@@ -122,7 +122,8 @@ def clean_slate(agents: list[Agent], customers: list[User]) -> None:
         presence.agent_presence_set(agent_id=agent.pk, status=Presence.OFFLINE)
 
 
-def _loop(stop: threading.Event) -> None:
+def run_floor(stop: threading.Event) -> None:
+    """Play the live floor on the real clock until ``stop`` is set (its own thread)."""
     while not stop.is_set():
         try:
             agents = list(
@@ -167,6 +168,9 @@ def start_live_demo() -> threading.Event | None:
         return None
     _started.set()
     stop = threading.Event()
-    threading.Thread(target=_loop, args=(stop,), name="humanline-live-demo", daemon=True).start()
+    thread = threading.Thread(
+        target=run_floor, args=(stop,), name="humanline-live-demo", daemon=True
+    )
+    thread.start()
     logger.info("live demo started")
     return stop

@@ -196,7 +196,7 @@ def prediction(engine) -> dict:
         group = s.agents[0]
         staffing = erlang_c(
             s.arrivals_per_hour[0],
-            s.handle_seconds,
+            s.handle_seconds * group.handle_factor,
             s.answer_seconds,
             agents=group.count,
             capacity=group.capacity,
@@ -245,7 +245,7 @@ def reference(engine, waits_by_ticket: dict[int, float]) -> dict:
     arrivals = [
         (
             (engine.tickets[pk].opened_at - engine.start).total_seconds(),
-            engine.tickets[pk].handle_seconds,
+            engine.tickets[pk].handle_seconds * group.handle_factor,
         )
         for pk in engine.order
     ]

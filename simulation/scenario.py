@@ -28,6 +28,8 @@ class AgentGroup:
     around the clock in turns of ``rotation`` hours, each seat handed from one
     agent to the next when the leaving agent's last ticket is resolved.
     ``email`` names an existing approved agent (one) to play instead of a new one.
+    ``handle_factor``: how long the group's agents take over a ticket against the
+    scenario's handle time (a newcomer: 2, twice as long).
     """
 
     count: int = 1
@@ -39,6 +41,7 @@ class AgentGroup:
     rotation: float = 0.0
     book_shifts: bool = False
     accept_probability: float | None = None
+    handle_factor: float = 1.0
     email: str = ""
     name: str = ""
 
@@ -211,4 +214,6 @@ def check(scenario: Scenario) -> Scenario:
             )
         if group.accept_probability is not None and not 0 <= group.accept_probability <= 1:
             raise ScenarioError(f"agents[{n}]: accept_probability from 0 to 1.")
+        if not 0 < group.handle_factor <= 10:
+            raise ScenarioError(f"agents[{n}]: handle_factor above 0, at most 10.")
     return scenario

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from agents.models import Agent, Presence
 from marketplace.models import Offer
@@ -106,6 +106,24 @@ def test_the_json_report_has_the_figures_and_the_prediction():
     )
 
 
+def test_the_printed_report_has_every_figure_beside_erlang_c():
+    out = StringIO()
+    call_command(
+        "simulate", "--agents", "2", "--capacity", "1", "--arrivals-per-hour", "12",
+        "--handle-seconds", "240", "--answer-seconds", "60", "--hours", "1",
+        "--accept-probability", "1", "--seed", "3", "--start", "2026-03-02T00:00:00",
+        stdout=out, stderr=StringIO(),
+    )  # fmt: skip
+    printed = out.getvalue()
+
+    for figure in (
+        "answered within 60 s", "(Erlang C ", "mean ", "p50 ", "p90 ", "abandoned ",
+        "acceptance ", "utilisation ", "earnings per online h", "p10 ", "min ", "max ",
+        "pay-floor top-ups", "ideal FIFO queue",
+    ):  # fmt: skip
+        assert figure in printed, figure
+
+
 def scenario_erlang(*, arrivals, handle, agents):
     from marketplace.staffing import erlang_c
 
@@ -157,3 +175,48 @@ def test_the_dispatcher_is_the_fifo_m_m_n_queue_of_erlang_c():
     raw_low, raw_high = report["mean_wait_ci95"]
     assert raw_low <= predicted <= raw_high
     assert report["answered"] == report["opened"] > 900
+
+
+# --- scenarios that cannot be played ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"queue_discipline": "lifo"}, "queue_discipline"),
+        ({"arrivals_per_hour": [1, 2, 3]}, "arrivals_per_hour"),
+        ({"handle": "uniform"}, "handle"),
+        ({"accept_probability": 1.5}, "accept_probability"),
+        ({"languages": {"en": 0}}, "languages"),
+        ({"agents": [{"count": 2, "capacity": 0}]}, "agents[0]"),
+        ({"agents": [{"count": 1, "handle_factor": 0}]}, "agents[0]"),
+        ({"agents": [{"count": 1, "colour": "blue"}]}, "agents[0]"),
+    ],
+)
+def test_a_scenario_that_cannot_be_played_is_refused_naming_the_field(tmp_path, change, named):
+    path = tmp_path / "wrong.yaml"
+    path.write_text(json.dumps({**MIXED, **change}))  # JSON is YAML too
+
+    with pytest.raises(CommandError) as refused:
+        call_command("simulate", str(path), stdout=StringIO(), stderr=StringIO())
+
+    assert named in str(refused.value)
+    assert not Ticket.objects.exists()
+
+
+@pytest.mark.postgres("synchronous_commit is a PostgreSQL setting")
+def test_a_run_leaves_its_connection_s_commits_as_durable_as_before():
+    from django.db import connection
+
+    def synchronous_commit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    before = synchronous_commit()
+    simulate(scenario.stationary(
+        agents=1, capacity=1, arrivals_per_hour=6, handle_seconds=60, answer_seconds=60,
+        hours=1, accept_probability=1, seed=1, start=START,
+    ))  # fmt: skip
+
+    assert synchronous_commit() == before == "on"
