@@ -43,6 +43,11 @@ so anyway (pushes are coalesced over ``QUEUE_PUSH_INTERVAL_SECONDS``); a
 number a second or two behind is not something they can tell, and the next
 push or refresh corrects it.  A change that rolls back after being applied
 is corrected by the next read, the same way.
+
+A process reads a lane's order the first time it needs it.  Until that read
+is done (a line of 100,000 takes about a second), requests on its other
+threads count their place in the database, one statement each, instead of
+waiting for it.
 """
 
 import math
@@ -346,8 +351,10 @@ def _keep(lane: tuple[str, str], keys: list, began: float) -> None:
     _orders[lane] = _LaneOrder(keys, began)
 
 
-def _lane_keys(language: str, category: str) -> list:
-    """The lane's order as this process knows it, read again when it is too old."""
+def _lane_keys(language: str, category: str) -> list | None:
+    """The lane's order as this process knows it, read again when it is too old;
+    None while another thread reads it for the first time in this process (a
+    line of 100,000 takes a second to read: the caller counts instead of waiting)."""
     lane, clock = (language, category), monotonic()
     kept = _orders.get(lane)
     if kept is not None:
@@ -356,9 +363,10 @@ def _lane_keys(language: str, category: str) -> list:
         if not _orders_reading.acquire(blocking=False):
             return kept.keys  # another thread is reading it again
     else:
-        _orders_reading.acquire()
+        if not _orders_reading.acquire(blocking=False):
+            return None
         kept = _orders.get(lane)
-        if kept is not None:  # read by the thread this one waited for
+        if kept is not None:  # read by another thread meanwhile
             _orders_reading.release()
             return kept.keys
     try:
@@ -413,8 +421,35 @@ def lane_left(ticket: Ticket, *, language: str | None = None) -> None:
     _changed((language or ticket.language, ticket.category), key, entered=False)
 
 
+# The waiting tickets ahead of one in its lane, counted by the database: for the
+# few requests that arrive while their process reads the lane for the first time.
+_COUNT_AHEAD = _ahead_in_lane_sql(
+    priority="%(priority)s",
+    queued_at="%(queued_at)s",
+    ticket="%(id)s",
+    lane="x.language = %(language)s AND x.category = %(category)s",
+)
+
+
+def _counted_ahead(ticket: Ticket) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COUNT_AHEAD,
+            {
+                "language": ticket.language,
+                "category": ticket.category,
+                "priority": ticket.priority,
+                "queued_at": connection.ops.adapt_datetimefield_value(ticket.queued_at),
+                "id": ticket.pk,
+            },
+        )
+        return cursor.fetchone()[0]
+
+
 def _ahead(ticket: Ticket) -> int:
     keys = _lane_keys(ticket.language, ticket.category)
+    if keys is None:
+        return _counted_ahead(ticket)
     return bisect_left(keys, _order_key(ticket.priority, ticket.queued_at, ticket.pk))
 
 

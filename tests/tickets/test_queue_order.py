@@ -161,3 +161,40 @@ def test_a_read_overtaken_by_a_commit_keeps_that_commit():
     assert seen == [1]
     assert [kept(t) for t in (first, overtaking, behind)] == [1, 2, 3]
     assert [counted(t) for t in (first, overtaking, behind)] == [1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_counts_its_place_instead_of_waiting_for_the_lanes_first_read():
+    """A fresh process reading a line of 100,000 takes a second: meanwhile the
+    other threads' requests count their place in the database."""
+    now = timezone.now()
+    line = [TicketFactory(queued_at=now - timedelta(minutes=10 - n)) for n in range(4)]
+    urgent = TicketFactory(queued_at=now, priority="urgent")  # ahead of them all
+    selectors.lane_orders_clear()
+    places, statements = {}, []
+
+    def request():
+        with CaptureQueriesContext(connection) as queries:
+            places["third"] = selectors.queue_place(ticket=line[2]).position
+            places["urgent"] = selectors.queue_place(ticket=urgent).position
+        statements.extend(q["sql"] for q in queries)
+        connection.close()
+
+    assert selectors._orders_reading.acquire(blocking=False)  # a thread reading the lane
+    try:
+        other = threading.Thread(target=request)
+        other.start()
+        other.join(timeout=10)
+        assert not other.is_alive(), "the request waited for the other thread's read"
+    finally:
+        selectors._orders_reading.release()
+
+    assert places == {"third": counted(line[2]), "urgent": 1} == {"third": 4, "urgent": 1}
+    # One count of the line ahead per place (and the lane's service rate, for the wait).
+    assert sum("SELECT COUNT(*) FROM tickets_ticket x" in sql for sql in statements) == 2
+    # The read done, places come from the kept order again: no statement.
+    line[2].refresh_from_db()
+    selectors.queue_place(ticket=line[2])
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.queue_place(ticket=line[2]).position == 4
+    assert not any("COUNT(*) FROM tickets_ticket x" in q["sql"] for q in queries)
