@@ -1,14 +1,16 @@
 """HTTP API for shifts: staff publish and cancel slots; approved agents book and cancel."""
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent, AgentStatus
-from config.api import DayField, PaginatedAPIView
+from config import params
+from config.api import PaginatedAPIView
 from config.errors import Forbidden
 from config.permissions import IsAgentUser, IsOperations
 from config.schema import error
@@ -48,16 +50,26 @@ def _approved_agent(request) -> Agent:
     return agent
 
 
-class _DateFilter(serializers.Serializer):
-    date = DayField(required=False, help_text="A day in the agent's own time zone.")
-    language = serializers.CharField(required=False, max_length=8)
-    skill = serializers.CharField(required=False, max_length=40)
+def _day_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        OpenApiTypes.DATE,
+        required=False,
+        description=f"{description} YYYY-MM-DD, from {params.FIRST_DAY} to {params.LAST_DAY}.",
+    )
 
 
-class _StaffFilter(serializers.Serializer):
-    date_from = DayField(required=False, help_text="Slots starting on this day (UTC) or later.")
-    date_to = DayField(required=False, help_text="Slots starting on this day (UTC) or earlier.")
-    status = serializers.ChoiceField(choices=SlotStatus.choices, required=False)
+# The query parameters of the shift lists, each read by ``config.params``.
+_BOARD_FILTERS = [
+    _day_parameter("date", "A day in the agent's own time zone."),
+    OpenApiParameter("language", str, required=False, description="ISO 639-1, such as 'en'."),
+    OpenApiParameter("skill", str, required=False, description="A skill's slug."),
+]
+_STAFF_FILTERS = [
+    _day_parameter("date_from", "Slots starting on this day (UTC) or later."),
+    _day_parameter("date_to", "Slots starting on this day (UTC) or earlier."),
+    OpenApiParameter("status", enum=SlotStatus.values, required=False),
+]
 
 
 # --- staff ---------------------------------------------------------------------
@@ -67,12 +79,15 @@ class AdminShiftsView(PaginatedAPIView):
     permission_classes = [IsOperations]
 
     @extend_schema(
-        parameters=[_StaffFilter], responses={200: StaffSlotOutput(many=True)}, tags=["shifts"]
+        parameters=_STAFF_FILTERS, responses={200: StaffSlotOutput(many=True)}, tags=["shifts"]
     )
     def get(self, request):
-        query = _StaffFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        slots = selectors.staff_slots(**query.validated_data)
+        query = request.query_params
+        slots = selectors.staff_slots(
+            date_from=params.day(query, "date_from"),
+            date_to=params.day(query, "date_to"),
+            status=params.choice(query, "status", SlotStatus.values),
+        )
         return self.paginated(slots, lambda page: StaffSlotOutput(page, many=True).data)
 
     @extend_schema(request=SlotInput, responses={201: StaffSlotOutput}, tags=["shifts"])
@@ -171,18 +186,16 @@ class ShiftBoardView(PaginatedAPIView):
     permission_classes = [IsAgentUser]
 
     @extend_schema(
-        parameters=[_DateFilter], responses={200: SlotOutput(many=True)}, tags=["shifts"]
+        parameters=_BOARD_FILTERS, responses={200: SlotOutput(many=True)}, tags=["shifts"]
     )
     def get(self, request):
         agent = _approved_agent(request)
-        query = _DateFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        values = query.validated_data
+        query = request.query_params
         slots = selectors.shift_board(
             agent=agent,
-            day=values.get("date"),
-            language=values.get("language"),
-            skill=values.get("skill"),
+            day=params.day(query, "date"),
+            language=params.slug(query, "language", max_length=8),
+            skill=params.slug(query, "skill", max_length=40),
         )
         return self.paginated(slots, lambda page: SlotOutput(page, many=True).data)
 

@@ -175,6 +175,11 @@ def test_a_keyset_page_answers_next_previous_and_results(api, customer):
         ("/api/v1/admin/shifts/", "staff", "date_from", "9999-12-31"),
         ("/api/v1/shifts/", "agent", "date", "9999-12-31"),
         ("/api/v1/shifts/", "agent", "date", "0001-01-01"),
+        # The shift lists read their filters with the one strict parser too.
+        ("/api/v1/shifts/", "agent", "date", "2030-02-31"),
+        ("/api/v1/shifts/", "agent", "language", "en' OR '1"),
+        ("/api/v1/shifts/", "agent", "skill", "s" * 41),
+        ("/api/v1/admin/shifts/", "staff", "status", "sold"),
         # Past the years a datetime holds once in UTC; PostgreSQL refused the offset.
         ("/api/v1/admin/feedback/", "staff", "since", "9999-12-31T23:59:59-23:00"),
         ("/api/v1/admin/feedback/", "staff", "since", "0001-01-01T00:00:00+23:00"),
