@@ -88,7 +88,7 @@ def eventually(check, *, within: float = 20.0):
         found = check()
         if found or time.monotonic() > deadline:
             return found
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling the live floor, whose thread runs on the real clock
 
 
 @pytest.mark.django_db(transaction=True)
