@@ -123,7 +123,7 @@ def django_on(env: dict) -> None:
 
 
 def seed(agents: int):
-    """Agents online (``CAPACITY`` each), one customer.
+    """Agents online (``CAPACITY`` each) with a past (``history``), and the customers.
 
     Returns each agent's (one-time socket ticket, API token) and the customers' tokens.
     """
@@ -174,6 +174,7 @@ def seed(agents: int):
         )
         tokens = [Token(user=c, key=Token.generate_key()) for c in customers]
         Token.objects.bulk_create(tokens)
+    history(created, customers)
     for agent in created:
         presence.agent_presence_set(agent_id=agent.pk, status="online")
     credentials = [
@@ -181,6 +182,73 @@ def seed(agents: int):
         for agent in created
     ]
     return credentials, [t.key for t in tokens]
+
+
+# Yesterday's work on the floor: tickets resolved, spread over the agents,
+# each offered and accepted, every fourth passed on by another agent first.
+HISTORY_TICKETS = 4000
+
+
+def history(agents, customers) -> None:
+    """A past for the floor: resolved tickets with their offers, as a floor in
+    service has.  Planner statistics taken of empty tables would plan the
+    rules' offer lookups as scans of nothing, and a prepared statement keeps
+    that plan while the table fills; a live database has a past, and
+    autovacuum's statistics of it."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from marketplace.models import Offer, OfferStatus
+    from tickets.models import Ticket, TicketStatus
+
+    day = timezone.now() - timedelta(days=1)
+    tickets, plans = [], []
+    for n in range(HISTORY_TICKETS):
+        at = day + timedelta(seconds=n)
+        agent = agents[n % len(agents)]
+        tickets.append(
+            Ticket(
+                customer=customers[n % len(customers)],
+                subject="Earlier question",
+                body="Asked yesterday.",
+                language="en",
+                category="general",
+                status=TicketStatus.RESOLVED,
+                assigned_agent=agent,
+                queued_at=at,
+                assigned_at=at + timedelta(seconds=20),
+                resolved_at=at + timedelta(minutes=8),
+                created_at=at,
+                status_changed_at=at + timedelta(minutes=8),
+            )
+        )
+        passed_by = agents[(n + 1) % len(agents)] if n % 4 == 0 else None
+        plans.append((at, agent, passed_by))
+    Ticket.objects.bulk_create(tickets, batch_size=2000)
+
+    def offer(ticket, agent, status, at):
+        return Offer(
+            ticket=ticket,
+            agent=agent,
+            status=status,
+            base_amount=Decimal("2.00"),
+            surge_multiplier=Decimal("1.00"),
+            amount=Decimal("2.00"),
+            currency="EUR",
+            created_at=at,
+            expires_at=at + timedelta(seconds=30),
+            seen_at=at,
+            answered_at=at + timedelta(seconds=5),
+        )
+
+    offers = []
+    for ticket, (at, agent, passed_by) in zip(tickets, plans, strict=True):
+        if passed_by is not None:
+            offers.append(offer(ticket, passed_by, OfferStatus.DECLINED, at))
+        offers.append(offer(ticket, agent, OfferStatus.ACCEPTED, at + timedelta(seconds=10)))
+    Offer.objects.bulk_create(offers, batch_size=2000)
 
 
 def web_server(args) -> list[str]:
@@ -914,8 +982,8 @@ def main() -> int:
     from django.db import connection, connections
 
     with connection.cursor() as cursor:
-        # Planner statistics for the seeded tables, as autovacuum keeps them in
-        # a live database; a fresh one would be planned as empty.
+        # Planner statistics for the seeded tables and their past, as
+        # autovacuum keeps them in a live database.
         cursor.execute("ANALYZE")
     connections.close_all()
 

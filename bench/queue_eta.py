@@ -2,12 +2,12 @@
 
 Run by ``make bench``.  Uses its own database, ``humanline_eta_bench`` (on the
 server of DATABASE_URL), dropped, re-created and migrated on each run.  The
-tables are analysed while empty, as on a new deployment (the dispatch bench's
-database is too), then filled by COPY with tickets assigned over the ETA window
-in a few lanes: most in the busy lane, a few in a quiet one.  At each size it
-times ``selectors.seconds_per_ticket`` (the count every web process runs for a
-lane every ``QUEUE_ETA_CACHE_SECONDS``) for both lanes, and prints the median
-and the worst of the rounds.
+tables are analysed while empty, as on a new deployment, then filled by COPY
+with tickets assigned over the ETA window in a few lanes: most in the busy
+lane, a few in a quiet one.  At each size it times
+``selectors.seconds_per_ticket`` (the count every web process runs for a lane
+every ``QUEUE_ETA_CACHE_SECONDS``) for both lanes, and prints the median and
+the worst of the rounds.
 
 A sustained 100 tickets/s fills a 30-minute window with 180,000 assignments.
 Target: a rate read under 5 ms at every size, so that it never shows in a
