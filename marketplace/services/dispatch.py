@@ -39,14 +39,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from agents import presence as agent_presence
 from agents.models import Agent, AgentConnection, Presence, User
-from config import effects
+from config import effects, prepared, rows
 from config.errors import InvalidInput, InvalidTransition
 from marketplace import events
 from marketplace.dispatch import matching, rules
@@ -74,6 +74,28 @@ PULL_TICKETS = 4
 
 
 # --- writing offers -------------------------------------------------------------------
+
+_LOCK_QUEUED = prepared.Statement(
+    "humanline_lock_queued",
+    f"SELECT {rows.columns(Ticket, 't')} FROM {Ticket._meta.db_table} t"  # noqa: S608
+    " WHERE t.id = ANY(%s) AND t.status = %s"
+    " ORDER BY t.id FOR UPDATE SKIP LOCKED",
+)
+
+
+def _lock_queued(ticket_ids: list[int]) -> list[Ticket]:
+    """These tickets that are still queued, locked; those another transaction holds
+    are skipped.  Every offer runs it: on PostgreSQL one statement built once
+    (``config.rows``), elsewhere the ORM's."""
+    if not rows.direct():
+        return list(
+            Ticket.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ticket_ids, status=TicketStatus.QUEUED)
+            .order_by("pk")
+        )
+    with connection.cursor() as cursor:
+        _LOCK_QUEUED.execute(connection, cursor, [list(ticket_ids), TicketStatus.QUEUED])
+        return [ticket for (ticket,) in (rows.instances(r, (Ticket,)) for r in cursor.fetchall())]
 
 
 def offers_make(
@@ -110,12 +132,7 @@ def offers_make(
     ticket_ids = [ticket_id for ticket_id, _ in choices]
     try:
         with transaction.atomic():
-            tickets = {
-                ticket.pk: ticket
-                for ticket in Ticket.objects.select_for_update(skip_locked=True)
-                .filter(pk__in=ticket_ids, status=TicketStatus.QUEUED)
-                .order_by("pk")
-            }
+            tickets = {ticket.pk: ticket for ticket in _lock_queued(ticket_ids)}
             if not tickets:
                 return []
             wanted = {
@@ -404,6 +421,8 @@ def _own_offer(*, offer_id: int, user: User, with_ticket: bool = False) -> Offer
     customer).  The agent row is read, not locked here: ``ticket_assign``
     locks it after the ticket, keeping the order offer → ticket → agent.
     """
+    if with_ticket and rows.direct():
+        return _offer_to_accept(offer_id=offer_id, user=user)
     of, related = ("self",), ["agent"]
     if with_ticket:
         of, related = ("self", "ticket"), ["agent", "ticket__customer"]
@@ -412,6 +431,41 @@ def _own_offer(*, offer_id: int, user: User, with_ticket: bool = False) -> Offer
         .select_related(*related)
         .get(pk=offer_id, agent__user=user)
     )
+
+
+_ACCEPT_ROWS = (Offer, Ticket, User, Agent)
+_accept_statement: prepared.Statement | None = None
+
+
+def _offer_to_accept(*, offer_id: int, user: User) -> Offer:
+    """``_own_offer(with_ticket=True)`` as one statement built once (``config.rows``):
+    every accept reads it, and the ORM's query cost more to compose than to run."""
+    global _accept_statement
+    if _accept_statement is None:
+        offer, ticket = Offer._meta, Ticket._meta
+        selected = ", ".join(rows.columns(m, a) for m, a in zip(_ACCEPT_ROWS, "otca", strict=True))
+        _accept_statement = prepared.Statement(
+            "humanline_offer_to_accept",
+            f"SELECT {selected} FROM {offer.db_table} o"  # noqa: S608 (table and column names only)
+            f" JOIN {Agent._meta.db_table} a ON a.id = o.{offer.get_field('agent').column}"
+            f" JOIN {ticket.db_table} t ON t.id = o.{offer.get_field('ticket').column}"
+            f" JOIN {User._meta.db_table} c ON c.id = t.{ticket.get_field('customer').column}"
+            f" WHERE o.id = %s AND a.{Agent._meta.get_field('user').column} = %s"
+            " FOR UPDATE OF o, t",
+        )
+    with connection.cursor() as cursor:
+        _accept_statement.execute(connection, cursor, [offer_id, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Offer.DoesNotExist(offer_id)
+    offer, ticket, customer, agent = rows.instances(row, _ACCEPT_ROWS)
+    ticket.customer, offer.ticket, offer.agent = customer, ticket, agent
+    return offer
+
+
+# The accepted offer's answer: every accept writes it, and the ORM's update cost
+# more to compose than to run.
+_ANSWER_SQL = f"UPDATE {Offer._meta.db_table} SET status = %s, answered_at = %s WHERE id = %s"  # noqa: S608
 
 
 def _refuse_unless_open(offer: Offer, *, now: datetime) -> None:
@@ -447,7 +501,11 @@ def offer_accept(*, offer_id: int, user: User) -> Offer:
         locked=offer.ticket,
     )
     offer.status, offer.answered_at = OfferStatus.ACCEPTED, now
-    Offer.objects.filter(pk=offer.pk).update(status=offer.status, answered_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ANSWER_SQL,
+            [offer.status, connection.ops.adapt_datetimefield_value(now), offer.pk],
+        )
     if offer.agent.expired_streak:  # read with the offer's lock (select_related)
         Agent.objects.filter(pk=offer.agent_id).update(expired_streak=0)
     # The push is built from the offer and the ticket as written here: no re-read.

@@ -1,0 +1,47 @@
+"""Model instances read by statements built once, on PostgreSQL.
+
+The ORM composes a query's SQL again on every call.  For the reads every
+ticket runs (an accept's offer locked with its ticket, the ticket's customer
+and the agent; the tickets an offer locks) composing cost more Python than
+PostgreSQL spends running them: 0.9 ms of the accept's 1.0 ms read.  A
+statement built once from the models' fields is only run, and its row is
+made into instances as the ORM makes them on PostgreSQL: ``Model.from_db``,
+each value through its field's ``from_db_value`` (the documented conversion
+hook; psycopg2 returns every other column as its field holds it).
+
+SQLite returns datetimes and decimals that only the backend's own converters
+make right, so there (the embedded default) callers read through the ORM;
+``direct()`` says which.  The test suite runs both.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Model
+
+
+def direct() -> bool:
+    """Are rows read by these statements here (PostgreSQL), or through the ORM?"""
+    return connection.vendor == "postgresql"
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """Every column of the model, in its fields' order, as ``alias.column``."""
+    return ", ".join(
+        f"{alias}.{connection.ops.quote_name(field.column)}"
+        for field in model._meta.concrete_fields
+    )
+
+
+def instances(row, models: tuple[type[Model], ...]) -> list[Model]:
+    """The instances in a row that holds ``columns(model)`` of each model in turn."""
+    made, start = [], 0
+    for model in models:
+        fields = model._meta.concrete_fields
+        values = list(row[start : start + len(fields)])
+        start += len(fields)
+        for n, field in enumerate(fields):
+            if hasattr(field, "from_db_value") and values[n] is not None:
+                values[n] = field.from_db_value(values[n], None, connection)
+        made.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    return made
