@@ -1,17 +1,19 @@
-"""Model instances read by statements built once, on PostgreSQL.
+"""Model instances read and written by plain statements, on PostgreSQL.
 
-The ORM composes a query's SQL again on every call.  For the reads every
-ticket runs (an accept's offer locked with its ticket, the ticket's customer
-and the agent; the tickets an offer locks) composing cost more Python than
-PostgreSQL spends running them: 0.9 ms of the accept's 1.0 ms read.  A
-statement built once from the models' fields is only run, and its row is
-made into instances as the ORM makes them on PostgreSQL: ``Model.from_db``,
-each value through its field's ``from_db_value`` (the documented conversion
-hook; psycopg2 returns every other column as its field holds it).
+The ORM composes a query's SQL again on every call.  For the reads and writes
+every ticket runs (an accept's offer locked with its ticket, the ticket's
+customer and the agent; the tickets an offer locks; the offers it writes)
+composing cost more Python than PostgreSQL spends running them: 0.9 ms of the
+accept's 1.0 ms read.  A statement built once from the models' fields is only
+run.  A row read is made into instances as the ORM makes them on PostgreSQL:
+``Model.from_db``, each value through its field's ``from_db_value`` (the
+documented conversion hook; psycopg2 returns every other column as its field
+holds it).  A row written has each value prepared by its field as the ORM's
+insert prepares it.
 
 SQLite returns datetimes and decimals that only the backend's own converters
-make right, so there (the embedded default) callers read through the ORM;
-``direct()`` says which.  The test suite runs both.
+make right, so there (the embedded default) callers use the ORM; ``direct()``
+says which.  The test suite runs both.
 """
 
 from __future__ import annotations
@@ -45,3 +47,29 @@ def instances(row, models: tuple[type[Model], ...]) -> list[Model]:
                 values[n] = field.from_db_value(values[n], None, connection)
         made.append(model.from_db(connection.alias, [f.attname for f in fields], values))
     return made
+
+
+def insert(objs: list[Model]) -> None:
+    """Write new instances of one model in one ``INSERT`` (PostgreSQL), each value
+    prepared by its field as the ORM's insert prepares it (``pre_save``,
+    ``get_db_prep_save``); their ids are set from ``RETURNING``."""
+    model = type(objs[0])
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)}"  # noqa: S608 (names only)
+        f" ({', '.join(connection.ops.quote_name(f.column) for f in fields)})"
+        f" VALUES {', '.join([row] * len(objs))}"
+        f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    )
+    values = [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        for obj in objs
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        ids = cursor.fetchall()
+    for obj, (pk,) in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias

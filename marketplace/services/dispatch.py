@@ -75,11 +75,19 @@ PULL_TICKETS = 4
 
 # --- writing offers -------------------------------------------------------------------
 
+# Several tickets (a pass, a pull), and one (a new ticket): PostgreSQL plans a
+# statement about an array of ids again on every call, as the array's size
+# changes its estimates, so the one-ticket case has a statement of its own.
 _LOCK_QUEUED = prepared.Statement(
     "humanline_lock_queued",
     f"SELECT {rows.columns(Ticket, 't')} FROM {Ticket._meta.db_table} t"  # noqa: S608
     " WHERE t.id = ANY(%s) AND t.status = %s"
     " ORDER BY t.id FOR UPDATE SKIP LOCKED",
+)
+_LOCK_QUEUED_ONE = prepared.Statement(
+    "humanline_lock_queued_one",
+    f"SELECT {rows.columns(Ticket, 't')} FROM {Ticket._meta.db_table} t"  # noqa: S608
+    " WHERE t.id = %s AND t.status = %s FOR UPDATE SKIP LOCKED",
 )
 
 
@@ -94,7 +102,10 @@ def _lock_queued(ticket_ids: list[int]) -> list[Ticket]:
             .order_by("pk")
         )
     with connection.cursor() as cursor:
-        _LOCK_QUEUED.execute(connection, cursor, [list(ticket_ids), TicketStatus.QUEUED])
+        if len(ticket_ids) == 1:
+            _LOCK_QUEUED_ONE.execute(connection, cursor, [ticket_ids[0], TicketStatus.QUEUED])
+        else:
+            _LOCK_QUEUED.execute(connection, cursor, [list(ticket_ids), TicketStatus.QUEUED])
         return [ticket for (ticket,) in (rows.instances(r, (Ticket,)) for r in cursor.fetchall())]
 
 
@@ -182,7 +193,10 @@ def offers_make(
                     )
                 )
             if offers:
-                Offer.objects.bulk_create(offers)
+                if rows.direct():
+                    rows.insert(offers)  # the ORM's bulk insert cost more to compose than to run
+                else:
+                    Offer.objects.bulk_create(offers)
                 ticket_services.tickets_offer_many(
                     tickets=[offer.ticket for offer in offers],
                     reasons={o.ticket_id: f"Offered to agent {o.agent_id}." for o in offers},
