@@ -484,8 +484,12 @@ def queued_ahead(*, ticket: Ticket, since_before: datetime, at_most: int) -> int
 
 
 # One column by key, on every ticket's creation: the ORM's query for it cost
-# more Python to compose than the statement costs to run.
-_STATUS_SQL = f"SELECT status FROM {Ticket._meta.db_table} WHERE id = %s"  # noqa: S608
+# more Python to compose than the statement costs to run (prepared: planning it
+# cost PostgreSQL more than running it).
+_STATUS = prepared.Statement(
+    "humanline_ticket_status",
+    f"SELECT status FROM {Ticket._meta.db_table} WHERE id = %s",  # noqa: S608
+)
 
 
 def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
@@ -495,9 +499,7 @@ def ticket_standing(*, ticket: Ticket) -> tuple[str, QueuePlace | None]:
     since; its lane is the one in memory (a ticket's lane does not change
     while a request holds it).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_STATUS_SQL, [ticket.pk])
-        row = cursor.fetchone()
+    row = _one_row(_STATUS, [ticket.pk])
     if row is None:
         raise Ticket.DoesNotExist(ticket.pk)
     (status,) = row

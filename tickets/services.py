@@ -631,6 +631,46 @@ def _transition(
     )
 
 
+def _status_sql(columns: tuple[str, ...], count: int) -> tuple[str, str]:
+    """``_write_status``'s two statements, for these columns and this many tickets."""
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count)
+    insert = (
+        f"INSERT INTO {TicketEvent._meta.db_table} (ticket_id, actor_id,"  # noqa: S608
+        " integration_id, agent_id, from_status, to_status, reason, created_at)"
+        f" VALUES {marks}"
+    )
+    update = (
+        f"UPDATE {Ticket._meta.db_table}"  # noqa: S608 (names)
+        f" SET {', '.join(f'{column} = %s' for column in columns)}"
+        f" WHERE id IN ({', '.join(['%s'] * count)})"
+    )
+    return insert, update
+
+
+# One ticket's change (every offer and accept) has a prepared pair per set of
+# columns: PostgreSQL planned them again on every call, at about the cost of
+# running them.  Several tickets' (a pass) run as plain statements, so that
+# each number of tickets does not leave a prepared statement behind.
+_one_ticket_status: dict[tuple[str, ...], tuple[prepared.Statement, ...]] = {}
+
+
+def _run_status(columns: tuple[str, ...], count: int, rows: list, values: list) -> None:
+    with connection.cursor() as cursor:
+        if count > 1:
+            for sql, params in zip(_status_sql(columns, count), (rows, values), strict=True):
+                cursor.execute(sql, params)
+            return
+        if columns not in _one_ticket_status:
+            _one_ticket_status[columns] = tuple(
+                prepared.Statement(
+                    f"humanline_status_{hashlib.sha256(sql.encode()).hexdigest()[:16]}", sql
+                )
+                for sql in _status_sql(columns, 1)
+            )
+        for statement, params in zip(_one_ticket_status[columns], (rows, values), strict=True):
+            statement.execute(connection, cursor, params)
+
+
 def _write_status(
     tickets: list[Ticket], *, to: str, reasons: dict[int, str], caller=None, agent=None, **changes
 ) -> None:
@@ -672,21 +712,8 @@ def _write_status(
     values = [
         field.get_db_prep_save(getattr(tickets[0], field.attname), connection) for field in fields
     ]
-    assignments = ", ".join(f"{field.column} = %s" for field in fields)
     ids = [ticket.pk for ticket in tickets]
-    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(tickets))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TicketEvent._meta.db_table} (ticket_id, actor_id,"  # noqa: S608
-            " integration_id, agent_id, from_status, to_status, reason, created_at)"
-            f" VALUES {marks}",
-            rows,
-        )
-        cursor.execute(
-            f"UPDATE {Ticket._meta.db_table} SET {assignments}"  # noqa: S608 (names)
-            f" WHERE id IN ({', '.join(['%s'] * len(ids))})",
-            [*values, *ids],
-        )
+    _run_status(tuple(field.column for field in fields), len(ids), rows, [*values, *ids])
     for hook in STATUS_HOOKS:
         for ticket in tickets:
             hook(ticket=ticket, from_status=was[ticket.pk], agent=agent)
@@ -832,6 +859,13 @@ def at_capacity() -> Conflict:
     return Conflict("The agent is at capacity.", code="agent_at_capacity")
 
 
+_SEAT_TAKE = prepared.Statement(
+    "humanline_seat_take",
+    f"UPDATE {Agent._meta.db_table} SET active_tickets = active_tickets + 1"  # noqa: S608
+    " WHERE id = %s AND status = %s AND active_tickets < capacity",
+)
+
+
 def ticket_assign_within(
     *,
     ticket_id: int,
@@ -865,11 +899,7 @@ def ticket_assign_within(
     # takes the seat only from an approved agent with one free; the check
     # constraint agent_never_above_capacity backs it up in the database.
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Agent._meta.db_table} SET active_tickets = active_tickets + 1"  # noqa: S608
-            " WHERE id = %s AND status = %s AND active_tickets < capacity",
-            [agent_id, AgentStatus.APPROVED],
-        )
+        _SEAT_TAKE.execute(connection, cursor, [agent_id, AgentStatus.APPROVED])
         taken = cursor.rowcount == 1
     if not taken:
         status = Agent.objects.values_list("status", flat=True).get(pk=agent_id)
