@@ -101,13 +101,17 @@ def agent_free(*, agent_id: int) -> None:
     """
     from marketplace.services import dispatch
 
-    if settings.HUMANLINE["DISPATCH_INLINE"] and not dispatch.pass_running():
-        try:
-            if dispatch.pull(agent_id=agent_id):
-                return
-        except Exception:
-            logger.exception("pull for agent %s failed", agent_id)
-    dispatch.pass_request()
+    running = None
+    if settings.HUMANLINE["DISPATCH_INLINE"]:
+        running = dispatch.pass_running()
+        if not running:
+            running = None  # the pull takes time: the pass is looked for again after it
+            try:
+                if dispatch.pull(agent_id=agent_id):
+                    return
+            except Exception:
+                logger.exception("pull for agent %s failed", agent_id)
+    dispatch.pass_request(running=running)
 
 
 def agent_available(*, agent_id: int) -> None:

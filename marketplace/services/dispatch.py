@@ -372,7 +372,7 @@ def pass_running() -> bool:
     return not settings.CELERY_TASK_ALWAYS_EAGER and bool(cache.get(LOCK_KEY))
 
 
-def pass_request() -> None:
+def pass_request(*, running: bool | None = None) -> None:
     """Ask for a pass: the one running goes round again, or a task runs one.
 
     Under load many events ask for a pass each second.  When one is running,
@@ -381,11 +381,12 @@ def pass_request() -> None:
     holder drops the lock before its last look at the flag
     (``dispatch_single_flight``): either the holder sees the flag, or the
     asker finds no lock and queues a task.  Run eagerly (tests, the embedded
-    default), the task runs here.
+    default), the task runs here.  ``running`` is ``pass_running()`` when the
+    caller has just asked it (a freed agent at saturation): not asked again.
     """
     from marketplace import tasks
 
-    if pass_running():
+    if running if running is not None else pass_running():
         cache.set(AGAIN_KEY, 1, timeout=30)
         if pass_running():
             return

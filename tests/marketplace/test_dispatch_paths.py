@@ -86,7 +86,7 @@ def three(db):
 @pytest.fixture
 def passes_asked(monkeypatch):
     asked = []
-    monkeypatch.setattr(dispatch, "pass_request", lambda: asked.append(1))
+    monkeypatch.setattr(dispatch, "pass_request", lambda **_: asked.append(1))
     return asked
 
 

@@ -49,6 +49,20 @@ def test_a_request_that_sees_the_lock_released_after_flagging_queues_a_task(queu
     assert queued == [1]
 
 
+def test_a_caller_that_saw_the_pass_running_is_not_asked_again_before_flagging(queued, monkeypatch):
+    """A freed agent's ``agent_free`` has just looked at the lock: the request flags
+    the running pass without a second look first, and still looks once after
+    flagging, so a pass that ended meanwhile is followed by a task."""
+    looks = []
+    monkeypatch.setattr(dispatch, "pass_running", lambda: looks.append(1) or False)
+
+    dispatch.pass_request(running=True)
+
+    assert cache.get(dispatch.AGAIN_KEY) == 1
+    assert looks == [1]  # only the look after the flag
+    assert queued == [1]  # that look found the pass ended: a task is queued
+
+
 def test_run_eagerly_every_request_runs_a_pass(settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     passes = []

@@ -145,7 +145,7 @@ def test_after_an_accept_the_agent_takes_a_ticket_that_waited_for_them(
         # Queued: Paula's pending offer kept it from her.
         waiting = TicketFactory(category="payments", status_changed_at=timezone.now() - queued_ago)
     asked = []
-    monkeypatch.setattr(dispatch, "pass_request", lambda: asked.append(1))
+    monkeypatch.setattr(dispatch, "pass_request", lambda **_: asked.append(1))
 
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.offer_accept(offer_id=offer.pk, user=paula.user)
