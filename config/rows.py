@@ -35,13 +35,17 @@ def columns(model: type[Model], alias: str) -> str:
     )
 
 
-def instances(row, models: tuple[type[Model], ...]) -> list[Model]:
-    """The instances in a row that holds ``columns(model)`` of each model in turn."""
+def instances(row, models: tuple[type[Model], ...]) -> list[Model | None]:
+    """The instances in a row that holds ``columns(model)`` of each model in turn;
+    None for a model whose primary key is null (an outer join found no row)."""
     made, start = [], 0
     for model in models:
         fields = model._meta.concrete_fields
         values = list(row[start : start + len(fields)])
         start += len(fields)
+        if values[fields.index(model._meta.pk)] is None:
+            made.append(None)
+            continue
         for n, field in enumerate(fields):
             if hasattr(field, "from_db_value") and values[n] is not None:
                 values[n] = field.from_db_value(values[n], None, connection)

@@ -25,16 +25,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DateTimeField, F, Value, When
-from django.db.models.functions import Greatest
-from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from agents import catalog, validators
 from agents.models import Agent, AgentStatus, Role, User
-from config import effects, prepared
+from config import effects, prepared, rows
 from config.errors import (
     Conflict,
     DomainError,
@@ -595,12 +592,53 @@ def _lock(ticket_id: int, *, agent_user: bool = True) -> Ticket:
     """The ticket, row-locked, with what its checks and its answer read (one
     statement).  ``agent_user=False``: not the assigned agent's user, whom the
     caller has already (the caller is that user, or nothing is done)."""
+    if rows.direct():
+        return _lock_direct(ticket_id, agent_user=agent_user)
     agent = "assigned_agent__user" if agent_user else "assigned_agent"
     return (
         Ticket.objects.select_for_update(of=("self",))
         .select_related("customer", agent, "rating")
         .get(pk=ticket_id)
     )
+
+
+_locks: dict[bool, prepared.Statement] = {}
+
+
+def _lock_direct(ticket_id: int, *, agent_user: bool) -> Ticket:
+    """``_lock`` as one statement built once (``config.rows``): every resolve and
+    message reads it, and the ORM's query cost more to compose than to run."""
+    models = (Ticket, User, Agent, *((User,) if agent_user else ()), Rating)
+    if agent_user not in _locks:
+        ticket, agent = Ticket._meta, Agent._meta
+        aliases = ("t", "c", "a", *(("u",) if agent_user else ()), "r")
+        selected = ", ".join(rows.columns(m, a) for m, a in zip(models, aliases, strict=True))
+        _locks[agent_user] = prepared.Statement(
+            f"humanline_ticket_lock{'_with_agent_user' if agent_user else ''}",
+            f"SELECT {selected} FROM {ticket.db_table} t"  # noqa: S608 (names only)
+            f" JOIN {User._meta.db_table} c ON c.id = t.{ticket.get_field('customer').column}"
+            f" LEFT JOIN {agent.db_table} a"
+            f" ON a.id = t.{ticket.get_field('assigned_agent').column}"
+            + (
+                f" LEFT JOIN {User._meta.db_table} u ON u.id = a.{agent.get_field('user').column}"
+                if agent_user
+                else ""
+            )
+            + f" LEFT JOIN {Rating._meta.db_table} r"
+            f" ON r.{Rating._meta.get_field('ticket').column} = t.id"
+            " WHERE t.id = %s FOR UPDATE OF t",
+        )
+    with connection.cursor() as cursor:
+        _locks[agent_user].execute(connection, cursor, [ticket_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Ticket.DoesNotExist(ticket_id)
+    ticket, customer, agent, *rest = rows.instances(row, models)
+    ticket.customer, ticket.assigned_agent = customer, agent
+    if agent_user and agent is not None:
+        agent.user = rest[0]
+    Ticket._meta.get_field("rating").set_cached_value(ticket, rest[-1])
+    return ticket
 
 
 def _transition(
@@ -760,24 +798,26 @@ def _is_assigned_agent(caller, ticket: Ticket) -> bool:
     )
 
 
+# Every resolve and requeue runs it: a plain statement (prepared on PostgreSQL),
+# as the ORM's update with its expressions cost more to compose than to run.
+_SEAT_RELEASE = prepared.Statement(
+    "humanline_seat_release",
+    f"UPDATE {Agent._meta.db_table} SET"  # noqa: S608 (table and column names only)
+    " active_tickets = CASE WHEN active_tickets > 0 THEN active_tickets - 1 ELSE 0 END,"
+    " idle_since = CASE WHEN active_tickets <= 1 THEN %s ELSE idle_since END"
+    " WHERE id = %s",
+)
+
+
 def _release_agent(agent_id: int) -> None:
     """A ticket left ``assigned``: one seat of the agent's capacity is free again.
 
     Releasing the last one starts the agent's idle time (dispatch rule R4).
     Capacity freed is a dispatch trigger, run after commit.
     """
-    now = timezone.now()
-    # The lookup and the output field written out spare composing them from
-    # ``active_tickets__lte`` and from the values, on every resolve.
-    when = DateTimeField()
-    Agent.objects.filter(pk=agent_id).update(
-        active_tickets=Greatest(F("active_tickets") - 1, 0),
-        idle_since=Case(
-            When(LessThanOrEqual(F("active_tickets"), 1), then=Value(now, output_field=when)),
-            default=F("idle_since"),
-            output_field=when,
-        ),
-    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        _SEAT_RELEASE.execute(connection, cursor, [now, agent_id])
     for hook in CAPACITY_FREED_HOOKS:
         effects.after_commit(lambda hook=hook, agent_id=agent_id: hook(agent_id=agent_id))
 
