@@ -125,20 +125,7 @@ async def _upload_over_asgi(user, chunks, *, declared: int | str | None = None):
     ]
     if declared is not None:
         headers.append((b"content-length", str(declared).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/agents/me/documents/",
-        "raw_path": b"/api/v1/agents/me/documents/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("192.0.2.10", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = post_scope("/api/v1/agents/me/documents/", headers, client="192.0.2.10")
     await asyncio.wait_for(application(scope, receive, send), timeout=30)
     start, *bodies = sent
     return start["status"], b"".join(m.get("body", b"") for m in bodies), pulled
@@ -218,26 +205,32 @@ async def test_a_json_body_declared_past_the_data_limit_is_a_413_before_a_byte_i
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/tickets/",
-        "raw_path": b"/api/v1/tickets/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(10 * LIMIT).encode()),
-        ],
-        "client": ("192.0.2.11", 50000),
-        "server": ("testserver", 80),
-    }
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(10 * LIMIT).encode()),
+    ]
+    scope = post_scope("/api/v1/tickets/", headers, client="192.0.2.11")
     await asyncio.wait_for(application(scope, receive, send), timeout=30)
 
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error"]["code"] == "body_too_large"
     assert pulled == 0
+
+
+def post_scope(path: str, headers: list, *, client: str) -> dict:
+    """An ASGI HTTP scope for a POST to ``path``, as a server hands it to the app."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": (client, 50000),
+        "server": ("testserver", 80),
+    }

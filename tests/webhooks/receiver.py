@@ -49,6 +49,7 @@ class Receiver:
                     for byte in body:
                         self.wfile.write(bytes([byte]))
                         self.wfile.flush()
+                        # a slow receiver on purpose: the attempt timeout's test
                         time.sleep(receiver.drip_seconds)
                 except OSError:
                     pass  # the sender gave up on us
