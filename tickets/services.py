@@ -669,8 +669,11 @@ def _transition(
     )
 
 
-def _status_sql(columns: tuple[str, ...], count: int) -> tuple[str, str]:
-    """``_write_status``'s two statements, for these columns and this many tickets."""
+def _status_sql(columns: tuple[str, ...], count: int) -> list[str]:
+    """``_write_status``'s statements, for these columns and this many tickets: the
+    event rows and the tickets' update.  PostgreSQL runs both as one statement
+    (the insert as a data-modifying ``WITH``), a round trip fewer on every
+    offer and accept; SQLite has no such ``WITH``, and runs the two."""
     marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count)
     insert = (
         f"INSERT INTO {TicketEvent._meta.db_table} (ticket_id, actor_id,"  # noqa: S608
@@ -682,31 +685,38 @@ def _status_sql(columns: tuple[str, ...], count: int) -> tuple[str, str]:
         f" SET {', '.join(f'{column} = %s' for column in columns)}"
         f" WHERE id IN ({', '.join(['%s'] * count)})"
     )
-    return insert, update
+    if connection.vendor == "postgresql":
+        return [f"WITH event AS ({insert}) {update}"]
+    return [insert, update]
 
 
-# One ticket's change (every offer and accept) has a prepared pair per set of
-# columns: PostgreSQL planned them again on every call, at about the cost of
-# running them.  Several tickets' (a pass) run as plain statements, so that
-# each number of tickets does not leave a prepared statement behind.
-_one_ticket_status: dict[tuple[str, ...], tuple[prepared.Statement, ...]] = {}
+# One ticket's change (every offer and accept) is prepared per set of columns:
+# PostgreSQL planned it again on every call, at about the cost of running it.
+# Several tickets' (a pass) run as plain statements, so that each number of
+# tickets does not leave a prepared statement behind.
+_one_ticket_status: dict[tuple[str, ...], list[prepared.Statement]] = {}
 
 
 def _run_status(columns: tuple[str, ...], count: int, rows: list, values: list) -> None:
     with connection.cursor() as cursor:
         if count > 1:
-            for sql, params in zip(_status_sql(columns, count), (rows, values), strict=True):
-                cursor.execute(sql, params)
-            return
-        if columns not in _one_ticket_status:
-            _one_ticket_status[columns] = tuple(
-                prepared.Statement(
-                    f"humanline_status_{hashlib.sha256(sql.encode()).hexdigest()[:16]}", sql
-                )
-                for sql in _status_sql(columns, 1)
-            )
-        for statement, params in zip(_one_ticket_status[columns], (rows, values), strict=True):
-            statement.execute(connection, cursor, params)
+            statements = _status_sql(columns, count)
+        else:
+            statements = _one_ticket_status.get(columns)
+            if statements is None:
+                statements = _one_ticket_status[columns] = [
+                    prepared.Statement(
+                        f"humanline_status_{hashlib.sha256(sql.encode()).hexdigest()[:16]}", sql
+                    )
+                    for sql in _status_sql(columns, 1)
+                ]
+        # One statement takes the event rows' values first, then the update's.
+        params = [[*rows, *values]] if len(statements) == 1 else [rows, values]
+        for statement, these in zip(statements, params, strict=True):
+            if count > 1:
+                cursor.execute(statement, these)
+            else:
+                statement.execute(connection, cursor, these)
 
 
 def _write_status(
@@ -714,10 +724,10 @@ def _write_status(
 ) -> None:
     """Write allowed status changes of locked tickets: an event row each, one UPDATE.
 
-    The one writer of a ticket's status.  Two plain statements, each value
-    prepared by its field as the ORM's save would (``get_db_prep_save``):
-    every offer and accept runs them, and composing the ORM's insert and
-    update cost more than the writes.  ``changes`` are the same other fields
+    The one writer of a ticket's status.  Plain statements (``_status_sql``),
+    each value prepared by its field as the ORM's save would
+    (``get_db_prep_save``): every offer and accept runs them, and composing
+    the ORM's insert and update cost more than the writes.  ``changes`` are the same other fields
     for every ticket (the assigned agent, the time it was assigned, ...).
     """
     now = timezone.now()
