@@ -114,6 +114,7 @@ def offers_make(
     choices: list[tuple[int, list[int]]],
     now: datetime | None = None,
     multiplier: Decimal | None = None,
+    waiting: list[int] | None = None,
 ) -> list[Offer]:
     """Offer each ticket to the first of its agents still free, in one transaction.
 
@@ -130,6 +131,10 @@ def offers_make(
     The price is fixed in: the rate card's amount for the category, times
     the surge now (or ``multiplier``, when the caller fixes it), plus the
     waiting bonus of a ticket past its target (``escalation.waiting_bonus``).
+
+    ``waiting``, when given, gets the tickets found still ``queued`` and not
+    held: a ticket missing from it had been offered, had left the queue, or
+    was being decided by another dispatcher.
     """
     if not choices:
         return []
@@ -144,6 +149,8 @@ def offers_make(
     try:
         with transaction.atomic():
             tickets = {ticket.pk: ticket for ticket in _lock_queued(ticket_ids)}
+            if waiting is not None:
+                waiting.extend(tickets)
             if not tickets:
                 return []
             wanted = {
@@ -242,10 +249,13 @@ def offer_new_ticket(
     takes the best, as the pass would leave enough for them; when they are as
     many, the pass decides, serving the lane in order.
 
-    True when the ticket got an offer, no longer waits, or nobody can take it
-    now (the pull or the sweep will, when someone can).  False asks for a
-    pass: as many tickets wait ahead of it as it has agents, or concurrent
-    dispatchers took every agent it could have.
+    True when the ticket got an offer, no longer waits, another dispatcher is
+    deciding it (a pass or a pull got to it first: that one asks for a pass
+    if it cannot offer it), or nobody can take it now (the pull or the sweep
+    will, when someone can).  False asks for a pass: as many tickets wait
+    ahead of it as it has agents, or concurrent dispatchers took every agent
+    it could have.  A ticket taken by a pass asks for no other: under load,
+    passes taking young tickets would otherwise each ask for the next.
     """
     now = now or timezone.now()
     ticket = opened or Ticket.objects.filter(pk=ticket_id).first()
@@ -257,7 +267,8 @@ def offer_new_ticket(
     ahead = queued_ahead(ticket=ticket, since_before=_settled(now), at_most=len(agents))
     if ahead >= len(agents):
         return False
-    return bool(offers_make(choices=[(ticket.pk, agents)], now=now))
+    waiting: list[int] = []
+    return bool(offers_make(choices=[(ticket.pk, agents)], now=now, waiting=waiting)) or not waiting
 
 
 def pull(*, agent_id: int, now: datetime | None = None) -> bool:

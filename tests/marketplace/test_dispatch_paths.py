@@ -171,8 +171,8 @@ def test_a_ticket_opened_then_cancelled_before_its_hook_gets_no_offer(three):
     opened = Ticket.objects.get(pk=ticket.pk)  # as written
     Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.CANCELLED)
 
-    # False: the offer found nothing to lock; the pass finds nothing either.
-    assert dispatch.offer_new_ticket(ticket_id=ticket.pk, opened=opened) is False
+    # True: the offer found nothing to lock, and nothing is left for a pass.
+    assert dispatch.offer_new_ticket(ticket_id=ticket.pk, opened=opened) is True
 
     assert not Offer.objects.exists()  # the offer checked again under its lock
     ticket.refresh_from_db()
@@ -211,6 +211,38 @@ def test_concurrent_new_tickets_fan_out_over_the_free_agents(three):
 
     assert made is True
     assert offer_for(ticket).agent == ben
+
+
+@pytest.mark.postgres("another transaction's row locks: SQLite locks the whole file")
+@pytest.mark.django_db(transaction=True)
+def test_a_new_ticket_another_dispatcher_is_deciding_asks_for_no_pass(three):
+    """A pass or a pull holds the ticket's row: it decides the ticket (and asks for
+    a pass itself if it cannot offer it), so the ticket's own path asks for none."""
+    ticket = TicketFactory(category="general")
+
+    made = while_locked(
+        Ticket.objects.filter(pk=ticket.pk), lambda: dispatch.offer_new_ticket(ticket_id=ticket.pk)
+    )
+
+    assert made is True
+    assert not Offer.objects.exists()
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.QUEUED
+
+
+@pytest.mark.postgres("another transaction's row locks: SQLite locks the whole file")
+@pytest.mark.django_db(transaction=True)
+def test_a_new_ticket_whose_agents_are_all_held_asks_for_a_pass(three):
+    """The ticket is its own, but other dispatchers hold every agent it could have."""
+    ticket = TicketFactory(category="general")
+
+    made = while_locked(
+        Agent.objects.filter(pk__in=[a.pk for a in three]),
+        lambda: dispatch.offer_new_ticket(ticket_id=ticket.pk),
+    )
+
+    assert made is False
+    assert not Offer.objects.exists()
 
 
 # --- a free agent pulls ---------------------------------------------------------------
