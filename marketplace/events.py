@@ -94,23 +94,30 @@ def ticket_waiting(ticket_id: int, opened=None) -> None:
 def agent_free(*, agent_id: int) -> None:
     """An agent has room for a ticket: they take the first in line, or a pass decides.
 
-    While a pass runs (at saturation they run back to back), the agent joins
-    its next round instead of pulling: every agent freed meanwhile then gets
-    a ticket from one read of the queue, where their pulls would all reach
-    for the same head of the line and all but one lose.
+    When nothing waits that they may take (as after most accepts in service),
+    that one read is all.  While a pass runs (at saturation they run back to
+    back), the agent joins its next round instead of pulling: every agent
+    freed meanwhile then gets a ticket from one read of the queue, where their
+    pulls would all reach for the same head of the line and all but one lose.
+    An agent with nothing to take does not join: each accept during a pass
+    would otherwise send it round again, and in service passes that offer
+    nothing would follow each other for as long as agents accept.
     """
     from marketplace.services import dispatch
 
     running = None
     if settings.HUMANLINE["DISPATCH_INLINE"]:
-        running = dispatch.pass_running()
-        if not running:
-            running = None  # the pull takes time: the pass is looked for again after it
-            try:
-                if dispatch.pull(agent_id=agent_id):
+        try:
+            heads = dispatch.pullable(agent_id=agent_id)
+            if not heads:
+                return
+            running = dispatch.pass_running()
+            if not running:
+                running = None  # the pull takes time: the pass is looked for again after it
+                if dispatch.pull(agent_id=agent_id, heads=heads):
                     return
-            except Exception:
-                logger.exception("pull for agent %s failed", agent_id)
+        except Exception:
+            logger.exception("pull for agent %s failed", agent_id)
     dispatch.pass_request(running=running)
 
 

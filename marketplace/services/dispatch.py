@@ -271,17 +271,27 @@ def offer_new_ticket(
     return bool(offers_make(choices=[(ticket.pk, agents)], now=now, waiting=waiting)) or not waiting
 
 
-def pull(*, agent_id: int, now: datetime | None = None) -> bool:
-    """A free agent takes the first ticket in line that they may be offered.
+def pullable(*, agent_id: int, now: datetime | None = None) -> list[int]:
+    """The first tickets in line that a free agent may be offered (``PULL_TICKETS``).
 
     Only tickets that have waited past ``events.just_queued()``: a younger one
-    is its own fast path's, which chooses the best agent for it.  True when
+    is its own fast path's, which chooses the best agent for it.
+    """
+    now = now or timezone.now()
+    return rules.tickets_for(agent_id, now, settled=_settled(now), limit=PULL_TICKETS)
+
+
+def pull(*, agent_id: int, now: datetime | None = None, heads: list[int] | None = None) -> bool:
+    """A free agent takes the first ticket in line that they may be offered.
+
+    ``heads`` are the agent's ``pullable`` tickets when just read.  True when
     the agent got an offer or nothing waits that they may take; False asks
     for a pass (the tickets were all held by other dispatchers, or the agent
     was offered something else meanwhile).
     """
     now = now or timezone.now()
-    heads = rules.tickets_for(agent_id, now, settled=_settled(now), limit=PULL_TICKETS)
+    if heads is None:
+        heads = pullable(agent_id=agent_id, now=now)
     if not heads:
         return True
     return bool(offers_make(choices=[(ticket_id, [agent_id]) for ticket_id in heads], now=now))

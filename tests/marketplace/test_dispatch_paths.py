@@ -528,3 +528,26 @@ def test_a_freed_agent_joins_a_pass_already_running_instead_of_pulling(
     cache.delete_many([dispatch.LOCK_KEY, dispatch.AGAIN_KEY])  # the pass ended
     events.agent_free(agent_id=paula.pk)
     assert offer_for(ticket).agent == paula and queued == []
+
+
+def test_a_freed_agent_with_nothing_to_take_does_not_send_a_running_pass_round_again(
+    paula, settings, monkeypatch
+):
+    """In service a pass may be running while agents accept: one with nothing
+    waiting that they may take (a ticket just queued is its own fast path's)
+    leaves that pass to end, rather than keep passes following each other."""
+    from django.core.cache import cache
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued = []
+    monkeypatch.setattr(events.tasks.dispatch, "delay", lambda: queued.append(1))
+    TicketFactory(category="payments")  # just queued
+    cache.add(dispatch.LOCK_KEY, 1, timeout=30)  # a pass is running
+
+    try:
+        events.agent_free(agent_id=paula.pk)
+
+        assert cache.get(dispatch.AGAIN_KEY) is None and queued == []
+        assert not Offer.objects.exists()
+    finally:
+        cache.delete_many([dispatch.LOCK_KEY, dispatch.AGAIN_KEY])
