@@ -94,30 +94,28 @@ def ticket_waiting(ticket_id: int, opened=None) -> None:
 def agent_free(*, agent_id: int) -> None:
     """An agent has room for a ticket: they take the first in line, or a pass decides.
 
-    When nothing waits that they may take (as after most accepts in service),
-    that one read is all.  While a pass runs (at saturation they run back to
-    back), the agent joins its next round instead of pulling: every agent
-    freed meanwhile then gets a ticket from one read of the queue, where their
-    pulls would all reach for the same head of the line and all but one lose.
-    An agent with nothing to take does not join: each accept during a pass
-    would otherwise send it round again, and in service passes that offer
-    nothing would follow each other for as long as agents accept.
+    While a pass runs (at saturation they run back to back), the agent joins
+    its next round instead of pulling: every agent freed meanwhile then gets
+    a ticket from one read of the queue, where their pulls would all reach
+    for the same head of the line and all but one lose.  Only when a ticket
+    waits past its own fast path: in service a pass may run while agents
+    accept, and each accept would otherwise send it round again, passes that
+    offer nothing following each other for as long as agents accept.
     """
     from marketplace.services import dispatch
 
     running = None
     if settings.HUMANLINE["DISPATCH_INLINE"]:
-        try:
-            heads = dispatch.pullable(agent_id=agent_id)
-            if not heads:
-                return
-            running = dispatch.pass_running()
-            if not running:
-                running = None  # the pull takes time: the pass is looked for again after it
-                if dispatch.pull(agent_id=agent_id, heads=heads):
+        running = dispatch.pass_running()
+        if running and not dispatch.settled_waiting():
+            return
+        if not running:
+            running = None  # the pull takes time: the pass is looked for again after it
+            try:
+                if dispatch.pull(agent_id=agent_id):
                     return
-        except Exception:
-            logger.exception("pull for agent %s failed", agent_id)
+            except Exception:
+                logger.exception("pull for agent %s failed", agent_id)
     dispatch.pass_request(running=running)
 
 

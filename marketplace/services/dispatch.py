@@ -271,27 +271,37 @@ def offer_new_ticket(
     return bool(offers_make(choices=[(ticket.pk, agents)], now=now, waiting=waiting)) or not waiting
 
 
-def pullable(*, agent_id: int, now: datetime | None = None) -> list[int]:
-    """The first tickets in line that a free agent may be offered (``PULL_TICKETS``).
+# Whether any ticket waits past its own fast path.  The status is written into
+# the text so that the plan reads the queue's partial index (ticket_queue_order).
+_SETTLED_WAITING = prepared.Statement(
+    "humanline_settled_waiting",
+    f"SELECT 1 FROM {Ticket._meta.db_table}"  # noqa: S608 (names and a constant)
+    f" WHERE status = '{TicketStatus.QUEUED}' AND queued_at < %s LIMIT 1",
+)
 
-    Only tickets that have waited past ``events.just_queued()``: a younger one
-    is its own fast path's, which chooses the best agent for it.
+
+def settled_waiting(*, now: datetime | None = None) -> bool:
+    """Does a ticket wait that is no longer its own fast path's (``events.just_queued``)?
+
+    One index read: a freed agent looks before joining a running pass.
     """
-    now = now or timezone.now()
-    return rules.tickets_for(agent_id, now, settled=_settled(now), limit=PULL_TICKETS)
+    settled = connection.ops.adapt_datetimefield_value(_settled(now or timezone.now()))
+    with connection.cursor() as cursor:
+        _SETTLED_WAITING.execute(connection, cursor, [settled])
+        return cursor.fetchone() is not None
 
 
-def pull(*, agent_id: int, now: datetime | None = None, heads: list[int] | None = None) -> bool:
+def pull(*, agent_id: int, now: datetime | None = None) -> bool:
     """A free agent takes the first ticket in line that they may be offered.
 
-    ``heads`` are the agent's ``pullable`` tickets when just read.  True when
+    Only tickets that have waited past ``events.just_queued()``: a younger one
+    is its own fast path's, which chooses the best agent for it.  True when
     the agent got an offer or nothing waits that they may take; False asks
     for a pass (the tickets were all held by other dispatchers, or the agent
     was offered something else meanwhile).
     """
     now = now or timezone.now()
-    if heads is None:
-        heads = pullable(agent_id=agent_id, now=now)
+    heads = rules.tickets_for(agent_id, now, settled=_settled(now), limit=PULL_TICKETS)
     if not heads:
         return True
     return bool(offers_make(choices=[(ticket_id, [agent_id]) for ticket_id in heads], now=now))
