@@ -272,7 +272,8 @@ def offer_new_ticket(
 
 
 # Whether any ticket waits past its own fast path.  The status is written into
-# the text so that the plan reads the queue's partial index (ticket_queue_order).
+# the text so that the plan may read a partial index of the waiting tickets
+# (their partial indexes' conditions must be proved from the text).
 _SETTLED_WAITING = prepared.Statement(
     "humanline_settled_waiting",
     f"SELECT 1 FROM {Ticket._meta.db_table}"  # noqa: S608 (names and a constant)
