@@ -8,6 +8,8 @@ for presence, offers and assignments, the ticket socket (``/ws/tickets/<id>/``)
 for the conversation, and htmx to swap the conversation pane in place.
 """
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -272,7 +274,12 @@ def console_ticket_action(request, ticket_id: int, action: str):
         context.update(pane_note=note, pane_error=error)
         response = render(request, "agents/_pane.html", context)
         if action == "resolve" and not error:
-            response["HX-Trigger"] = "console:ticket-resolved"
+            # Raised on the body itself (htmx's "target" key), not on the form
+            # that posted: the socket's push of the resolve may have swapped
+            # the pane (and the form with it) out of the page before this
+            # response arrives, and an event raised on a detached form never
+            # reaches the earnings card listening on the body.
+            response["HX-Trigger"] = json.dumps({"console:ticket-resolved": {"target": "body"}})
         return response
     if error:
         messages.error(request, error)
