@@ -727,8 +727,9 @@ def _write_status(
     The one writer of a ticket's status.  Plain statements (``_status_sql``),
     each value prepared by its field as the ORM's save would
     (``get_db_prep_save``): every offer and accept runs them, and composing
-    the ORM's insert and update cost more than the writes.  ``changes`` are the same other fields
-    for every ticket (the assigned agent, the time it was assigned, ...).
+    the ORM's insert and update cost more than the writes.  ``changes`` are
+    the same other fields for every ticket (the assigned agent, the time it
+    was assigned, ...).
     """
     now = timezone.now()
     actor = _actor_fields(caller)
