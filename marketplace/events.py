@@ -104,13 +104,13 @@ def agent_free(*, agent_id: int) -> None:
     """
     from marketplace.services import dispatch
 
-    running = None
+    running = None  # not known: the pull takes time, the pass is looked for after it
     if settings.HUMANLINE["DISPATCH_INLINE"]:
-        running = dispatch.pass_running()
-        if running and not dispatch.settled_waiting():
-            return
-        if not running:
-            running = None  # the pull takes time: the pass is looked for again after it
+        if dispatch.pass_running():
+            if not dispatch.settled_waiting():
+                return
+            running = True
+        else:
             try:
                 if dispatch.pull(agent_id=agent_id):
                     return
