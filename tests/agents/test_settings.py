@@ -197,6 +197,21 @@ def test_an_unknown_http_handler_is_refused():
     assert run_manage("check", HTTP_HANDLER="django").returncode == 0
 
 
+def test_a_web_process_runs_requests_on_a_few_threads_unless_set():
+    probe = (
+        "import config.asgi; from config.asgi_http import PooledASGIHandler;"
+        " print(PooledASGIHandler().threads)"
+    )
+    default = run_python("-c", probe, **production())
+    chosen = run_python("-c", probe, **production(HTTP_THREADS="12"))
+    assert default.returncode == chosen.returncode == 0, default.stderr + chosen.stderr
+    assert int(default.stdout) == 4
+    assert int(chosen.stdout) == 12
+    refused = run_manage("check", **production(HTTP_THREADS="0"))
+    assert refused.returncode != 0
+    assert "HTTP_THREADS must be 1 or more, not 0." in refused.stderr
+
+
 def test_the_channel_layer_spreads_over_the_redis_servers_listed():
     probe = (
         "from django.conf import settings as s;"
