@@ -1,6 +1,7 @@
 """WebSocket consumers for people.  Transport only: authenticate, forward, never write."""
 
 from channels.db import database_sync_to_async
+from django.utils.translation import gettext as _
 
 from agents import events, presence, selectors
 from config import params
@@ -26,7 +27,7 @@ class PingConsumer(JsonConsumer):
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
         else:
-            await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
+            await self.send_json(_error("unknown_type", _("Unknown type.")))
 
 
 class AgentConsumer(JsonConsumer):
@@ -81,7 +82,7 @@ class AgentConsumer(JsonConsumer):
             )
             await self.send_json(snapshot)
         else:
-            await self.send_json({"type": "error", "error": {"code": "unknown_type"}})
+            await self.send_json(_error("unknown_type", _("Unknown type.")))
 
     async def _answer_offer(self, kind: str, content: dict) -> dict:
         """Answer an offer through the same services as the HTTP API."""
@@ -91,7 +92,7 @@ class AgentConsumer(JsonConsumer):
 
         offer_id = content.get("offer_id")
         if not _is_id(offer_id):
-            return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
+            return _error("invalid", _("Give the offer_id as an integer."), offer_id=offer_id)
         answer = {"offer_id": offer_id, "user": self.scope["user"]}
         if kind == "offer.accept":
             action = dispatch.offer_accept
@@ -99,14 +100,14 @@ class AgentConsumer(JsonConsumer):
             action = dispatch.offer_decline
             reason, note = content.get("reason") or "", content.get("note") or ""
             if not isinstance(reason, str) or not isinstance(note, str):
-                return _error("invalid", "Give the reason and note as text.", offer_id=offer_id)
+                return _error("invalid", _("Give the reason and note as text."), offer_id=offer_id)
             answer.update(reason=reason, note=note)
         try:
             # thread_sensitive=False: answers from many sockets run side by side in
             # the thread pool instead of queueing behind one shared thread.
             offer = await database_sync_to_async(action, thread_sensitive=False)(**answer)
         except Offer.DoesNotExist:
-            return _error("not_found", "No such offer.", offer_id=offer_id)
+            return _error("not_found", _("No such offer."), offer_id=offer_id)
         except DomainError as exc:
             return _error(exc.code, exc.message, offer_id=offer_id)
         return {"type": "offer.answered", "offer_id": offer.pk, "status": offer.status}
@@ -118,13 +119,13 @@ class AgentConsumer(JsonConsumer):
 
         offer_id = content.get("offer_id")
         if not _is_id(offer_id):
-            return _error("invalid", "Give the offer_id as an integer.", offer_id=offer_id)
+            return _error("invalid", _("Give the offer_id as an integer."), offer_id=offer_id)
         try:
             await database_sync_to_async(dispatch.offer_seen, thread_sensitive=False)(
                 offer_id=offer_id, user=self.scope["user"]
             )
         except Offer.DoesNotExist:
-            return _error("not_found", "No such offer.", offer_id=offer_id)
+            return _error("not_found", _("No such offer."), offer_id=offer_id)
         return None
 
     async def disconnect(self, code):

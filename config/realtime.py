@@ -1,4 +1,5 @@
-"""WebSocket authentication: session cookie or one-time realtime ticket.
+"""WebSocket authentication (session cookie or one-time realtime ticket), the
+sockets' base consumer, and the language a socket answers in.
 
 Browsers on our own pages use their session.  Other clients (mobile apps,
 benchmarks, integrations' widgets) first ``POST /api/v1/realtime/tickets/``
@@ -7,12 +8,18 @@ with their token and connect with ``?ticket=<value>``: a ticket is valid for
 """
 
 import logging
+from functools import cached_property
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from config.locale import ui_language
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +45,18 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         store one, and the statement's error would drop the socket.
         """
         if text_data is None:
-            await self.send_json(_bad_frame("Send JSON text frames."))
+            await self.send_json(_bad_frame(_("Send JSON text frames.")))
             return
         try:
             content = await self.decode_json(text_data)
         except ValueError:
-            await self.send_json(_bad_frame("The frame is not valid JSON."))
+            await self.send_json(_bad_frame(_("The frame is not valid JSON.")))
             return
         if not isinstance(content, dict):
-            await self.send_json(_bad_frame('Send a JSON object with a "type".'))
+            await self.send_json(_bad_frame(_('Send a JSON object with a "type".')))
             return
         if _holds_nul(content):
-            await self.send_json(_bad_frame("Text may not hold NUL characters."))
+            await self.send_json(_bad_frame(_("Text may not hold NUL characters.")))
             return
         await self.receive_json(content, **kwargs)
 
@@ -72,11 +79,47 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("Could not rejoin %s; the next ping tries again", group, exc_info=True)
 
     async def dispatch(self, message):
-        """Channels' own dispatch, without its stale-connection hop (see the class)."""
+        """Channels' own dispatch, without its stale-connection hop (see the class).
+
+        The client's own messages (the handshake, frames, the close) are
+        handled in the socket's language, so that what the socket answers
+        itself (its error frames, the services' refusals) reads as its page
+        does.  Pushes are handled as they come: they carry text already
+        written in their reader's language.
+        """
         handler = getattr(self, handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            with translation.override(self.language):
+                await handler(message)
+        else:
+            await handler(message)
+
+    @cached_property
+    def language(self) -> str:
+        return socket_language(self.scope)
+
+
+def socket_language(scope) -> str:
+    """The language of a socket, as of the page that opened it.
+
+    The signed-in person's chosen language when the pages are translated into
+    it (``config.locale.PreferencesMiddleware``), else Django's choice for the
+    handshake as for any request (``LocaleMiddleware``): the language
+    switcher's cookie, else the browser's ``Accept-Language``, else English.
+    """
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        chosen = ui_language(user.language)
+        if chosen:
+            return chosen
+    handshake = HttpRequest()
+    handshake.COOKIES = dict(scope.get("cookies") or {})
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"accept-language":
+            handshake.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(handshake)
 
 
 def handler_name(message: dict) -> str:

@@ -10,6 +10,7 @@ client that reconnects loses nothing.  Messages sent here go through
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.utils.translation import gettext as _
 
 from config import effects, params
 from config.errors import DomainError
@@ -64,7 +65,7 @@ class TicketConsumer(JsonConsumer):
                 await self.send_json(
                     {
                         "type": "error",
-                        "error": {"code": "invalid", "message": "Give the body as text."},
+                        "error": {"code": "invalid", "message": _("Give the body as text.")},
                     }
                 )
                 return
@@ -76,7 +77,7 @@ class TicketConsumer(JsonConsumer):
                 )
         else:
             await self.send_json(
-                {"type": "error", "error": {"code": "unknown_type", "message": "Unknown type."}}
+                {"type": "error", "error": {"code": "unknown_type", "message": _("Unknown type.")}}
             )
 
     async def ticket_event(self, message):
