@@ -15,6 +15,7 @@ from django.utils import timezone
 from agents import events, presence, services
 from agents.models import AgentConnection, Presence
 from config.asgi import application
+from tests.marketplace.factories import offer_to_online
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -167,7 +168,7 @@ async def test_a_frame_that_is_not_an_object_is_an_error_and_the_socket_stays_op
 
 
 async def test_a_decline_note_holding_a_nul_is_an_error_and_the_offer_stays_open(agent):
-    offer = await database_sync_to_async(_offer_to)(agent)
+    offer = await database_sync_to_async(offer_to_online)(agent)
     socket, _, _ = await _open(agent)
     await socket.receive_json_from()
 
@@ -180,17 +181,6 @@ async def test_a_decline_note_holding_a_nul_is_an_error_and_the_offer_stays_open
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from() == {"type": "pong"}
     await socket.disconnect()
-
-
-def _offer_to(agent):
-    from marketplace.models import Offer
-    from marketplace.services import dispatch
-    from tests.tickets.factories import TicketFactory
-
-    presence.agent_presence_set(agent_id=agent.pk, status=Presence.ONLINE)
-    ticket = TicketFactory(category="general", language="en")
-    dispatch.dispatch_pass()
-    return Offer.objects.get(ticket=ticket, agent=agent)
 
 
 @pytest.mark.redis("the presence push through channels-redis")

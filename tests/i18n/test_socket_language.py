@@ -12,10 +12,11 @@ import time_machine
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from agents import presence, services
-from agents.models import Presence, Role
+from agents import services
+from agents.models import Role
 from config.asgi import application
 from tests.factories import AgentFactory, UserFactory
+from tests.marketplace.factories import offer_to_online
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -65,7 +66,7 @@ async def test_a_socket_answers_in_the_language_its_person_chose():
 
 async def test_a_refusal_of_the_services_is_passed_on_in_the_sockets_language():
     agent = await database_sync_to_async(AgentFactory)(user__language="sv", languages=["en"])
-    offer = await database_sync_to_async(_offer_to)(agent)
+    offer = await database_sync_to_async(offer_to_online)(agent)
     socket = await _open(agent.user)
 
     # Past its window, before the sweeper has run: accepting is refused.
@@ -124,14 +125,3 @@ async def test_the_ticket_socket_answers_its_customer_in_their_language():
     nul = await socket.receive_json_from()
     assert nul["error"]["message"] == "Der Text darf keine NUL-Zeichen enthalten."
     await socket.disconnect()
-
-
-def _offer_to(agent):
-    from marketplace.models import Offer
-    from marketplace.services import dispatch
-    from tests.tickets.factories import TicketFactory
-
-    presence.agent_presence_set(agent_id=agent.pk, status=Presence.ONLINE)
-    ticket = TicketFactory(category="general", language="en")
-    dispatch.dispatch_pass()
-    return Offer.objects.get(ticket=ticket, agent=agent)

@@ -1,4 +1,4 @@
-"""factory_boy factories for shifts."""
+"""factory_boy factories for shifts, and an offer made the way dispatch makes one."""
 
 from datetime import timedelta
 
@@ -46,3 +46,18 @@ class ShiftBookingFactory(factory.django.DjangoModelFactory):
     def _count(obj, create, extracted, **kwargs):
         if create and obj.status in HOLDING:
             ShiftSlot.objects.filter(pk=obj.slot_id).update(booked_count=F("booked_count") + 1)
+
+
+def offer_to_online(agent):
+    """The offer dispatch makes ``agent``, put online, of a new English ticket in
+    ``general`` (one pass, as the sweep would run)."""
+    from agents import presence
+    from agents.models import Presence
+    from marketplace.models import Offer
+    from marketplace.services import dispatch
+    from tests.tickets.factories import TicketFactory
+
+    presence.agent_presence_set(agent_id=agent.pk, status=Presence.ONLINE)
+    ticket = TicketFactory(category="general", language="en")
+    dispatch.dispatch_pass()
+    return Offer.objects.get(ticket=ticket, agent=agent)
